@@ -1,0 +1,154 @@
+"""Statute corpora: the Document record and readers for AILA folders, JSONL and CSV.
+
+Every reader validates as it goes and raises CorpusError with a one-line message that
+names the file (and line), so a bad corpus never reaches the index writer.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REQUIRED_FIELDS = ("id", "title", "text")
+_AILA_ID = re.compile(r"^S(\d+)$")
+
+
+class CorpusError(ValueError):
+    """A corpus input problem; the message names the file and, where known, the line."""
+
+
+@dataclass(frozen=True)
+class Document:
+    """One statute: a unique id, a display title and the text that is indexed."""
+
+    id: str
+    title: str
+    text: str
+
+    def indexed_text(self) -> str:
+        """Title and text as one string, the title left out when the text already holds it."""
+        if not self.title or self.title in self.text:
+            return self.text
+        return f"{self.title} {self.text}"
+
+
+def read_corpus(path: str | Path) -> list[Document]:
+    """Read a corpus from an AILA release folder, a folder of S*.txt, a .jsonl or a .csv file."""
+    p = Path(path)
+    if not p.exists():
+        raise CorpusError(f"{p}: no such file or folder")
+    if p.is_dir():
+        statutes = p / "Object_statutes"
+        docs = read_aila_statutes(statutes if statutes.is_dir() else p)
+    elif p.suffix.lower() == ".jsonl":
+        docs = list(read_jsonl(p))
+    elif p.suffix.lower() == ".csv":
+        docs = list(read_csv(p))
+    else:
+        raise CorpusError(f"{p}: unknown corpus format (want a folder, .jsonl or .csv)")
+    return validate(docs, str(p))
+
+
+def read_aila_statutes(folder: Path) -> list[Document]:
+    """Read AILA 2019 `S<n>.txt` files (lines `Title: ...` / `Desc: ...`), ordered by number."""
+    files = [f for f in folder.glob("S*.txt") if _AILA_ID.match(f.stem)]
+    if not files:
+        raise CorpusError(f"{folder}: no statute files S<n>.txt in this folder")
+    docs = []
+    for f in sorted(files, key=lambda f: int(f.stem[1:])):
+        text = _decode(_read_bytes(f), f, line=None).strip()
+        if not text:
+            raise CorpusError(f"{f}: empty statute text")
+        first = text.splitlines()[0]
+        title = first[len("Title:"):].strip() if first.startswith("Title:") else ""
+        docs.append(Document(f.stem, title, text))
+    return docs
+
+
+def read_jsonl(path: Path) -> Iterator[Document]:
+    """Yield Documents from JSON lines with string fields id, title and text."""
+    for lineno, raw in enumerate(_read_bytes(path).splitlines(), start=1):
+        line = _decode(raw, path, lineno).strip()
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CorpusError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise CorpusError(f"{path}:{lineno}: expected a JSON object")
+        yield _document(row, path, lineno)
+
+
+def read_csv(path: Path) -> Iterator[Document]:
+    """Yield Documents from a CSV file whose header has id, title and text columns."""
+    text = _decode(_read_bytes(path), path, line=None)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [f for f in REQUIRED_FIELDS if f not in (reader.fieldnames or [])]
+    if missing:
+        raise CorpusError(f"{path}:1: missing column(s) {', '.join(missing)}")
+    for row in reader:
+        yield _document(row, path, reader.line_num)
+
+
+def validate(docs: Iterable[Document], source: str) -> list[Document]:
+    """Reject an empty corpus and duplicate ids; return the documents as a list."""
+    seen: set[str] = set()
+    out = []
+    for i, d in enumerate(docs, start=1):
+        if d.id in seen:
+            raise CorpusError(f"{source}: duplicate id {d.id!r} (document {i})")
+        seen.add(d.id)
+        out.append(d)
+    if not out:
+        raise CorpusError(f"{source}: empty corpus (no documents)")
+    return out
+
+
+def fingerprint(docs: Iterable[Document]) -> str:
+    """sha256 over ids, titles and texts: equal fingerprints mean the same corpus."""
+    h = hashlib.sha256()
+    for d in docs:
+        for part in (d.id, d.title, d.text):
+            h.update(part.encode("utf-8"))
+            h.update(b"\x00")
+    return h.hexdigest()
+
+
+def _document(row: dict, path: Path, lineno: int) -> Document:
+    for field in REQUIRED_FIELDS:
+        value = row.get(field)
+        if field == "title" and value is None:
+            value = row[field] = ""
+        if not isinstance(value, str):
+            problem = "missing" if value is None else f"not a string ({type(value).__name__})"
+            raise CorpusError(f"{path}:{lineno}: field {field!r} {problem}")
+    if not row["id"].strip():
+        raise CorpusError(f"{path}:{lineno}: empty id")
+    if not row["text"].strip():
+        raise CorpusError(f"{path}:{lineno}: empty text for id {row['id']!r}")
+    return Document(row["id"].strip(), row["title"].strip(), row["text"].strip())
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def _decode(data: bytes, path: Path, line: int | None) -> str:
+    """UTF-8 (BOM allowed at the start of a file) or a CorpusError naming file and line."""
+    try:
+        return data.decode("utf-8-sig" if line in (None, 1) else "utf-8")
+    except UnicodeDecodeError as e:
+        lineno = line if line is not None else data.count(b"\n", 0, e.start) + 1
+        raise CorpusError(
+            f"{path}:{lineno}: not valid UTF-8 (byte 0x{data[e.start]:02x})"
+        ) from None

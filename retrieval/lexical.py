@@ -1,0 +1,117 @@
+"""The lexical leg: BM25 over analysed tokens, with bm25s (default) or rank-bm25 as engine.
+
+Both engines take token lists from `analysis` and return one score per document, so the
+retriever ranks and fuses them the same way. Saved as plain arrays and JSON, never pickled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+ENGINES = ("bm25s", "rank-bm25")
+
+
+class LexicalIndex(Protocol):
+    """A BM25 index: one score per document for a tokenised query."""
+
+    engine: str
+    params: dict
+
+    def scores(self, tokens: list[str]) -> np.ndarray:
+        """BM25 score of every document (float32, corpus order)."""
+        ...
+
+    def save(self, folder: Path) -> None:
+        """Write the index files into `folder`."""
+        ...
+
+
+def build_lexical(token_lists: list[list[str]], engine: str = "bm25s", *, k1: float = 1.5,
+                  b: float = 0.75, method: str = "lucene") -> LexicalIndex:
+    """Index tokenised documents; defaults are MTEB's BM25 baseline (lucene, k1 1.5, b 0.75)."""
+    if engine == "bm25s":
+        return Bm25sIndex.build(token_lists, k1=k1, b=b, method=method)
+    if engine == "rank-bm25":
+        return RankBm25Index(token_lists, k1=k1, b=b)
+    raise ValueError(f"unknown BM25 engine {engine!r} (choose from {', '.join(ENGINES)})")
+
+
+def load_lexical(folder: Path, engine: str, params: dict, *, mmap: bool = False) -> LexicalIndex:
+    """Load an index written by `save`; `mmap` maps bm25s's arrays instead of reading them."""
+    if engine == "bm25s":
+        return Bm25sIndex.load(folder, mmap=mmap)
+    if engine == "rank-bm25":
+        with open(folder / "tokens.jsonl", encoding="utf-8") as f:
+            return RankBm25Index([json.loads(line) for line in f], **params)
+    raise ValueError(f"unknown BM25 engine {engine!r} in the index manifest")
+
+
+class Bm25sIndex:
+    """bm25s: scores precomputed into a sparse matrix at build time, so a query is a few sums."""
+
+    engine = "bm25s"
+
+    def __init__(self, model):
+        self._model = model
+        self.params = {"method": model.method, "k1": model.k1, "b": model.b}
+
+    @classmethod
+    def build(cls, token_lists: list[list[str]], *, k1: float, b: float, method: str) -> Bm25sIndex:
+        """Build from token lists through an explicit vocabulary (bm25s's fast id path)."""
+        import bm25s
+
+        vocab: dict[str, int] = {}
+        ids = [[vocab.setdefault(t, len(vocab)) for t in tokens] for tokens in token_lists]
+        model = bm25s.BM25(k1=k1, b=b, method=method)
+        model.index((ids, vocab), show_progress=len(ids) > 5000)
+        return cls(model)
+
+    @classmethod
+    def load(cls, folder: Path, *, mmap: bool) -> Bm25sIndex:
+        """Load bm25s's own files (arrays memory-mapped when asked)."""
+        import bm25s
+
+        return cls(bm25s.BM25.load(str(folder), mmap=mmap, allow_pickle=False, show_progress=False))
+
+    def scores(self, tokens: list[str]) -> np.ndarray:
+        """BM25 score of every document; unknown tokens add nothing."""
+        ids = self._model.get_tokens_ids(tokens)
+        if not ids:
+            return np.zeros(self._model.scores["num_docs"], dtype=np.float32)
+        return np.asarray(self._model.get_scores(ids), dtype=np.float32)
+
+    def vocabulary_size(self) -> int:
+        """Number of distinct tokens indexed."""
+        return len(self._model.vocab_dict)
+
+    def save(self, folder: Path) -> None:
+        """bm25s's own format: CSC arrays as .npy plus vocab and params JSON."""
+        self._model.save(str(folder), allow_pickle=False, show_progress=False)
+
+
+class RankBm25Index:
+    """rank-bm25's BM25Okapi (the user's named package): simple, slower, rebuilt on load."""
+
+    engine = "rank-bm25"
+
+    def __init__(self, token_lists: list[list[str]], *, k1: float = 1.5, b: float = 0.75, **_: object):
+        from rank_bm25 import BM25Okapi
+
+        self._tokens = token_lists
+        # BM25Okapi divides by zero on an all-empty corpus; an empty token keeps it defined.
+        self._model = BM25Okapi([t or [""] for t in token_lists], k1=k1, b=b)
+        self.params = {"method": "okapi", "k1": k1, "b": b}
+
+    def scores(self, tokens: list[str]) -> np.ndarray:
+        """BM25Okapi score of every document."""
+        return np.asarray(self._model.get_scores(tokens), dtype=np.float32)
+
+    def save(self, folder: Path) -> None:
+        """The token lists as JSON lines; the model is rebuilt from them on load."""
+        with open(folder / "tokens.jsonl", "w", encoding="utf-8") as f:
+            for tokens in self._tokens:
+                f.write(json.dumps(tokens, ensure_ascii=False) + "\n")

@@ -1,0 +1,395 @@
+"""HybridRetriever: builds the two legs from a corpus, searches them, fuses, explains.
+
+Data flows one way: documents -> (analysis -> BM25) and (encoder -> dense index) -> per-leg
+rankings -> fusion -> Hits. Each Hit carries each leg's rank and score and the query
+words that matched, so a user can see why a statute was found.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, fusion
+from .analysis import Analyzer, AnalyzerSettings, detect_language
+from .corpus import Document, fingerprint
+from .dense import DenseIndex
+from .encoders import Encoder, EncoderConfig, resolve_model, weights_sha256
+from .lexical import LexicalIndex, build_lexical, load_lexical
+from .store import DocumentTable, IndexFileError, read_manifest, write_index
+
+log = logging.getLogger(__name__)
+
+LEGS = ("dense", "bm25")
+MODES = ("hybrid", "dense", "bm25")
+MAX_DEPTH = 1000
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """How legs are fused: method (rrf, rsf, dbsf, convex), RRF k, per-leg weights and depth."""
+
+    method: str = "rrf"
+    k: int = 60
+    weights: dict[str, float] = field(default_factory=lambda: {"dense": 1.0, "bm25": 1.0})
+    depth: int | None = None  # per-leg list length; None: the whole corpus, at most 1000
+
+    def __post_init__(self):
+        if self.method not in fusion.METHODS:
+            raise ValueError(f"unknown fusion method {self.method!r} (choose from {', '.join(fusion.METHODS)})")
+        if self.k < 0:
+            raise ValueError(f"RRF k must be >= 0, got {self.k}")
+        unknown = set(self.weights) - set(LEGS)
+        if unknown:
+            raise ValueError(f"fusion weights for unknown legs: {', '.join(sorted(unknown))}")
+        if self.depth is not None and self.depth < 1:
+            raise ValueError(f"fusion depth must be >= 1, got {self.depth}")
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready settings."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FusionConfig:
+        """Settings from a dict, ignoring keys that are not fusion settings (e.g. a tune report's)."""
+        keys = {"method", "k", "weights", "depth"}
+        return cls(**{k: v for k, v in d.items() if k in keys})
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> FusionConfig:
+        """Settings from a JSON file such as the one `tune` writes (its "fusion" object, or the top level)."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: cannot read fusion settings ({e})") from None
+        return cls.from_dict(data.get("fusion", data))
+
+
+@dataclass(frozen=True)
+class LegHit:
+    """A document's place in one leg's ranking."""
+
+    rank: int
+    score: float
+
+
+_ABSENT = {"rank": None, "score": None}  # not in that leg's list (or no such leg)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One result: id, title, fused score, each leg's rank and score, matched query words."""
+
+    rank: int
+    id: str
+    title: str
+    score: float
+    dense: LegHit | None = None
+    bm25: LegHit | None = None
+    matched_terms: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        """The JSON shape of `query --json` and the web API."""
+        return {
+            "rank": self.rank, "id": self.id, "title": self.title, "score": self.score,
+            "dense": asdict(self.dense) if self.dense else dict(_ABSENT),
+            "bm25": asdict(self.bm25) if self.bm25 else dict(_ABSENT),
+            "matched_terms": list(self.matched_terms),
+        }
+
+
+class HybridRetriever:
+    """Dense + BM25 retrieval over one corpus, fused by FusionConfig."""
+
+    def __init__(self, docs: DocumentTable | list[Document], *, encoder: Encoder | None,
+                 dense: DenseIndex | None, analyzer: Analyzer | None, lexical: LexicalIndex | None,
+                 fusion_config: FusionConfig = FusionConfig(), info: dict | None = None):
+        self._docs = docs
+        self.ids = docs.ids if isinstance(docs, DocumentTable) else [d.id for d in docs]
+        self.encoder, self.dense = encoder, dense
+        self.analyzer, self.lexical = analyzer, lexical
+        self.fusion = fusion_config
+        self.info = info or {}
+        self._id_rank: np.ndarray | None = None
+        self._rows: dict[str, int] | None = None
+
+    # ---- building -------------------------------------------------------------------
+    @classmethod
+    def build(cls, documents: Sequence[Document], *, encoder: Encoder | EncoderConfig | None = None,
+              legs: Sequence[str] = LEGS, language: str = "auto",
+              analysis: AnalyzerSettings | None = None, bm25_backend: str = "bm25s",
+              dense_kind: str = "flat", fusion_config: FusionConfig = FusionConfig(),
+              progress: bool = True) -> HybridRetriever:
+        """Analyse and index `documents` for each asked leg ('dense', 'bm25')."""
+        legs = _check_legs(legs)
+        docs = list(documents)
+        texts = [d.indexed_text() for d in docs]
+        timings: dict[str, float] = {}
+        analyzer = lexical = enc = dense = None
+        if "bm25" in legs:
+            t = time.perf_counter()
+            if analysis is None:
+                lang = detect_language(texts) if language == "auto" else language
+                analysis = AnalyzerSettings.for_language(lang)
+            analyzer = Analyzer(analysis)
+            lexical = build_lexical(analyzer.many(_progress(texts, progress, "Analysing")), bm25_backend)
+            timings["bm25_seconds"] = time.perf_counter() - t
+        if "dense" in legs:
+            t = time.perf_counter()
+            enc = encoder if isinstance(encoder, Encoder) else Encoder(encoder or EncoderConfig())
+            timings["model_load_seconds"] = time.perf_counter() - t
+            t = time.perf_counter()
+            dense = DenseIndex.build(enc.encode_documents(texts, progress=progress), dense_kind)
+            timings["dense_seconds"] = time.perf_counter() - t
+            timings["truncated_documents"] = enc.count_truncated(texts, enc.document_prompt)
+        info = {"documents": len(docs), "corpus_fingerprint": fingerprint(docs), "build": timings}
+        return cls(docs, encoder=enc, dense=dense, analyzer=analyzer, lexical=lexical,
+                   fusion_config=fusion_config, info=info)
+
+    @property
+    def legs(self) -> tuple[str, ...]:
+        """The legs this retriever has."""
+        return tuple(leg for leg, part in (("dense", self.dense), ("bm25", self.lexical)) if part is not None)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    # ---- saving and loading -----------------------------------------------------------
+    def save(self, path: str | Path) -> dict:
+        """Write the index folder atomically (see store.write_index); returns the manifest."""
+
+        def fill(tmp: Path) -> dict:
+            if isinstance(self._docs, DocumentTable):
+                raise ValueError("save a retriever right after build; a loaded index is already on disk")
+            DocumentTable.write(tmp, self._docs)
+            manifest = {
+                "name": Path(path).name,
+                "documents": len(self),
+                "corpus_fingerprint": self.info.get("corpus_fingerprint"),
+                "legs": list(self.legs),
+                "fusion": self.fusion.to_dict(),
+                "build": self.info.get("build", {}),
+                "versions": _versions(),
+            }
+            if self.dense is not None:
+                (tmp / "dense").mkdir()
+                self.dense.save(tmp / "dense")
+                manifest["dense"] = {**self.encoder.info(), "index": self.dense.kind}
+            if self.lexical is not None:
+                (tmp / "lexical").mkdir()
+                self.lexical.save(tmp / "lexical")
+                manifest["bm25"] = {"engine": self.lexical.engine, "params": self.lexical.params,
+                                    "analysis": self.analyzer.settings.to_dict()}
+            return manifest
+
+        return write_index(path, fill)
+
+    @classmethod
+    def load(cls, path: str | Path, *, model: str | None = None, device: str | None = None,
+             dense_backend: str = "auto", mmap: bool = False, verify: bool = True,
+             fusion_config: FusionConfig | None = None, load_encoder: bool = True) -> HybridRetriever:
+        """Open an index folder: checksums verified, the same model as at build time loaded."""
+        folder = Path(path)
+        manifest = read_manifest(folder, verify=verify)
+        try:
+            docs = DocumentTable.load(folder, mmap=mmap)
+            enc = dense = analyzer = lexical = None
+            if "dense" in manifest["legs"]:
+                meta = manifest["dense"]
+                dense = DenseIndex.load(folder / "dense", meta["index"], mmap=mmap, backend=dense_backend)
+                if load_encoder:
+                    enc = Encoder(_encoder_config(meta, model, device))
+                    _check_same_model(meta, enc)
+            if "bm25" in manifest["legs"]:
+                meta = manifest["bm25"]
+                analyzer = Analyzer(AnalyzerSettings.from_dict(meta["analysis"]))
+                lexical = load_lexical(folder / "lexical", meta["engine"], meta["params"], mmap=mmap)
+        except IndexFileError:
+            raise
+        except (OSError, ValueError, RuntimeError, KeyError) as e:
+            raise IndexFileError(f"{folder}: cannot load index ({type(e).__name__}: {e})") from None
+        fusion_config = fusion_config or FusionConfig.from_dict(manifest.get("fusion", {}))
+        return cls(docs, encoder=enc, dense=dense, analyzer=analyzer, lexical=lexical,
+                   fusion_config=fusion_config, info=manifest)
+
+    # ---- searching --------------------------------------------------------------------
+    def depth(self) -> int:
+        """Each leg's list length: the configured depth, else the whole corpus, at most 1000."""
+        return min(self.fusion.depth or MAX_DEPTH, len(self))
+
+    def leg_rankings(self, queries: Sequence[str], legs: Sequence[str] | None = None,
+                     depth: int | None = None, query_vectors: np.ndarray | None = None
+                     ) -> dict[str, list[list[tuple[int, float]]]]:
+        """Per leg, per query: (row, score) pairs best first, ties by descending doc id."""
+        legs = _check_legs(legs or self.legs, available=self.legs)
+        depth = min(depth or self.depth(), len(self))
+        out: dict[str, list[list[tuple[int, float]]]] = {}
+        if "dense" in legs:
+            if query_vectors is None:
+                query_vectors = self.encode_queries(queries)
+            scores, rows = self.dense.search(query_vectors, depth)
+            out["dense"] = [self._order(r[r >= 0], s[r >= 0]) for s, r in zip(scores, rows)]
+        if "bm25" in legs:
+            out["bm25"] = [self._top(self.lexical.scores(self.analyzer(q)), depth) for q in queries]
+        return out
+
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """Query vectors (with the query prompt); needs the encoder."""
+        if self.encoder is None:
+            raise RuntimeError("this retriever was loaded without its encoder")
+        return self.encoder.encode_queries(list(queries))
+
+    def fuse(self, rankings: dict[str, list[tuple[int, float]]], mode: str = "hybrid") -> list[tuple[str, float]]:
+        """One query's fused (doc id, score) list for `mode`, from its per-leg rankings."""
+        if mode != "hybrid":
+            return [(self.ids[r], s) for r, s in rankings[mode]]
+        legs = [leg for leg in LEGS if leg in rankings]
+        weights = [self.fusion.weights.get(leg, 1.0) for leg in legs]
+        lists = [[(self.ids[r], s) for r, s in rankings[leg]] for leg in legs]
+        return fusion.fuse(self.fusion.method, lists, weights, self.fusion.k)
+
+    def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
+        """Top-k Hits for one query; mode 'hybrid' fuses the legs, 'dense'/'bm25' use one."""
+        return self.search_many([query], k, mode)[0]
+
+    def search_many(self, queries: Sequence[str], k: int = 10, mode: str = "hybrid") -> list[list[Hit]]:
+        """Top-k Hits for each query (queries encoded in one batch)."""
+        legs = self._legs_for(mode)
+        per_leg = self.leg_rankings(queries, legs)
+        results = []
+        for qi, query in enumerate(queries):
+            rankings = {leg: per_leg[leg][qi] for leg in legs}
+            fused = self.fuse(rankings, legs[0] if len(legs) == 1 else mode)
+            places = {leg: {self.ids[r]: LegHit(i + 1, float(s)) for i, (r, s) in enumerate(rankings[leg])}
+                      for leg in legs}
+            results.append([self._hit(rank, doc_id, score, places, query)
+                            for rank, (doc_id, score) in enumerate(fused[:k], start=1)])
+        return results
+
+    def document(self, doc_id: str) -> dict:
+        """A document's id, title and text by id (KeyError when unknown)."""
+        return self._doc(self._row_of(doc_id))
+
+    def matched_terms(self, query: str, text: str) -> tuple[str, ...]:
+        """Query words whose index token occurs in `text` (empty without the BM25 leg)."""
+        if self.analyzer is None:
+            return ()
+        doc_tokens = set(self.analyzer(text))
+        seen: dict[str, None] = {}
+        for word, token in self.analyzer.terms(query):
+            if token in doc_tokens:
+                seen.setdefault(word)
+        return tuple(seen)
+
+    # ---- internals --------------------------------------------------------------------
+    def _legs_for(self, mode: str) -> tuple[str, ...]:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
+        if mode == "hybrid":
+            return self.legs
+        if mode not in self.legs:
+            raise ValueError(f"this index has no {mode} leg (it has: {', '.join(self.legs)})")
+        return (mode,)
+
+    def _hit(self, rank: int, doc_id: str, score: float, places: dict, query: str) -> Hit:
+        doc = self._doc(self._row_of(doc_id))
+        return Hit(rank, doc_id, doc["title"], float(score),
+                   dense=places.get("dense", {}).get(doc_id), bm25=places.get("bm25", {}).get(doc_id),
+                   matched_terms=self.matched_terms(query, Document(**doc).indexed_text()))
+
+    def _doc(self, row: int) -> dict:
+        if isinstance(self._docs, DocumentTable):
+            return self._docs.get(row)
+        d = self._docs[row]
+        return {"id": d.id, "title": d.title, "text": d.text}
+
+    def _row_of(self, doc_id: str) -> int:
+        if self._rows is None:
+            self._rows = {d: i for i, d in enumerate(self.ids)}
+        return self._rows[doc_id]
+
+    def _id_ranks(self) -> np.ndarray:
+        """Position of each document's id in sorted id order (for tie-breaking)."""
+        if self._id_rank is None:
+            order = np.argsort(np.asarray(self.ids, dtype=object), kind="stable")
+            self._id_rank = np.empty(len(order), dtype=np.int64)
+            self._id_rank[order] = np.arange(len(order))
+        return self._id_rank
+
+    def _order(self, rows: np.ndarray, scores: np.ndarray) -> list[tuple[int, float]]:
+        """Sort by descending score, ties by descending id (trec_eval's order)."""
+        order = np.lexsort((-self._id_ranks()[rows], -scores))
+        return [(int(rows[i]), float(scores[i])) for i in order]
+
+    def _top(self, scores: np.ndarray, depth: int) -> list[tuple[int, float]]:
+        """Top-`depth` rows of a full score vector, ties at the cut kept in id order."""
+        n = len(scores)
+        if depth < n:
+            kth = np.partition(scores, n - depth)[n - depth]
+            rows = np.flatnonzero(scores >= kth)
+        else:
+            rows = np.arange(n)
+        return self._order(rows, scores[rows])[:depth]
+
+
+def _check_legs(legs: Sequence[str], available: Sequence[str] = LEGS) -> tuple[str, ...]:
+    legs = tuple(dict.fromkeys(legs))
+    for leg in legs:
+        if leg not in LEGS:
+            raise ValueError(f"unknown leg {leg!r} (choose from {', '.join(LEGS)})")
+        if leg not in available:
+            raise ValueError(f"this index has no {leg} leg (it has: {', '.join(available)})")
+    if not legs:
+        raise ValueError("at least one leg (dense or bm25) is needed")
+    return legs
+
+
+def _progress(items: list, show: bool, desc: str):
+    if not show or len(items) < 2000:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="doc")
+
+
+def _encoder_config(meta: dict, model: str | None, device: str | None) -> EncoderConfig:
+    """The build-time encoder settings; a query-time `model` must be the same model."""
+    return EncoderConfig(
+        model=model or meta.get("model_path") or meta["model"], device=device, dtype=meta.get("dtype", "auto"),
+        batch_size=meta.get("batch_size", 32), query_prompt=meta.get("query_prompt"),
+        max_seq_length=meta.get("max_seq_length"), attn=meta.get("attn"),
+    )
+
+
+def _check_same_model(meta: dict, enc: Encoder) -> None:
+    built = meta.get("weights_sha256")
+    now = weights_sha256(resolve_model(enc.model_path))
+    if built and now and built != now:
+        raise IndexFileError(
+            f"model mismatch: the index was built with {meta['model']} (weights sha256 {built[:12]}), "
+            f"but {enc.model_name} has weights sha256 {now[:12]}; rebuild or use the index's model")
+    if enc.dim != meta["dim"]:
+        raise IndexFileError(f"model mismatch: index vectors have {meta['dim']} dimensions, {enc.model_name} gives {enc.dim}")
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "retrieval": __version__}
+    for pkg in ("numpy", "faiss-cpu", "faiss-gpu-cu12", "faiss-gpu-cuvs", "bm25s", "rank-bm25",
+                "sentence-transformers", "transformers", "torch", "jieba"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+__all__ = ["FusionConfig", "Hit", "HybridRetriever", "LegHit", "LEGS", "MODES"]

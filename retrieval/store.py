@@ -1,0 +1,150 @@
+"""The on-disk index folder: manifest with checksums, atomic writes, verified loads.
+
+A build writes into a hidden temporary sibling folder and renames it into place only when
+every file and the manifest are complete, so an interrupted or failed build leaves any
+previous index at the same path untouched. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class IndexFileError(RuntimeError):
+    """A missing, damaged or incompatible index; the message names the file and the cause."""
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_index(path: str | Path, fill: Callable[[Path], dict]) -> dict:
+    """Let `fill(tmp_folder)` write files and return the manifest body; then checksum and swap in."""
+    target = Path(path).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        manifest = dict(fill(tmp))
+        manifest["format_version"] = FORMAT_VERSION
+        manifest["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        manifest["files"] = {
+            str(f.relative_to(tmp)): {"bytes": f.stat().st_size, "sha256": sha256_file(f)}
+            for f in sorted(tmp.rglob("*")) if f.is_file()
+        }
+        with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2, ensure_ascii=False)
+            f.flush()
+            os.fsync(f.fileno())
+        _swap_in(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def read_manifest(path: str | Path, verify: bool = True) -> dict:
+    """The manifest of an index folder, after checking every listed file's size (and sha256)."""
+    folder = Path(path)
+    mpath = folder / MANIFEST
+    if not folder.is_dir():
+        raise IndexFileError(f"{folder}: no index folder here")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexFileError(f"{mpath}: missing (not an index folder, or an unfinished build)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise IndexFileError(f"{mpath}: damaged manifest ({e})") from None
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IndexFileError(f"{mpath}: index format {version}, this version reads {FORMAT_VERSION}; rebuild the index")
+    for name, meta in manifest.get("files", {}).items():
+        f = folder / name
+        if not f.is_file():
+            raise IndexFileError(f"{f}: missing from the index folder")
+        size = f.stat().st_size
+        if size != meta["bytes"]:
+            raise IndexFileError(f"{f}: damaged ({size} bytes, manifest says {meta['bytes']})")
+        if verify and sha256_file(f) != meta["sha256"]:
+            raise IndexFileError(f"{f}: damaged (sha256 differs from the manifest)")
+    return manifest
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    """Replace `target` by `tmp`; the old folder is moved aside first and removed last."""
+    if not target.exists():
+        os.rename(tmp, target)
+        return
+    if not (target / MANIFEST).is_file() and any(target.iterdir()):
+        raise IndexFileError(f"{target}: exists and is not an index folder; not replacing it")
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.rename(target, old / "index")
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        os.rename(old / "index", target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+class DocumentTable:
+    """The index's documents: ids in memory, texts read from `documents.jsonl` on demand by offset."""
+
+    FILE, OFFSETS, IDS = "documents.jsonl", "documents.offsets.npy", "documents.ids.json"
+
+    def __init__(self, folder: Path, ids: list[str], offsets):
+        self.ids = ids
+        self._path = folder / self.FILE
+        self._offsets = offsets
+        self._cache: dict[int, dict] = {}
+
+    @classmethod
+    def write(cls, folder: Path, documents) -> None:
+        """documents.jsonl (id, title, text), the byte offset of each line, and the id list."""
+        import numpy as np
+
+        offsets = np.zeros(len(documents) + 1, dtype=np.int64)
+        with open(folder / cls.FILE, "wb") as f:
+            for i, d in enumerate(documents):
+                line = json.dumps({"id": d.id, "title": d.title, "text": d.text}, ensure_ascii=False)
+                f.write(line.encode("utf-8") + b"\n")
+                offsets[i + 1] = f.tell()
+        np.save(folder / cls.OFFSETS, offsets, allow_pickle=False)
+        with open(folder / cls.IDS, "w", encoding="utf-8") as f:
+            json.dump([d.id for d in documents], f, ensure_ascii=False)
+
+    @classmethod
+    def load(cls, folder: Path, mmap: bool = False) -> DocumentTable:
+        """Read the id list and offsets; texts stay on disk until asked for."""
+        import numpy as np
+
+        with open(folder / cls.IDS, encoding="utf-8") as f:
+            ids = json.load(f)
+        offsets = np.load(folder / cls.OFFSETS, allow_pickle=False, mmap_mode="r" if mmap else None)
+        return cls(folder, ids, offsets)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def get(self, i: int) -> dict:
+        """Document `i` as {"id", "title", "text"}."""
+        if i not in self._cache:
+            start, end = int(self._offsets[i]), int(self._offsets[i + 1])
+            with open(self._path, "rb") as f:
+                f.seek(start)
+                self._cache[i] = json.loads(f.read(end - start))
+        return self._cache[i]

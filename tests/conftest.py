@@ -1,0 +1,77 @@
+"""Shared fixtures: a tiny statute corpus, the bundled encoder, and the real AILA data when its env var is set."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from retrieval.corpus import Document
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+TINY = [
+    Document("S1", "Dowry death", "Title: Dowry death\nDesc: Where the death of a woman is caused by burns "
+             "within seven years of her marriage and she was subjected to cruelty for dowry."),
+    Document("S2", "Murder", "Title: Murder\nDesc: Culpable homicide is murder if the act is done with the "
+             "intention of causing death."),
+    Document("S3", "Theft", "Title: Theft\nDesc: Whoever intending to take dishonestly any movable property "
+             "out of the possession of any person without consent commits theft."),
+    Document("S4", "Criminal trespass", "Title: Criminal trespass\nDesc: Whoever enters into property in the "
+             "possession of another with intent to commit an offence commits criminal trespass."),
+    Document("S5", "Cheating", "Title: Cheating\nDesc: Whoever by deceiving any person fraudulently induces "
+             "the person so deceived to deliver any property is said to cheat."),
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_docs() -> list[Document]:
+    return list(TINY)
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from retrieval.encoders import Encoder, EncoderConfig
+
+    return Encoder(EncoderConfig(device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def tiny_index(tmp_path_factory, tiny_docs, encoder) -> Path:
+    from retrieval.retriever import HybridRetriever
+
+    path = tmp_path_factory.mktemp("tiny") / "ix"
+    HybridRetriever.build(tiny_docs, encoder=encoder, progress=False).save(path)
+    return path
+
+
+def _data_dir(var: str) -> Path:
+    value = os.environ.get(var)
+    if not value:
+        pytest.skip(f"{var} not set")
+    path = Path(value)
+    if not path.is_dir():
+        pytest.fail(f"{var}={value} is not a folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def aila_dir() -> Path:
+    return _data_dir("AILA2019_DIR")
+
+
+@pytest.fixture(scope="session")
+def stard_dir() -> Path:
+    return _data_dir("STARD_DIR")
+
+
+@pytest.fixture(scope="session")
+def aila_index(tmp_path_factory, aila_dir, encoder) -> Path:
+    from retrieval.corpus import read_corpus
+    from retrieval.retriever import HybridRetriever
+
+    path = tmp_path_factory.mktemp("aila") / "ix"
+    HybridRetriever.build(read_corpus(aila_dir / "Object_statutes"), encoder=encoder, progress=False).save(path)
+    return path

@@ -1,0 +1,34 @@
+import bm25s
+import Stemmer
+
+from retrieval.analysis import Analyzer, AnalyzerSettings, detect_language
+
+TEXT = "The accused poured kerosene on his wife; the wives' relatives were running to the police station."
+
+
+def test_english_tokens_equal_mteb_bm25s_baseline():
+    """MTEB's BM25 baseline tokenises with bm25s (en stopwords, English Snowball stemmer)."""
+    expected = bm25s.tokenize([TEXT], stopwords="en", stemmer=Stemmer.Stemmer("english"),
+                              return_ids=False, show_progress=False)[0]
+    assert Analyzer(AnalyzerSettings.for_language("en"))(TEXT) == expected
+    assert "the" not in expected and "kerosen" in expected
+
+
+def test_terms_keep_surface_words():
+    terms = Analyzer(AnalyzerSettings.for_language("en")).terms("Running policemen")
+    assert terms == [("running", "run"), ("policemen", "policemen")]
+
+
+def test_chinese_is_segmented_not_one_token():
+    tokens = Analyzer(AnalyzerSettings.for_language("zh"))("谁可以成为个体工商户？")
+    assert "个体工商户" in tokens or "工商户" in tokens
+    assert "？" not in tokens and len(tokens) >= 2
+    chars = Analyzer(AnalyzerSettings(language="zh", stemmer=None, zh_mode="char", stopwords=False))("个体户")
+    assert chars == ["个", "体", "户"]
+
+
+def test_settings_round_trip_and_detection():
+    s = AnalyzerSettings(language="zh", stemmer=None, zh_mode="search", user_words=("个体工商户",))
+    assert AnalyzerSettings.from_dict(s.to_dict()) == s
+    assert detect_language(["中华人民共和国民法典第四百六十五条 依法成立的合同"]) == "zh"
+    assert detect_language(["Whoever commits theft shall be punished"]) == "en"

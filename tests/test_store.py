@@ -1,0 +1,83 @@
+import json
+
+import pytest
+
+from retrieval.retriever import HybridRetriever
+from retrieval.store import IndexFileError, read_manifest, write_index
+
+
+def test_manifest_lists_checksums_and_no_pickles(tiny_index):
+    m = read_manifest(tiny_index)
+    assert m["documents"] == 5 and m["legs"] == ["dense", "bm25"]
+    assert set(m["files"]) >= {"documents.jsonl", "dense/index.faiss", "lexical/vocab.index.json"}
+    assert all(len(f["sha256"]) == 64 for f in m["files"].values())
+    assert m["dense"]["weights_sha256"] and m["dense"]["normalized"] is True
+    assert m["bm25"]["engine"] == "bm25s" and m["bm25"]["params"]["method"] == "lucene"
+    assert not [p for p in tiny_index.rglob("*") if p.suffix in (".pkl", ".pickle")]
+
+
+@pytest.mark.parametrize("victim", ["documents.jsonl", "dense/index.faiss", "lexical/data.csc.index.npy"])
+def test_damaged_file_is_named(tmp_path, tiny_docs, victim):
+    path = tmp_path / "ix"
+    HybridRetriever.build(tiny_docs, legs=["bm25"] if victim.startswith("lexical") else ["dense", "bm25"],
+                          progress=False).save(path)
+    f = path / victim
+    with open(f, "r+b") as fh:
+        fh.truncate(max(1, f.stat().st_size // 2))
+    with pytest.raises(IndexFileError, match=victim.split("/")[-1]):
+        HybridRetriever.load(path)
+
+
+def test_flipped_byte_is_caught_by_sha256(tmp_path, tiny_docs):
+    path = tmp_path / "ix"
+    HybridRetriever.build(tiny_docs, legs=["bm25"], progress=False).save(path)
+    f = path / "documents.jsonl"
+    data = bytearray(f.read_bytes())
+    data[5] ^= 1
+    f.write_bytes(bytes(data))
+    with pytest.raises(IndexFileError, match="documents.jsonl: damaged .sha256"):
+        read_manifest(path)
+
+
+def test_failed_build_keeps_previous_index(tmp_path, tiny_docs):
+    path = tmp_path / "ix"
+    HybridRetriever.build(tiny_docs, legs=["bm25"], progress=False).save(path)
+    before = (path / "manifest.json").read_text()
+
+    def crash(tmp):
+        (tmp / "half.bin").write_bytes(b"x" * 10)
+        raise KeyboardInterrupt  # a build killed halfway
+
+    with pytest.raises(KeyboardInterrupt):
+        write_index(path, crash)
+    assert (path / "manifest.json").read_text() == before
+    assert HybridRetriever.load(path).search("theft", k=1, mode="bm25")[0].id == "S3"
+    assert [p.name for p in tmp_path.iterdir()] == ["ix"]  # no temporary folder left behind
+
+
+def test_rebuild_replaces_and_refuses_foreign_folder(tmp_path, tiny_docs):
+    path = tmp_path / "ix"
+    HybridRetriever.build(tiny_docs, legs=["bm25"], progress=False).save(path)
+    HybridRetriever.build(tiny_docs[:2], legs=["bm25"], progress=False).save(path)
+    assert read_manifest(path)["documents"] == 2
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(IndexFileError, match="not an index folder"):
+        HybridRetriever.build(tiny_docs, legs=["bm25"], progress=False).save(other)
+    assert (other / "notes.txt").read_text() == "keep me"
+
+
+def test_missing_manifest_and_old_format(tmp_path, tiny_docs):
+    with pytest.raises(IndexFileError, match="no index folder"):
+        read_manifest(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(IndexFileError, match="manifest.json: missing"):
+        read_manifest(tmp_path / "empty")
+    path = tmp_path / "ix"
+    HybridRetriever.build(tiny_docs, legs=["bm25"], progress=False).save(path)
+    m = json.loads((path / "manifest.json").read_text())
+    m["format_version"] = 99
+    (path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(IndexFileError, match="index format 99"):
+        read_manifest(path)
