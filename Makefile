@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make test    create .venv, install, run the tests
-#   make bench   create .venv, install, run the main job (AILAStatutes benchmark)
+#   make bench   create .venv, install, run the main job: dense vs BM25 vs hybrid on AILAStatutes
+#                through MTEB (offline with AILA2019_DIR=<AILA 2019 release folder>)
 # FAISS picks the extra: cpu (faiss-cpu, default), gpu (faiss-gpu, CUDA 12) or gpu-cu13 (faiss-gpu-cuvs).
 # TORCH pins torch; torch==2.13.0 is a CPU build here. On a CUDA machine use e.g. TORCH=torch.
 PYTHON ?= python3
@@ -11,8 +12,6 @@ EXTRAS ?= $(FAISS),bench,web,dev
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(FAISS)
 BENCH_OUT ?= results/aila-minilm
-export HF_HUB_OFFLINE ?= 1
-export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: install test bench clean
@@ -22,20 +21,17 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	rm -f $(VENV)/.installed-*
+	$(BIN)/python -m pip uninstall -y -q faiss-cpu faiss-gpu-cu12 faiss-gpu-cuvs 2>/dev/null || true
 	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
-	@if [ -z "$$AILA2019_DIR" ]; then \
-	  echo "make bench: set AILA2019_DIR to the AILA 2019 release folder (Object_statutes/, Query_doc.txt," \
-	       "relevance_judgments_statutes.txt); without it the data would come from the Hugging Face Hub, which needs network" >&2; \
-	  exit 2; fi
-	$(BIN)/python -m retrieval build "$$AILA2019_DIR/Object_statutes" --out index/aila-minilm
-	$(BIN)/python -m retrieval query index/aila-minilm "The accused poured kerosene on his wife and set her on fire after repeated demands for dowry"
+	$(BIN)/python -m retrieval bench --parity --out $(BENCH_OUT)
 
 clean:
 	rm -rf $(VENV) results

@@ -61,6 +61,19 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     q.add_argument("--mmap", action="store_true", help="memory-map index arrays instead of reading them")
     q.set_defaults(func=cmd_query)
+
+    be = sub.add_parser("bench", help="dense vs BM25 vs hybrid through MTEB (AILAStatutes or a data-set folder)")
+    be.add_argument("--out", required=True, help="folder for report.json, report.md, ndcg10.png, MTEB JSONs")
+    be.add_argument("--aila-dir", help="AILA 2019 release folder (default: $AILA2019_DIR; else download via MTEB)")
+    be.add_argument("--dataset", help="folder with corpus.jsonl, queries.jsonl, qrels.tsv (instead of AILAStatutes)")
+    be.add_argument("--legs", default="dense,bm25", help="legs to evaluate: dense,bm25 (default), dense or bm25")
+    be.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
+    be.add_argument("--bm25-backend", choices=("bm25s", "rank-bm25"), default="bm25s")
+    be.add_argument("--fusion-config", help="settings file from `tune`: adds a 'tuned' run")
+    be.add_argument("--parity", action="store_true", help="also run MTEB's own dense, BM25 and HybridSearch")
+    be.add_argument("--trec-runs", action="store_true", help="also write each run as a TREC run file")
+    _encoder_args(be)
+    be.set_defaults(func=cmd_bench)
     return p
 
 
@@ -126,6 +139,43 @@ def cmd_query(args: argparse.Namespace) -> int:
         return 0
     _interactive(retriever, args)
     return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark and write its report folder; prints the score table."""
+    from .evaluation.bench import BenchConfig, run_bench
+    from .evaluation.report import write_report
+    from .retriever import FusionConfig
+
+    legs = tuple(leg.strip() for leg in args.legs.split(",") if leg.strip())
+    cfg = BenchConfig(data=_bench_data(args), encoder=_encoder_config(args), legs=legs,
+                      tuned=FusionConfig.from_file(args.fusion_config) if args.fusion_config else None,
+                      parity=args.parity, language=args.language, bm25_backend=args.bm25_backend)
+    report, results, mteb_json = run_bench(cfg)
+    report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
+    write_report(Path(args.out), report, results, mteb_json, trec_runs=args.trec_runs)
+    print(f"{report['task']}: {report['queries']} queries, {report['documents']} documents, model {report['model']}")
+    print(f"{'run':<8} {'nDCG@10':>8} {'MAP@10':>8} {'R@10':>8} {'P@10':>8} {'MRR@10':>8} {'seconds':>8}")
+    for run, s in report["runs"].items():
+        print(f"{run:<8} {s['ndcg_at_10']:>8.5f} {s['map_at_10']:>8.5f} {s['recall_at_10']:>8.5f} "
+              f"{s['precision_at_10']:>8.5f} {s['mrr_at_10']:>8.5f} {s['seconds']:>8.2f}")
+    for name, c in report["comparison"].items():
+        print(f"{name}: {c['mean']:+.5f} (95% CI {c['ci95'][0]:+.5f} .. {c['ci95'][1]:+.5f}, p = {c['p_value']:.3f})")
+    if "parity" in report:
+        par = report["parity"]
+        print("parity with MTEB: " + ", ".join(f"{k} {v['abs_diff']:.1e}" for k, v in par.items() if isinstance(v, dict))
+              + (" (all within tolerance)" if par["all_ok"] else " (NOT within tolerance)"))
+    print(f"total {report['phases']['total_seconds']:.1f}s; report: {Path(args.out) / 'report.md'}")
+    return 0 if report.get("parity", {}).get("all_ok", True) else 1
+
+
+def _bench_data(args: argparse.Namespace):
+    from .evaluation.datasets import load_aila, load_aila_from_hub, load_dataset_folder
+
+    if args.dataset:
+        return load_dataset_folder(args.dataset)
+    aila = args.aila_dir or os.environ.get("AILA2019_DIR")
+    return load_aila(aila) if aila else load_aila_from_hub()
 
 
 def _answer(retriever, text: str, args: argparse.Namespace) -> None:

@@ -73,6 +73,12 @@ def read_aila_statutes(folder: Path) -> list[Document]:
 
 def read_jsonl(path: Path) -> Iterator[Document]:
     """Yield Documents from JSON lines with string fields id, title and text."""
+    for lineno, row in iter_jsonl(path):
+        yield _document(row, path, lineno)
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSON Lines file, checked line by line."""
     for lineno, raw in enumerate(_read_bytes(path).splitlines(), start=1):
         line = _decode(raw, path, lineno).strip()
         if not line:
@@ -83,7 +89,7 @@ def read_jsonl(path: Path) -> Iterator[Document]:
             raise CorpusError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
         if not isinstance(row, dict):
             raise CorpusError(f"{path}:{lineno}: expected a JSON object")
-        yield _document(row, path, lineno)
+        yield lineno, row
 
 
 def read_csv(path: Path) -> Iterator[Document]:

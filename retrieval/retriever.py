@@ -246,14 +246,20 @@ class HybridRetriever:
             raise RuntimeError("this retriever was loaded without its encoder")
         return self.encoder.encode_queries(list(queries))
 
-    def fuse(self, rankings: dict[str, list[tuple[int, float]]], mode: str = "hybrid") -> list[tuple[str, float]]:
-        """One query's fused (doc id, score) list for `mode`, from its per-leg rankings."""
+    def fuse(self, rankings: dict[str, list[tuple[int, float]]], mode: str = "hybrid",
+             config: FusionConfig | None = None) -> list[tuple[str, float]]:
+        """One query's fused (doc id, score) list for `mode`, from its per-leg rankings.
+
+        `config` (default: this retriever's) sets method, k, weights and each leg's depth.
+        """
+        config = config or self.fusion
+        depth = config.depth or MAX_DEPTH
         if mode != "hybrid":
-            return [(self.ids[r], s) for r, s in rankings[mode]]
+            return [(self.ids[r], s) for r, s in rankings[mode][:depth]]
         legs = [leg for leg in LEGS if leg in rankings]
-        weights = [self.fusion.weights.get(leg, 1.0) for leg in legs]
-        lists = [[(self.ids[r], s) for r, s in rankings[leg]] for leg in legs]
-        return fusion.fuse(self.fusion.method, lists, weights, self.fusion.k)
+        weights = [config.weights.get(leg, 1.0) for leg in legs]
+        lists = [[(self.ids[r], s) for r, s in rankings[leg][:depth]] for leg in legs]
+        return fusion.fuse(config.method, lists, weights, config.k)
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
         """Top-k Hits for one query; mode 'hybrid' fuses the legs, 'dense'/'bm25' use one."""

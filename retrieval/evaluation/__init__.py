@@ -1,0 +1,1 @@
+"""Benchmarking through MTEB: offline data sets wrapped as MTEB retrieval tasks."""

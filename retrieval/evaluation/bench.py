@@ -1,0 +1,152 @@
+"""Dense vs BM25 vs hybrid (and tuned) on one retrieval data set, scored by `mteb.evaluate`.
+
+Every run goes through MTEB's own evaluation, so its numbers are MTEB's. The runs share
+one SharedLegs, so each text is encoded once. `parity` also runs MTEB's own dense search,
+BM25 baseline and HybridSearch on the same model and data and records the differences.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..encoders import Encoder, EncoderConfig
+from ..retriever import LEGS, FusionConfig
+from .datasets import RetrievalData, mteb_task
+from .scoring import metric_scores, ndcg_at_10
+from .search_model import RetrieverSearch, SharedLegs
+from .stats import paired_difference
+
+log = logging.getLogger(__name__)
+PARITY_TOLERANCE = 1e-4
+
+
+@dataclass
+class BenchConfig:
+    """What one benchmark run evaluates and how."""
+
+    data: RetrievalData
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    legs: tuple[str, ...] = LEGS
+    tuned: FusionConfig | None = None
+    parity: bool = False
+    language: str = "auto"
+    bm25_backend: str = "bm25s"
+
+
+def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
+    """Evaluate every run through MTEB: (report, {run: {qid: {doc: score}}}, {run: MTEB result JSON})."""
+    import mteb
+
+    phases: dict[str, float] = {}
+    t0 = time.perf_counter()
+    encoder = None
+    if "dense" in cfg.legs:
+        _say(f"loading model {cfg.encoder.model or 'all-MiniLM-L6-v2 (bundled)'}")
+        encoder = Encoder(cfg.encoder)
+        phases["model_load_seconds"] = time.perf_counter() - t0
+    shared = SharedLegs(encoder, cfg.legs, language=cfg.language, bm25_backend=cfg.bm25_backend)
+    label = encoder.model_name if encoder else "bm25"
+    runs, results, names, mteb_json = {}, {}, {}, {}
+    for run, mode, fusion in _run_specs(cfg):
+        model = RetrieverSearch(shared, mode, fusion, label)
+        _say(f"run {run}: {model.name}")
+        t = time.perf_counter()
+        task_result = mteb.evaluate(model, mteb_task(cfg.data), cache=None, show_progress_bar=False).task_results[0]
+        runs[run] = {**metric_scores(task_result.scores["test"][0]), "seconds": time.perf_counter() - t}
+        results[run], names[run], mteb_json[run] = model.results, model.name, task_result.to_dict()
+        if fusion is not None and mode == "hybrid":
+            runs[run]["fusion"] = fusion.to_dict()
+    phases.update(shared.seconds)
+    phases["runs_seconds"] = sum(r["seconds"] for r in runs.values())
+    per_query = {run: ndcg_at_10(res, cfg.data.qrels) for run, res in results.items()}
+    report = {
+        "mteb_version": mteb.__version__,
+        "task": cfg.data.name,
+        "language": cfg.data.language,
+        "queries": len(cfg.data.queries),
+        "documents": len(cfg.data.corpus),
+        "protocol": "every query of the test split, scored by mteb.evaluate (no tuning on these queries "
+                    "except in a 'tuned' run, whose settings come from --fusion-config)",
+        "model": encoder.model_name if encoder else None,
+        "query_prompt": encoder.query_prompt if encoder else None,
+        "device": encoder.device if encoder else "cpu",
+        "encoder": encoder.info() if encoder else None,
+        "legs": list(cfg.legs),
+        "bm25": {"engine": cfg.bm25_backend, "analysis": shared.analysis()},
+        "truncated": dict(shared.truncated),
+        "run_names": names,
+        "runs": runs,
+        "per_query": per_query,  # {run: {query_id: nDCG@10}}
+        "comparison": _comparisons(per_query),
+    }
+    if cfg.parity:
+        t = time.perf_counter()
+        report["parity"] = _parity(cfg, encoder, runs)
+        phases["parity_seconds"] = time.perf_counter() - t
+    phases["total_seconds"] = time.perf_counter() - t0
+    report["phases"] = phases
+    return report, results, mteb_json
+
+
+def _run_specs(cfg: BenchConfig) -> list[tuple[str, str, FusionConfig | None]]:
+    specs: list[tuple[str, str, FusionConfig | None]] = [(leg, leg, FusionConfig()) for leg in cfg.legs]
+    if set(cfg.legs) == set(LEGS):
+        specs.append(("hybrid", "hybrid", FusionConfig()))
+        if cfg.tuned is not None:
+            specs.append(("tuned", "hybrid", cfg.tuned))
+    return specs
+
+
+def _comparisons(per_query: dict[str, dict[str, float]]) -> dict[str, dict]:
+    """Paired differences of nDCG@10 against dense (and BM25) for the fused runs."""
+    out = {}
+    for run in ("hybrid", "tuned"):
+        for base in ("dense", "bm25"):
+            if run in per_query and base in per_query:
+                out[f"{run}_minus_{base}"] = paired_difference(per_query[run], per_query[base])
+    return out
+
+
+def _parity(cfg: BenchConfig, encoder: Encoder | None, runs: dict) -> dict[str, Any]:
+    """Our dense, BM25 and RRF against MTEB's own implementations on the same model and data."""
+    import mteb
+    from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
+
+    def bm25():
+        return mteb.get_model_meta("mteb/baseline-bm25s").load_model()
+
+    def dense():
+        wrapper = SentenceTransformerEncoderWrapper(encoder.model)
+        wrapper.mteb_model_meta = mteb.models.model_meta.ModelMeta.create_empty(
+            overwrites={"name": f"parity/{encoder.model_name[-60:]}", "revision": "local"})
+        return wrapper
+
+    theirs: dict[str, Any] = {}
+    if "bm25" in runs:
+        theirs["bm25"] = ("mteb/baseline-bm25s", bm25)
+    if "dense" in runs:
+        theirs["dense"] = ("MTEB exact search of the same SentenceTransformer", dense)
+    if "hybrid" in runs:
+        theirs["hybrid"] = ("mteb.HybridSearch([bm25, dense], fusion_strategy='rrf', rrf_k=60)",
+                            lambda: mteb.HybridSearch([bm25(), dense()], fusion_strategy="rrf", rrf_k=60))
+    out = {}
+    for run, (what, make) in theirs.items():
+        _say(f"parity {run}: {what}")
+        t = time.perf_counter()
+        score = mteb.evaluate(make(), mteb_task(cfg.data), cache=None, show_progress_bar=False
+                              ).task_results[0].scores["test"][0]["ndcg_at_10"]
+        diff = abs(runs[run]["ndcg_at_10"] - score)
+        out[run] = {"ours": runs[run]["ndcg_at_10"], "mteb": score, "abs_diff": diff,
+                    "ok": diff <= PARITY_TOLERANCE, "mteb_model": what, "mteb_seconds": time.perf_counter() - t}
+    out["tolerance"] = PARITY_TOLERANCE
+    out["all_ok"] = all(v["ok"] for k, v in out.items() if isinstance(v, dict))
+    return out
+
+
+def _say(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)

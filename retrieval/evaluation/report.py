@@ -1,0 +1,135 @@
+"""Benchmark outputs: report.json, report.md, ndcg10.png, MTEB result JSONs, TREC run files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+CUTOFFS = (1, 3, 5, 10, 20)
+METRICS = (("ndcg", "nDCG"), ("map", "MAP"), ("recall", "Recall"), ("precision", "Precision"), ("mrr", "MRR"))
+# Figures reported elsewhere, shown beside ours and labelled as such; never measured here.
+EXTERNAL = {
+    "AILAStatutes": [
+        ("user's run: Qwen3-Embedding-0.6B dense, MTEB 1.38.33, RTX 5090, batch 8",
+         {"ndcg_at_10": 0.74483, "ndcg_at_1": 0.82, "recall_at_10": 0.807, "mrr_at_10": 0.895}),
+        ("Qwen's MTEB submission, Qwen3-Embedding-0.6B", {"ndcg_at_10": 0.790}),
+        ("MTEB leaderboard, BM25 (bm25s)", {"ndcg_at_10": 0.216}),
+    ],
+}
+
+
+def write_report(out: Path, report: dict[str, Any], results: dict, mteb_json: dict, *,
+                 trec_runs: bool = False) -> list[Path]:
+    """Write every output into `out`; returns the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [_write_json(out / "report.json", report)]
+    for run, data in mteb_json.items():
+        written.append(_write_json(out / "mteb" / f"{run}.json", data))
+    (out / "report.md").write_text(markdown(report), encoding="utf-8")
+    written.append(out / "report.md")
+    written.append(plot_ndcg10(report, out / "ndcg10.png"))
+    if trec_runs:
+        for run, res in results.items():
+            written.append(write_trec(out / "runs" / f"{run}.trec", res, tag=report["run_names"][run]))
+    return written
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The human report: setup, metric table, external figures, differences, parity, timings."""
+    enc = report.get("encoder") or {}
+    lines = [
+        f"# {report['task']}: dense vs BM25 vs hybrid",
+        "",
+        f"- model: `{report['model']}` (weights sha256 `{(enc.get('weights_sha256') or '')[:16]}`), "
+        f"dtype {enc.get('dtype')}, device {report['device']}, batch size {enc.get('batch_size')}",
+        f"- query prompt: `{json.dumps(report['query_prompt'])}`; documents: no prompt",
+        f"- BM25: {report['bm25']['engine']}, analysis `{json.dumps(report['bm25']['analysis'])}`",
+        f"- MTEB {report['mteb_version']}; {report['queries']} queries, {report['documents']} documents",
+        f"- protocol: {report['protocol']}",
+        f"- texts longer than the model reads (cut): {json.dumps(report.get('truncated', {}))}",
+        "",
+        "## Scores (MTEB)",
+        "",
+        "| run | metric | " + " | ".join(f"@{k}" for k in CUTOFFS) + " |",
+        "| --- | --- | " + " | ".join("---:" for _ in CUTOFFS) + " |",
+    ]
+    for run, scores in report["runs"].items():
+        for key, label in METRICS:
+            cells = " | ".join(f"{scores[f'{key}_at_{k}']:.5f}" for k in CUTOFFS)
+            lines.append(f"| {run} | {label} | {cells} |")
+    external = EXTERNAL.get(report["task"])
+    if external:
+        lines += ["", "External figures (not measured by this benchmark; for orientation only):", "",
+                  "| source (external) | nDCG@10 | nDCG@1 | Recall@10 | MRR@10 |", "| --- | ---: | ---: | ---: | ---: |"]
+        for source, s in external:
+            cells = " | ".join(f"{s[k]:.5g}" if k in s else "" for k in ("ndcg_at_10", "ndcg_at_1", "recall_at_10", "mrr_at_10"))
+            lines.append(f"| {source} | {cells} |")
+    if report["comparison"]:
+        lines += ["", "## Differences in nDCG@10 (paired over queries)", "",
+                  "| comparison | mean | 95% bootstrap interval | randomisation p |", "| --- | ---: | --- | ---: |"]
+        for name, c in report["comparison"].items():
+            lines.append(f"| {name.replace('_minus_', ' − ')} | {c['mean']:+.5f} | "
+                         f"[{c['ci95'][0]:+.5f}, {c['ci95'][1]:+.5f}] | {c['p_value']:.4f} |")
+        lines += ["", "An interval that contains 0 (or p ≥ 0.05) means the difference may be noise."]
+    if "parity" in report:
+        par = report["parity"]
+        lines += ["", f"## Parity with MTEB's own implementations (tolerance {par['tolerance']:g})", "",
+                  "| run | ours | MTEB | abs diff | ok | MTEB model |", "| --- | ---: | ---: | ---: | --- | --- |"]
+        for run, p in par.items():
+            if isinstance(p, dict):
+                lines.append(f"| {run} | {p['ours']:.5f} | {p['mteb']:.5f} | {p['abs_diff']:.1e} | "
+                             f"{'yes' if p['ok'] else 'NO'} | {p['mteb_model']} |")
+    lines += ["", "## Time per phase (seconds)", "", "| phase | seconds |", "| --- | ---: |"]
+    lines += [f"| {k.removesuffix('_seconds')} | {v:.2f} |" for k, v in report["phases"].items()]
+    lines += [f"| run {run} (mteb.evaluate) | {s['seconds']:.2f} |" for run, s in report["runs"].items()]
+    lines += ["", "![nDCG@10 per run](ndcg10.png)", ""]
+    return "\n".join(lines)
+
+
+def plot_ndcg10(report: dict[str, Any], path: Path) -> Path:
+    """Bars of mean nDCG@10 per run, with each query's score as a point."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    per_query = report["per_query"]
+    runs = list(report["runs"])
+    fig, ax = plt.subplots(figsize=(1.6 * len(runs) + 2.5, 4.2), dpi=120)
+    rng = np.random.default_rng(0)
+    for i, run in enumerate(runs):
+        mean = report["runs"][run]["ndcg_at_10"]
+        ax.bar(i, mean, width=0.6, color="#9ecae1" if run != "hybrid" else "#fdae6b", edgecolor="#333")
+        values = np.array(list(per_query[run].values()))
+        ax.scatter(i + rng.uniform(-0.2, 0.2, len(values)), values, s=9, color="#333", alpha=0.5, zorder=3)
+        ax.text(i + 0.32, mean, f"{mean:.3f}", va="center", fontsize=10, fontweight="bold")
+    ax.set_xticks(range(len(runs)), runs)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("nDCG@10 (bar: mean, dots: queries)")
+    ax.set_title(f"{report['task']} · {Path(str(report['model'])).name} · {report['queries']} queries", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_trec(path: Path, results: dict[str, dict[str, float]], tag: str) -> Path:
+    """A TREC run file (`qid Q0 docid rank score tag`) for trec_eval or ranx."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    safe_tag = tag.replace(" ", "_")
+    with open(path, "w", encoding="utf-8") as f:
+        for qid, docs in results.items():
+            ranked = sorted(docs.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+            for rank, (doc, score) in enumerate(ranked, start=1):
+                f.write(f"{qid} Q0 {doc} {rank} {score:.6f} {safe_tag}\n")
+    return path
+
+
+def _write_json(path: Path, data: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    return path

@@ -1,0 +1,110 @@
+"""The HybridRetriever as an MTEB search model (MTEB 2.x SearchProtocol: index + search).
+
+Runs of one benchmark share a `SharedLegs`: the corpus is analysed and encoded once, and
+each query's per-leg rankings are computed once, whatever the number of modes and fusion
+settings evaluated. The class has no `predict`, so MTEB does not take it for a cross-encoder.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..corpus import Document, fingerprint
+from ..encoders import Encoder
+from ..retriever import FusionConfig, HybridRetriever
+
+
+class SharedLegs:
+    """One corpus's legs and the queries' rankings, built on first use and reused by every run."""
+
+    def __init__(self, encoder: Encoder | None, legs: Sequence[str] = ("dense", "bm25"), *,
+                 language: str = "auto", bm25_backend: str = "bm25s"):
+        self.encoder, self.legs = encoder, tuple(legs)
+        self.language, self.bm25_backend = language, bm25_backend
+        self.seconds: dict[str, float] = {}
+        self.truncated: dict[str, int] = {}
+        self._retrievers: dict[str, HybridRetriever] = {}
+        self._rankings: dict[tuple[str, str], dict[str, list]] = {}
+
+    def retriever(self, documents: list[Document]) -> HybridRetriever:
+        """The retriever of this corpus, built once (timings in `seconds`)."""
+        key = fingerprint(documents)
+        if key not in self._retrievers:
+            t = time.perf_counter()
+            r = HybridRetriever.build(documents, encoder=self.encoder, legs=self.legs,
+                                      language=self.language, bm25_backend=self.bm25_backend)
+            self._retrievers[key] = r
+            build = r.info["build"]
+            self.seconds["index_seconds"] = time.perf_counter() - t
+            self.seconds.update({f"index_{k}": v for k, v in build.items()
+                                 if k.endswith("_seconds") and k != "model_load_seconds"})
+            if "truncated_documents" in build:
+                self.truncated["documents"] = build["truncated_documents"]
+        return self._retrievers[key]
+
+    def analysis(self) -> dict | None:
+        """The BM25 analysis settings in use (None before indexing or without BM25)."""
+        for r in self._retrievers.values():
+            return r.analyzer.settings.to_dict() if r.analyzer else None
+        return None
+
+    def rankings(self, retriever: HybridRetriever, queries: list[str]) -> list[dict[str, list]]:
+        """Each query's full per-leg rankings (the whole corpus, at most 1000), computed once."""
+        corpus = next(k for k, r in self._retrievers.items() if r is retriever)
+        todo = [q for q in dict.fromkeys(queries) if (corpus, q) not in self._rankings]
+        if todo:
+            t = time.perf_counter()
+            per_leg = retriever.leg_rankings(todo)
+            for i, q in enumerate(todo):
+                self._rankings[(corpus, q)] = {leg: lists[i] for leg, lists in per_leg.items()}
+            self.seconds["query_seconds"] = self.seconds.get("query_seconds", 0.0) + time.perf_counter() - t
+            if self.encoder is not None and "dense" in self.legs:
+                self.truncated["queries"] = self.encoder.count_truncated(todo, self.encoder.query_prompt)
+        return [self._rankings[(corpus, q)] for q in queries]
+
+
+class RetrieverSearch:
+    """MTEB search model: one mode ('dense', 'bm25', 'hybrid') and fusion setting over SharedLegs."""
+
+    def __init__(self, shared: SharedLegs, mode: str = "hybrid", fusion: FusionConfig = FusionConfig(),
+                 model_label: str = "model"):
+        from mteb.models.model_meta import ModelMeta
+
+        self.shared, self.mode, self.fusion = shared, mode, fusion
+        self.name = run_name(model_label, mode, fusion)
+        self.mteb_model_meta = ModelMeta.create_empty(overwrites={
+            "name": self.name, "revision": "local", "model_type": ["dense" if mode == "dense" else "hybrid"],
+        })
+        self.results: dict[str, dict[str, float]] = {}
+        self._retriever: HybridRetriever | None = None
+
+    def index(self, corpus, *, task_metadata=None, hf_split: str = "test", hf_subset: str = "default",
+              encode_kwargs: dict | None = None, num_proc: int | None = None, **kwargs: Any) -> None:
+        """Build (or reuse) the legs for MTEB's corpus rows (id, title, text)."""
+        docs = [Document(row["id"], row.get("title") or "", row["text"]) for row in corpus]
+        self._retriever = self.shared.retriever(docs)
+
+    def search(self, queries, *, task_metadata=None, hf_split: str = "test", hf_subset: str = "default",
+               top_k: int = 1000, encode_kwargs: dict | None = None, top_ranked=None,
+               num_proc: int | None = None, **kwargs: Any) -> dict[str, dict[str, float]]:
+        """{query_id: {doc_id: score}} with the top_k fused documents of each query."""
+        if self._retriever is None:
+            raise RuntimeError("search before index")
+        ids, texts = list(queries["id"]), list(queries["text"])
+        rankings = self.shared.rankings(self._retriever, texts)
+        self.results = {qid: dict(self._retriever.fuse(r, self.mode, self.fusion)[:top_k])
+                        for qid, r in zip(ids, rankings)}
+        return self.results
+
+
+def run_name(model_label: str, mode: str, fusion: FusionConfig) -> str:
+    """A name that differs for every model, mode and fusion setting (MTEB caches results by name)."""
+    label = re.sub(r"[^A-Za-z0-9._-]+", "-", model_label).strip("-")[-60:] or "model"
+    name = f"retrieval/{label}__{mode}"
+    if mode == "hybrid":
+        w = "-".join(f"{leg}{v:g}" for leg, v in sorted(fusion.weights.items()))
+        name += f"__{fusion.method}-k{fusion.k}-{w}-d{fusion.depth or 'all'}"
+    return name
