@@ -46,7 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
     b.add_argument("--bm25-backend", choices=("bm25s", "rank-bm25"), default="bm25s")
     b.add_argument("--dense-index", choices=("flat", "hnsw"), default="flat", help="exact (flat) or HNSW")
-    b.add_argument("--fusion-config", help="JSON fusion settings (as written by `tune`) stored as the index default")
+    b.add_argument("--fusion-config", help="JSON settings from `tune` (fusion, chunking) stored with the index")
+    b.add_argument("--chunk", choices=("none", "documents", "queries", "both"),
+                   help="encode long texts as token windows for the dense leg (default: none, or the settings file's)")
+    b.add_argument("--chunk-agg", choices=("max", "mean", "topn"), help="chunk-to-statute aggregation")
     _encoder_args(b)
     b.set_defaults(func=cmd_build)
 
@@ -99,17 +102,17 @@ def _encoder_config(args: argparse.Namespace):
 def cmd_build(args: argparse.Namespace) -> int:
     """Read and validate the corpus, build the legs, write the index atomically."""
     from .corpus import read_corpus
-    from .retriever import FusionConfig, HybridRetriever
+    from .retriever import HybridRetriever
 
     t0 = time.perf_counter()
     docs = read_corpus(args.corpus)
     legs = [leg.strip() for leg in args.legs.split(",") if leg.strip()]
-    fusion = FusionConfig.from_file(args.fusion_config) if args.fusion_config else FusionConfig()
+    fusion, chunking = _settings(args)
     encoder = _encoder_config(args) if "dense" in legs else None
     print(f"read {len(docs)} documents from {args.corpus}", file=sys.stderr)
     retriever = HybridRetriever.build(docs, encoder=encoder, legs=legs, language=args.language,
                                       bm25_backend=args.bm25_backend, dense_kind=args.dense_index,
-                                      fusion_config=fusion)
+                                      fusion_config=fusion, chunking=chunking)
     manifest = retriever.save(args.out)
     took = time.perf_counter() - t0
     parts = ", ".join(f"{k.removesuffix('_seconds')} {v:.1f}s" for k, v in manifest["build"].items()
@@ -123,15 +126,28 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace):
+    """Fusion and chunk settings of `build`: from --fusion-config, then --chunk flags on top."""
+    from .chunking import ChunkSettings
+    from .retriever import FusionConfig, read_settings
+
+    fusion, chunking = read_settings(args.fusion_config) if args.fusion_config else (FusionConfig(), ChunkSettings())
+    if args.chunk is not None:
+        chunking = ChunkSettings(**{**chunking.to_dict(), "documents": args.chunk in ("documents", "both"),
+                                    "queries": args.chunk in ("queries", "both"),
+                                    **({"doc_agg": args.chunk_agg} if args.chunk_agg else {})})
+    return fusion, chunking
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     """One query (printed or as JSON), or an interactive prompt when no text is given."""
-    from .retriever import FusionConfig, HybridRetriever
+    from .retriever import HybridRetriever, read_settings
 
     if args.k < 1:
         raise ValueError(f"-k must be >= 1, got {args.k}")
-    fusion = FusionConfig.from_file(args.fusion_config) if args.fusion_config else None
+    fusion, chunking = read_settings(args.fusion_config) if args.fusion_config else (None, None)
     retriever = HybridRetriever.load(args.index, model=args.model, device=args.device, mmap=args.mmap,
-                                     fusion_config=fusion)
+                                     fusion_config=fusion, chunking=chunking)
     if args.mode != "hybrid" and args.mode not in retriever.legs:
         raise ValueError(f"{args.index} has no {args.mode} leg (it has: {', '.join(retriever.legs)})")
     if args.text is not None:
@@ -145,11 +161,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Run the benchmark and write its report folder; prints the score table."""
     from .evaluation.bench import BenchConfig, run_bench
     from .evaluation.report import write_report
-    from .retriever import FusionConfig
+    from .retriever import read_settings
 
     legs = tuple(leg.strip() for leg in args.legs.split(",") if leg.strip())
     cfg = BenchConfig(data=_bench_data(args), encoder=_encoder_config(args), legs=legs,
-                      tuned=FusionConfig.from_file(args.fusion_config) if args.fusion_config else None,
+                      tuned=read_settings(args.fusion_config) if args.fusion_config else None,
                       parity=args.parity, language=args.language, bm25_backend=args.bm25_backend)
     report, results, mteb_json = run_bench(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])

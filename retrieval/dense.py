@@ -13,21 +13,25 @@ import numpy as np
 KINDS = ("flat", "hnsw")
 BACKENDS = ("auto", "faiss", "faiss-gpu", "torch")
 INDEX_FILE = "index.faiss"
+OWNER_FILE = "chunk_owner.npy"
 
 
 class DenseIndex:
     """FAISS inner-product index over float32 unit vectors, with a GPU path when one exists."""
 
-    def __init__(self, index, kind: str = "flat", backend: str = "auto"):
+    def __init__(self, index, kind: str = "flat", backend: str = "auto", owner: np.ndarray | None = None):
         self.index = index
         self.kind = kind
+        self.owner = owner  # document of each vector when documents are chunked (sorted), else None
+        self._matrix: np.ndarray | None = None
         self.backend = resolve_backend(backend, kind)
         self._searcher = _make_searcher(index, self.backend)
 
     @classmethod
     def build(cls, vectors: np.ndarray, kind: str = "flat", *, hnsw_m: int = 32,
-              ef_construction: int = 200, ef_search: int = 128, backend: str = "auto") -> DenseIndex:
-        """Index `vectors` (n x d); 'flat' is exact, 'hnsw' approximate for large corpora."""
+              ef_construction: int = 200, ef_search: int = 128, backend: str = "auto",
+              owner: np.ndarray | None = None) -> DenseIndex:
+        """Index `vectors` (n x d); 'flat' is exact, 'hnsw' approximate; `owner`: chunk -> document."""
         import faiss
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -41,7 +45,7 @@ class DenseIndex:
         else:
             raise ValueError(f"unknown dense index kind {kind!r} (choose from {', '.join(KINDS)})")
         index.add(vectors)
-        return cls(index, kind, backend)
+        return cls(index, kind, backend, owner)
 
     @classmethod
     def load(cls, folder: Path, kind: str = "flat", *, mmap: bool = False, backend: str = "auto") -> DenseIndex:
@@ -49,7 +53,9 @@ class DenseIndex:
         import faiss
 
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
-        return cls(faiss.read_index(str(folder / INDEX_FILE), flags), kind, backend)
+        owner_file = folder / OWNER_FILE
+        owner = np.load(owner_file, allow_pickle=False) if owner_file.exists() else None
+        return cls(faiss.read_index(str(folder / INDEX_FILE), flags), kind, backend, owner)
 
     @property
     def dim(self) -> int:
@@ -65,11 +71,19 @@ class DenseIndex:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         return self._searcher(queries, depth)
 
+    def all_scores(self, queries: np.ndarray) -> np.ndarray:
+        """Exact inner product of each query with every indexed vector (for chunk aggregation)."""
+        if self._matrix is None:
+            self._matrix = self.index.reconstruct_n(0, self.index.ntotal)
+        return np.ascontiguousarray(queries, dtype=np.float32) @ self._matrix.T
+
     def save(self, folder: Path) -> None:
-        """FAISS's own file format (no pickle)."""
+        """FAISS's own file format (no pickle), plus the chunk owners as .npy when chunked."""
         import faiss
 
         faiss.write_index(self.index, str(folder / INDEX_FILE))
+        if self.owner is not None:
+            np.save(folder / OWNER_FILE, self.owner, allow_pickle=False)
 
 
 def faiss_gpu_count() -> int:

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import __version__, fusion
 from .analysis import Analyzer, AnalyzerSettings, detect_language
+from .chunking import ChunkSettings, aggregate, split, window_size
 from .corpus import Document, fingerprint
 from .dense import DenseIndex
 from .encoders import Encoder, EncoderConfig, resolve_model, weights_sha256
@@ -62,14 +63,15 @@ class FusionConfig:
         keys = {"method", "k", "weights", "depth"}
         return cls(**{k: v for k, v in d.items() if k in keys})
 
-    @classmethod
-    def from_file(cls, path: str | Path) -> FusionConfig:
-        """Settings from a JSON file such as the one `tune` writes (its "fusion" object, or the top level)."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: cannot read fusion settings ({e})") from None
-        return cls.from_dict(data.get("fusion", data))
+
+
+def read_settings(path: str | Path) -> tuple[FusionConfig, ChunkSettings]:
+    """Fusion and chunk settings from a JSON file as `tune` writes it: {"fusion": {...}, "chunking": {...}}."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return FusionConfig.from_dict(data.get("fusion", data)), ChunkSettings.from_dict(data.get("chunking"))
+    except (OSError, json.JSONDecodeError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: cannot read fusion settings ({e})") from None
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,10 @@ class HybridRetriever:
 
     def __init__(self, docs: DocumentTable | list[Document], *, encoder: Encoder | None,
                  dense: DenseIndex | None, analyzer: Analyzer | None, lexical: LexicalIndex | None,
-                 fusion_config: FusionConfig = FusionConfig(), info: dict | None = None):
+                 fusion_config: FusionConfig = FusionConfig(), info: dict | None = None,
+                 chunking: ChunkSettings = ChunkSettings()):
         self._docs = docs
+        self.chunking = chunking
         self.ids = docs.ids if isinstance(docs, DocumentTable) else [d.id for d in docs]
         self.encoder, self.dense = encoder, dense
         self.analyzer, self.lexical = analyzer, lexical
@@ -126,7 +130,7 @@ class HybridRetriever:
               legs: Sequence[str] = LEGS, language: str = "auto",
               analysis: AnalyzerSettings | None = None, bm25_backend: str = "bm25s",
               dense_kind: str = "flat", fusion_config: FusionConfig = FusionConfig(),
-              progress: bool = True) -> HybridRetriever:
+              chunking: ChunkSettings = ChunkSettings(), progress: bool = True) -> HybridRetriever:
         """Analyse and index `documents` for each asked leg ('dense', 'bm25')."""
         legs = _check_legs(legs)
         docs = list(documents)
@@ -146,12 +150,16 @@ class HybridRetriever:
             enc = encoder if isinstance(encoder, Encoder) else Encoder(encoder or EncoderConfig())
             timings["model_load_seconds"] = time.perf_counter() - t
             t = time.perf_counter()
-            dense = DenseIndex.build(enc.encode_documents(texts, progress=progress), dense_kind)
+            owner = None
+            if chunking.documents:
+                texts, owner = _split(enc, texts, chunking, enc.document_prompt)
+                timings["document_chunks"] = len(texts)
+            dense = DenseIndex.build(enc.encode_documents(texts, progress=progress), dense_kind, owner=owner)
             timings["dense_seconds"] = time.perf_counter() - t
             timings["truncated_documents"] = enc.count_truncated(texts, enc.document_prompt)
         info = {"documents": len(docs), "corpus_fingerprint": fingerprint(docs), "build": timings}
         return cls(docs, encoder=enc, dense=dense, analyzer=analyzer, lexical=lexical,
-                   fusion_config=fusion_config, info=info)
+                   fusion_config=fusion_config, info=info, chunking=chunking)
 
     @property
     def legs(self) -> tuple[str, ...]:
@@ -181,7 +189,8 @@ class HybridRetriever:
             if self.dense is not None:
                 (tmp / "dense").mkdir()
                 self.dense.save(tmp / "dense")
-                manifest["dense"] = {**self.encoder.info(), "index": self.dense.kind}
+                manifest["dense"] = {**self.encoder.info(), "index": self.dense.kind,
+                                     "chunking": self.chunking.to_dict()}
             if self.lexical is not None:
                 (tmp / "lexical").mkdir()
                 self.lexical.save(tmp / "lexical")
@@ -194,7 +203,8 @@ class HybridRetriever:
     @classmethod
     def load(cls, path: str | Path, *, model: str | None = None, device: str | None = None,
              dense_backend: str = "auto", mmap: bool = False, verify: bool = True,
-             fusion_config: FusionConfig | None = None, load_encoder: bool = True) -> HybridRetriever:
+             fusion_config: FusionConfig | None = None, chunking: ChunkSettings | None = None,
+             load_encoder: bool = True) -> HybridRetriever:
         """Open an index folder: checksums verified, the same model as at build time loaded."""
         folder = Path(path)
         manifest = read_manifest(folder, verify=verify)
@@ -216,8 +226,13 @@ class HybridRetriever:
         except (OSError, ValueError, RuntimeError, KeyError) as e:
             raise IndexFileError(f"{folder}: cannot load index ({type(e).__name__}: {e})") from None
         fusion_config = fusion_config or FusionConfig.from_dict(manifest.get("fusion", {}))
+        built = ChunkSettings.from_dict(manifest.get("dense", {}).get("chunking"))
+        if chunking is not None and _doc_side(chunking) != _doc_side(built):
+            raise ValueError(f"{folder}: the settings ask for document chunking {_doc_side(chunking)}, the index "
+                             f"was built with {_doc_side(built)}; rebuild with these settings")
+        chunking = chunking or built
         return cls(docs, encoder=enc, dense=dense, analyzer=analyzer, lexical=lexical,
-                   fusion_config=fusion_config, info=manifest)
+                   fusion_config=fusion_config, info=manifest, chunking=chunking)
 
     # ---- searching --------------------------------------------------------------------
     def depth(self) -> int:
@@ -231,7 +246,9 @@ class HybridRetriever:
         legs = _check_legs(legs or self.legs, available=self.legs)
         depth = min(depth or self.depth(), len(self))
         out: dict[str, list[list[tuple[int, float]]]] = {}
-        if "dense" in legs:
+        if "dense" in legs and self.chunking.active:
+            out["dense"] = [self._top(s, depth) for s in self.chunked_dense_scores(queries)]
+        elif "dense" in legs:
             if query_vectors is None:
                 query_vectors = self.encode_queries(queries)
             scores, rows = self.dense.search(query_vectors, depth)
@@ -239,6 +256,19 @@ class HybridRetriever:
         if "bm25" in legs:
             out["bm25"] = [self._top(self.lexical.scores(self.analyzer(q)), depth) for q in queries]
         return out
+
+    def chunked_dense_scores(self, queries: Sequence[str]) -> np.ndarray:
+        """(queries x documents) dense scores aggregated over query and document chunks."""
+        enc = self.encoder
+        if enc is None:
+            raise RuntimeError("this retriever was loaded without its encoder")
+        if self.chunking.queries:
+            chunks, q_owner = _split(enc, list(queries), self.chunking, enc.query_prompt)
+        else:
+            chunks, q_owner = list(queries), np.arange(len(queries))
+        d_owner = self.dense.owner if self.dense.owner is not None else np.arange(len(self))
+        sim = self.dense.all_scores(enc.encode_queries(chunks))
+        return aggregate(sim, q_owner, d_owner, len(self), self.chunking)
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Query vectors (with the query prompt); needs the encoder."""
@@ -345,6 +375,17 @@ class HybridRetriever:
         return self._order(rows, scores[rows])[:depth]
 
 
+def _doc_side(c: ChunkSettings) -> tuple:
+    """The chunk settings fixed at build time (how documents were cut)."""
+    return (c.documents, c.window, c.overlap) if c.documents else (False,)
+
+
+def _split(enc: Encoder, texts: list[str], chunking: ChunkSettings, prompt: str) -> tuple[list[str], np.ndarray]:
+    """Token windows that fit the model with the prompt and special tokens."""
+    reserved = 2 + len(enc.model.tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 2
+    return split(enc.model.tokenizer, texts, window_size(chunking, enc.max_seq_length, reserved), chunking.overlap)
+
+
 def _check_legs(legs: Sequence[str], available: Sequence[str] = LEGS) -> tuple[str, ...]:
     legs = tuple(dict.fromkeys(legs))
     for leg in legs:
@@ -398,4 +439,4 @@ def _versions() -> dict:
     return out
 
 
-__all__ = ["FusionConfig", "Hit", "HybridRetriever", "LegHit", "LEGS", "MODES"]
+__all__ = ["FusionConfig", "Hit", "HybridRetriever", "LegHit", "LEGS", "MODES", "read_settings"]

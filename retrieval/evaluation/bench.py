@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..chunking import ChunkSettings
 from ..encoders import Encoder, EncoderConfig
 from ..retriever import LEGS, FusionConfig
 from .datasets import RetrievalData, mteb_task
@@ -32,7 +33,7 @@ class BenchConfig:
     data: RetrievalData
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     legs: tuple[str, ...] = LEGS
-    tuned: FusionConfig | None = None
+    tuned: tuple[FusionConfig, ChunkSettings] | None = None  # settings from `tune`
     parity: bool = False
     language: str = "auto"
     bm25_backend: str = "bm25s"
@@ -52,15 +53,15 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
     shared = SharedLegs(encoder, cfg.legs, language=cfg.language, bm25_backend=cfg.bm25_backend)
     label = encoder.model_name if encoder else "bm25"
     runs, results, names, mteb_json = {}, {}, {}, {}
-    for run, mode, fusion in _run_specs(cfg):
-        model = RetrieverSearch(shared, mode, fusion, label)
+    for run, mode, fusion, chunking in _run_specs(cfg):
+        model = RetrieverSearch(shared, mode, fusion, label, chunking)
         _say(f"run {run}: {model.name}")
         t = time.perf_counter()
         task_result = mteb.evaluate(model, mteb_task(cfg.data), cache=None, show_progress_bar=False).task_results[0]
         runs[run] = {**metric_scores(task_result.scores["test"][0]), "seconds": time.perf_counter() - t}
         results[run], names[run], mteb_json[run] = model.results, model.name, task_result.to_dict()
-        if fusion is not None and mode == "hybrid":
-            runs[run]["fusion"] = fusion.to_dict()
+        if run == "tuned":
+            runs[run].update(fusion=fusion.to_dict(), chunking=chunking.to_dict())
     phases.update(shared.seconds)
     phases["runs_seconds"] = sum(r["seconds"] for r in runs.values())
     per_query = {run: ndcg_at_10(res, cfg.data.qrels) for run, res in results.items()}
@@ -93,12 +94,14 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
     return report, results, mteb_json
 
 
-def _run_specs(cfg: BenchConfig) -> list[tuple[str, str, FusionConfig | None]]:
-    specs: list[tuple[str, str, FusionConfig | None]] = [(leg, leg, FusionConfig()) for leg in cfg.legs]
+def _run_specs(cfg: BenchConfig) -> list[tuple[str, str, FusionConfig, ChunkSettings]]:
+    """(run, mode, fusion, chunking): each leg alone, equal-weight RRF, and the tuned settings."""
+    plain = (FusionConfig(), ChunkSettings())
+    specs = [(leg, leg, *plain) for leg in cfg.legs]
     if set(cfg.legs) == set(LEGS):
-        specs.append(("hybrid", "hybrid", FusionConfig()))
+        specs.append(("hybrid", "hybrid", *plain))
         if cfg.tuned is not None:
-            specs.append(("tuned", "hybrid", cfg.tuned))
+            specs.append(("tuned", "hybrid", *cfg.tuned))
     return specs
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..chunking import ChunkSettings
 from ..corpus import Document, fingerprint
 from ..encoders import Encoder
 from ..retriever import FusionConfig, HybridRetriever
@@ -29,20 +30,21 @@ class SharedLegs:
         self._retrievers: dict[str, HybridRetriever] = {}
         self._rankings: dict[tuple[str, str], dict[str, list]] = {}
 
-    def retriever(self, documents: list[Document]) -> HybridRetriever:
-        """The retriever of this corpus, built once (timings in `seconds`)."""
-        key = fingerprint(documents)
+    def retriever(self, documents: list[Document], chunking: ChunkSettings = ChunkSettings()) -> HybridRetriever:
+        """The retriever of this corpus and chunking, built once (timings in `seconds`)."""
+        key = f"{fingerprint(documents)}/{sorted(chunking.to_dict().items())}"
         if key not in self._retrievers:
             t = time.perf_counter()
-            r = HybridRetriever.build(documents, encoder=self.encoder, legs=self.legs,
-                                      language=self.language, bm25_backend=self.bm25_backend)
+            r = HybridRetriever.build(documents, encoder=self.encoder, legs=self.legs, language=self.language,
+                                      bm25_backend=self.bm25_backend, chunking=chunking)
             self._retrievers[key] = r
             build = r.info["build"]
-            self.seconds["index_seconds"] = time.perf_counter() - t
-            self.seconds.update({f"index_{k}": v for k, v in build.items()
+            tag = "index" if not chunking.active else "index_chunked"
+            self.seconds[f"{tag}_seconds"] = time.perf_counter() - t
+            self.seconds.update({f"{tag}_{k}": v for k, v in build.items()
                                  if k.endswith("_seconds") and k != "model_load_seconds"})
             if "truncated_documents" in build:
-                self.truncated["documents"] = build["truncated_documents"]
+                self.truncated["chunked documents" if chunking.documents else "documents"] = build["truncated_documents"]
         return self._retrievers[key]
 
     def analysis(self) -> dict | None:
@@ -53,7 +55,7 @@ class SharedLegs:
 
     def rankings(self, retriever: HybridRetriever, queries: list[str]) -> list[dict[str, list]]:
         """Each query's full per-leg rankings (the whole corpus, at most 1000), computed once."""
-        corpus = next(k for k, r in self._retrievers.items() if r is retriever)
+        corpus = next(k for k, r in self._retrievers.items() if r is retriever)  # key of this retriever
         todo = [q for q in dict.fromkeys(queries) if (corpus, q) not in self._rankings]
         if todo:
             t = time.perf_counter()
@@ -70,11 +72,11 @@ class RetrieverSearch:
     """MTEB search model: one mode ('dense', 'bm25', 'hybrid') and fusion setting over SharedLegs."""
 
     def __init__(self, shared: SharedLegs, mode: str = "hybrid", fusion: FusionConfig = FusionConfig(),
-                 model_label: str = "model"):
+                 model_label: str = "model", chunking: ChunkSettings = ChunkSettings()):
         from mteb.models.model_meta import ModelMeta
 
-        self.shared, self.mode, self.fusion = shared, mode, fusion
-        self.name = run_name(model_label, mode, fusion)
+        self.shared, self.mode, self.fusion, self.chunking = shared, mode, fusion, chunking
+        self.name = run_name(model_label, mode, fusion, chunking)
         self.mteb_model_meta = ModelMeta.create_empty(overwrites={
             "name": self.name, "revision": "local", "model_type": ["dense" if mode == "dense" else "hybrid"],
         })
@@ -85,7 +87,7 @@ class RetrieverSearch:
               encode_kwargs: dict | None = None, num_proc: int | None = None, **kwargs: Any) -> None:
         """Build (or reuse) the legs for MTEB's corpus rows (id, title, text)."""
         docs = [Document(row["id"], row.get("title") or "", row["text"]) for row in corpus]
-        self._retriever = self.shared.retriever(docs)
+        self._retriever = self.shared.retriever(docs, self.chunking)
 
     def search(self, queries, *, task_metadata=None, hf_split: str = "test", hf_subset: str = "default",
                top_k: int = 1000, encode_kwargs: dict | None = None, top_ranked=None,
@@ -100,11 +102,15 @@ class RetrieverSearch:
         return self.results
 
 
-def run_name(model_label: str, mode: str, fusion: FusionConfig) -> str:
-    """A name that differs for every model, mode and fusion setting (MTEB caches results by name)."""
+def run_name(model_label: str, mode: str, fusion: FusionConfig, chunking: ChunkSettings = ChunkSettings()) -> str:
+    """A name that differs for every model, mode, fusion and chunk setting (MTEB caches results by name)."""
     label = re.sub(r"[^A-Za-z0-9._-]+", "-", model_label).strip("-")[-60:] or "model"
     name = f"retrieval/{label}__{mode}"
     if mode == "hybrid":
         w = "-".join(f"{leg}{v:g}" for leg, v in sorted(fusion.weights.items()))
         name += f"__{fusion.method}-k{fusion.k}-{w}-d{fusion.depth or 'all'}"
+    if chunking.active and mode != "bm25":
+        c = chunking
+        name += (f"__chunk-{'d' if c.documents else ''}{'q' if c.queries else ''}-w{c.window or 'auto'}"
+                 f"-o{c.overlap}-{c.doc_agg}{c.top_n if c.doc_agg == 'topn' else ''}-{c.query_agg}")
     return name
