@@ -1,12 +1,15 @@
 """Qwen3-Embedding support, tested with a tiny random Qwen3 built offline (tests/qwen3_tiny.py).
 
-Runs on RETRIEVAL_TEST_DEVICE (default cpu), e.g. cuda.
+Runs on RETRIEVAL_TEST_DEVICE (default cpu; scripts/gpu_check.sh runs these on cuda).
 Still to add once the `bench` command lands (another issue): bench end-to-end with `qwen3_dir`.
 """
 
 import importlib.util
 import json
 import logging
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -201,3 +204,14 @@ def test_qwen3_flash_attention_without_package_is_a_clear_error(qwen3_dir, tiny_
     assert "flash_attn package" in capsys.readouterr().err
     assert not (tmp_path / "ix").exists()
 
+
+def test_qwen3_gpu_check_cpu_dry_run(tmp_path):
+    out = tmp_path / "gpu_check.json"
+    run = subprocess.run(["bash", "scripts/gpu_check.sh", "--cpu", "--no-tests", "--out", str(out)],
+                         env={**os.environ, "PYTHON": sys.executable},
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stdout[-1500:] + run.stderr[-1500:]
+    summary = json.loads(out.read_text())
+    assert summary["ok"] and summary["mode"] == "cpu"
+    assert summary["search"]["same_ranking"]
+    assert all(summary["throughput"][mode]["tokens_per_second"] > 0 for mode in ("token_budget", "fixed_batch_8"))
