@@ -23,14 +23,18 @@ QUERIES = [{"id": "q1", "text": "he took my bicycle dishonestly"}, {"id": "q2", 
 QRELS = "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq2\td4\t1\nq3\td3\t1\n"
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("data") / "tiny-statutes"
-    folder.mkdir()
+def write_dataset(folder: Path) -> Path:
+    """A tiny BEIR-style statute data set (3 queries, 4 statutes)."""
+    folder.mkdir(parents=True)
     for name, rows in (("corpus.jsonl", CORPUS), ("queries.jsonl", QUERIES)):
         (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
     (folder / "qrels.tsv").write_text(QRELS)
     return folder
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("data") / "tiny-statutes")
 
 
 @pytest.fixture(scope="module")

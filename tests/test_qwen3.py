@@ -1,7 +1,6 @@
 """Qwen3-Embedding support, tested with a tiny random Qwen3 built offline (tests/qwen3_tiny.py).
 
 Runs on RETRIEVAL_TEST_DEVICE (default cpu; scripts/gpu_check.sh runs these on cuda).
-Still to add once the `bench` command lands (another issue): bench end-to-end with `qwen3_dir`.
 """
 
 import importlib.util
@@ -215,3 +214,17 @@ def test_qwen3_gpu_check_cpu_dry_run(tmp_path):
     assert summary["ok"] and summary["mode"] == "cpu"
     assert summary["search"]["same_ranking"]
     assert all(summary["throughput"][mode]["tokens_per_second"] > 0 for mode in ("token_budget", "fixed_batch_8"))
+
+
+def test_qwen3_bench_end_to_end_records_prompt_dtype_hash(qwen3_dir, tmp_path, test_device):
+    from test_bench import write_dataset
+
+    out = tmp_path / "b"
+    assert main(["bench", "--model", str(qwen3_dir), "--dataset", str(write_dataset(tmp_path / "tiny")),
+                 "--out", str(out), "--device", test_device]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["query_prompt"] == qwen3_prompt(QWEN3_INSTRUCTIONS["mteb"])
+    bf16 = _cuda(test_device) and torch.cuda.is_bf16_supported()
+    assert report["encoder"]["dtype"] == ("bfloat16" if bf16 else "float32")
+    assert len(report["encoder"]["weights_sha256"]) == 64
+    assert set(report["runs"]) == {"dense", "bm25", "hybrid"}
