@@ -129,14 +129,15 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def _answer(retriever, text: str, args: argparse.Namespace) -> None:
+    from .retriever import results_json
+
     if not text.strip():
         raise ValueError("empty query")
     t = time.perf_counter()
     hits = retriever.search(text, k=args.k, mode=args.mode)
     took = time.perf_counter() - t
     if args.json:
-        print(json.dumps({"query": text, "mode": args.mode, "hits": [h.to_dict() for h in hits],
-                          "seconds": round(took, 6)}, ensure_ascii=False))
+        print(json.dumps(results_json(text, args.mode, hits, took), ensure_ascii=False))
         return
     for h in hits:
         legs = "  ".join(f"{leg} #{p.rank} {p.score:.4g}" if p else f"{leg} -"

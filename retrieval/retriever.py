@@ -339,6 +339,11 @@ class HybridRetriever:
         return self._order(rows, scores[rows])[:depth]
 
 
+def results_json(query: str, mode: str, hits: Sequence[Hit], seconds: float) -> dict:
+    """One search's answer as `query --json` prints it and the web API returns it."""
+    return {"query": query, "mode": mode, "hits": [h.to_dict() for h in hits], "seconds": round(seconds, 6)}
+
+
 def _check_legs(legs: Sequence[str], available: Sequence[str] = LEGS) -> tuple[str, ...]:
     legs = tuple(dict.fromkeys(legs))
     for leg in legs:
@@ -392,4 +397,4 @@ def _versions() -> dict:
     return out
 
 
-__all__ = ["FusionConfig", "Hit", "HybridRetriever", "LegHit", "LEGS", "MODES"]
+__all__ = ["FusionConfig", "Hit", "HybridRetriever", "LegHit", "LEGS", "MODES", "results_json"]
