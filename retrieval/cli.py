@@ -1,4 +1,4 @@
-"""Command line: build, query (one-shot or interactive). Parsing and printing only.
+"""Command line: build, query (one-shot or interactive), serve (web app). Parsing and printing only.
 
 Exit codes: 0 success, 1 a damaged or mismatched index or a runtime failure, 2 bad input
 (corpus, arguments, settings files), each with a one-line message on stderr.
@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     q.add_argument("--mmap", action="store_true", help="memory-map index arrays instead of reading them")
     q.set_defaults(func=cmd_query)
+
+    s = sub.add_parser("serve", help="serve the search page and REST API over index folders")
+    s.add_argument("index", nargs="+", help="index folder(s); each is named by its folder name")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    s.set_defaults(func=cmd_serve)
     return p
 
 
@@ -125,6 +132,19 @@ def cmd_query(args: argparse.Namespace) -> int:
         _answer(retriever, args.text, args)
         return 0
     _interactive(retriever, args)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Load the index folders and serve the web app and API until interrupted."""
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port must be 1..65535, got {args.port}")
+    try:
+        from .web import serve
+    except ImportError as e:
+        print(f"error: the web app needs the web extra (pip install 'statute-retrieval[web]'): {e}", file=sys.stderr)
+        return 1
+    serve(args.index, host=args.host, port=args.port, device=args.device)
     return 0
 
 
