@@ -1,7 +1,8 @@
-"""The web app: REST API (TestClient), a real server on loopback, and the page in Chromium."""
+"""The web app: REST API (TestClient), a real server on loopback, a short load test, and the page in Chromium."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import urllib.error
 import urllib.request
@@ -18,6 +19,7 @@ from retrieval.corpus import Document
 from retrieval.retriever import HybridRetriever
 from retrieval.web import background, create_app
 
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -138,6 +140,16 @@ def test_real_server_takes_a_20000_character_cjk_query(url):
     ok, answer = _get(f"{url}/api/search?" + urlencode({"q": "盗窃" * 10_000, "index": "zh", "k": 1}))
     too_long, _ = _get(f"{url}/api/search?" + urlencode({"q": "盗窃" * 10_001, "index": "zh"}))
     assert (ok, answer["hits"][0]["id"], too_long) == (200, "264", 413)
+
+
+def test_short_load_test(url):
+    """scripts/load_test.py against the loopback server: 50 requests, 4 at a time, no errors."""
+    spec = importlib.util.spec_from_file_location("load_test", ROOT / "scripts" / "load_test.py")
+    load_test = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(load_test)
+    report = load_test.run(url, requests=50, concurrency=4)
+    assert (report["requests"], report["errors"]) == (50, 0)
+    assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p99"] and report["throughput_rps"] > 0
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)")
