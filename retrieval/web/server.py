@@ -17,8 +17,8 @@ from fastapi import FastAPI
 from ..retriever import HybridRetriever
 from .app import create_app
 
-# h11 refuses a request head over this size. 256 KiB lets a 20,000-character query through
-# even when every character is CJK (9 bytes percent-encoded), so the app can answer it (or 413).
+# h11 may refuse a request head over this size (with a plain 400). 256 KiB lets a 20,000-character
+# query through even when every character is CJK (9 bytes percent-encoded): the app answers it (or 413).
 MAX_REQUEST_HEAD = 256 * 1024
 
 
