@@ -1,4 +1,4 @@
-"""Command line: build, query (one-shot or interactive). Parsing and printing only.
+"""Command line: build, query (one-shot or interactive), serve (web app). Parsing and printing only.
 
 Exit codes: 0 success, 1 a damaged or mismatched index or a runtime failure, 2 bad input
 (corpus, arguments, settings files), each with a one-line message on stderr.
@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--trec-runs", action="store_true", help="also write each run as a TREC run file")
     _encoder_args(be)
     be.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("serve", help="serve the search page and REST API over index folders")
+    s.add_argument("index", nargs="+", help="index folder(s); each is named by its folder name")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    s.set_defaults(func=cmd_serve)
     return p
 
 
@@ -206,15 +213,29 @@ def _bench_data(args: argparse.Namespace):
     return load_aila(aila) if aila else load_aila_from_hub()
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Load the index folders and serve the web app and API until interrupted."""
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port must be 1..65535, got {args.port}")
+    try:
+        from .web import serve
+    except ImportError as e:
+        print(f"error: the web app needs the web extra (pip install 'statute-retrieval[web]'): {e}", file=sys.stderr)
+        return 1
+    serve(args.index, host=args.host, port=args.port, device=args.device)
+    return 0
+
+
 def _answer(retriever, text: str, args: argparse.Namespace) -> None:
+    from .retriever import results_json
+
     if not text.strip():
         raise ValueError("empty query")
     t = time.perf_counter()
     hits = retriever.search(text, k=args.k, mode=args.mode)
     took = time.perf_counter() - t
     if args.json:
-        print(json.dumps({"query": text, "mode": args.mode, "hits": [h.to_dict() for h in hits],
-                          "seconds": round(took, 6)}, ensure_ascii=False))
+        print(json.dumps(results_json(text, args.mode, hits, took), ensure_ascii=False))
         return
     for h in hits:
         legs = "  ".join(f"{leg} #{p.rank} {p.score:.4g}" if p else f"{leg} -"

@@ -386,6 +386,11 @@ def _split(enc: Encoder, texts: list[str], chunking: ChunkSettings, prompt: str)
     return split(enc.model.tokenizer, texts, window_size(chunking, enc.max_seq_length, reserved), chunking.overlap)
 
 
+def results_json(query: str, mode: str, hits: Sequence[Hit], seconds: float) -> dict:
+    """One search's answer as `query --json` prints it and the web API returns it."""
+    return {"query": query, "mode": mode, "hits": [h.to_dict() for h in hits], "seconds": round(seconds, 6)}
+
+
 def _check_legs(legs: Sequence[str], available: Sequence[str] = LEGS) -> tuple[str, ...]:
     legs = tuple(dict.fromkeys(legs))
     for leg in legs:
@@ -441,3 +446,6 @@ def _versions() -> dict:
 
 
 __all__ = ["FusionConfig", "Hit", "HybridRetriever", "LegHit", "LEGS", "MODES", "read_settings"]
+
+
+__all__ = ["FusionConfig", "Hit", "HybridRetriever", "LegHit", "LEGS", "MODES", "results_json"]

@@ -1,0 +1,254 @@
+// The search page: talks to /api/health, /api/search and /api/documents/{id}.
+// Every piece of text from the server goes into the DOM as a text node (never as HTML).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const form = $("search"), input = $("q"), indexSelect = $("index"), modeSet = $("modes"), kSelect = $("k");
+const statusLine = $("status"), results = $("results"), dialog = $("doc");
+const MODE_LABELS = { hybrid: "Hybrid (RRF)", dense: "Dense", bm25: "BM25" };
+const SNIPPET_BEFORE = 90, SNIPPET_LENGTH = 320;
+const EAST_ASIAN = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u;
+
+let indexes = [];        // from /api/health
+let searchCount = 0;     // answers to older searches are dropped
+let opener = null;       // the result whose statute the dialog shows
+const documents = new Map();  // "index\n id" -> Promise of {id, title, text}
+
+function node(tag, className, text) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+async function api(path) {
+  const response = await fetch(path, { headers: { Accept: "application/json" } });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw new Error(body?.detail ?? `${response.status} ${response.statusText}`);
+  return body;
+}
+
+function currentIndex() {
+  return indexes.find((ix) => ix.name === indexSelect.value) ?? indexes[0];
+}
+
+function currentMode() {
+  return modeSet.querySelector("input:checked")?.value ?? currentIndex().modes[0];
+}
+
+function showModes(index, wanted) {
+  modeSet.querySelectorAll("label").forEach((el) => el.remove());
+  const mode = index.modes.includes(wanted) ? wanted : index.modes[0];
+  for (const m of index.modes) {
+    const label = node("label"), radio = node("input");
+    Object.assign(radio, { type: "radio", name: "mode", value: m, checked: m === mode });
+    label.append(radio, " " + MODE_LABELS[m]);
+    modeSet.append(label);
+  }
+  results.lang = $("doc-text").lang = index.language === "zh" ? "zh-CN" : "en";
+}
+
+// One regex for the matched terms: CJK terms match anywhere, others only as whole words.
+function termPattern(terms) {
+  const parts = [...new Set(terms.filter(Boolean))].sort((a, b) => b.length - a.length).map((term) => {
+    const escaped = term.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
+    return EAST_ASIAN.test(term) ? escaped : `(?<![\\p{L}\\p{N}_])${escaped}(?![\\p{L}\\p{N}_])`;
+  });
+  return parts.length ? new RegExp(parts.join("|"), "giu") : null;
+}
+
+function highlighted(text, pattern) {
+  const fragment = document.createDocumentFragment();
+  let last = 0;
+  if (pattern) {
+    for (const match of text.matchAll(pattern)) {
+      fragment.append(text.slice(last, match.index), node("mark", "", match[0]));
+      last = match.index + match[0].length;
+    }
+  }
+  fragment.append(text.slice(last));
+  return fragment;
+}
+
+// Never cut a surrogate pair in two (rare CJK characters and emoji are two UTF-16 units).
+function safeCut(text, i) {
+  const code = text.charCodeAt(i);
+  return code >= 0xdc00 && code <= 0xdfff ? i + 1 : i;
+}
+
+// The part of the text around the first matched term (the start when nothing matched).
+function snippet(text, pattern) {
+  const flat = text.replace(/\s+/g, " ").trim();
+  const first = pattern ? flat.search(pattern) : -1;  // search() leaves pattern.lastIndex alone
+  let start = Math.max(0, first - SNIPPET_BEFORE);
+  if (start > 0) {
+    const space = flat.indexOf(" ", start);
+    if (space !== -1 && space < first) start = space + 1;
+  }
+  start = safeCut(flat, start);
+  let end = Math.min(flat.length, start + SNIPPET_LENGTH);
+  if (end < flat.length) {
+    const space = flat.lastIndexOf(" ", end);
+    if (space > start + SNIPPET_LENGTH * 0.8) end = space;
+  }
+  end = safeCut(flat, end);
+  return (start > 0 ? "… " : "") + flat.slice(start, end) + (end < flat.length ? " …" : "");
+}
+
+function legText(name, leg) {
+  return leg.rank === null ? `${name} not in top list` : `${name} #${leg.rank} (${leg.score.toPrecision(4)})`;
+}
+
+function scoreLine(hit, mode, legs) {
+  const line = node("p", "scores");
+  line.append(node("span", "", `${mode === "hybrid" ? "fused" : "score"} ${hit.score.toPrecision(4)}`));
+  for (const leg of mode === "hybrid" ? legs : [mode]) line.append(node("span", "", legText(leg, hit[leg])));
+  return line;
+}
+
+function getDocument(indexName, id) {
+  const key = `${indexName}\n${id}`;
+  if (!documents.has(key)) {
+    const query = indexes.length > 1 ? `?index=${encodeURIComponent(indexName)}` : "";
+    const promise = api(`/api/documents/${encodeURIComponent(id)}${query}`);
+    promise.catch(() => documents.delete(key));
+    documents.set(key, promise);
+  }
+  return documents.get(key);
+}
+
+function showStatus(text, isError = false) {
+  statusLine.textContent = text;
+  statusLine.classList.toggle("error", isError);
+}
+
+function render(answer, index, count) {
+  const legs = index.legs;
+  results.replaceChildren();
+  for (const hit of answer.hits) {
+    const pattern = termPattern(hit.matched_terms);
+    const item = node("li", "hit");
+    item.tabIndex = 0;
+    const head = node("div", "hit-head");
+    head.append(node("span", "rank", `${hit.rank}.`), node("h3", "", hit.title || hit.id), node("span", "doc-id", hit.id));
+    const text = node("p", "snippet muted", "…");
+    const scores = scoreLine(hit, answer.mode, legs);
+    item.append(head, text, scores);
+    item.addEventListener("click", () => openDocument(item, index.name, hit, pattern, scores));
+    results.append(item);
+    getDocument(index.name, hit.id).then((doc) => {
+      if (count !== searchCount) return;
+      text.replaceChildren(highlighted(snippet(doc.text, pattern), pattern));
+      text.classList.remove("muted");
+    }, (err) => { text.textContent = `(text unavailable: ${err.message})`; });
+  }
+  const ms = Math.round(answer.seconds * 1000);
+  showStatus(answer.hits.length
+    ? `${answer.hits.length} statutes · ${MODE_LABELS[answer.mode]} · ${index.name} · ${ms} ms`
+    : `No statutes found (${MODE_LABELS[answer.mode]}, ${index.name}).`);
+}
+
+async function search() {
+  const index = currentIndex(), mode = currentMode(), q = input.value;
+  if (!q.trim()) {
+    showStatus("Type a query first.");
+    return;
+  }
+  const params = new URLSearchParams({ q, mode, k: kSelect.value });
+  if (indexes.length > 1) params.set("index", index.name);
+  history.replaceState(null, "", `?${params}`);
+  const count = ++searchCount;
+  showStatus("Searching…");
+  try {
+    const answer = await api(`/api/search?${params}`);
+    if (count === searchCount) render(answer, index, count);
+  } catch (err) {
+    if (count !== searchCount) return;
+    results.replaceChildren();
+    showStatus(err.message, true);
+  }
+}
+
+async function openDocument(item, indexName, hit, pattern, scores) {
+  opener = item;
+  $("doc-id").textContent = hit.id;
+  $("doc-title").textContent = hit.title || hit.id;
+  $("doc-scores").replaceChildren(...scores.cloneNode(true).childNodes);
+  $("doc-text").textContent = "Loading…";
+  if (!dialog.open) dialog.showModal();
+  try {
+    const doc = await getDocument(indexName, hit.id);
+    $("doc-text").replaceChildren(highlighted(doc.text, pattern));
+  } catch (err) {
+    $("doc-text").textContent = `Could not load the statute: ${err.message}`;
+  }
+}
+
+function isTyping(el) {
+  return el instanceof HTMLInputElement || el instanceof HTMLSelectElement || el instanceof HTMLTextAreaElement;
+}
+
+document.addEventListener("keydown", (event) => {
+  if (dialog.open || event.altKey || event.ctrlKey || event.metaKey) return;
+  const active = document.activeElement;
+  if (event.key === "/" && !isTyping(active)) {
+    event.preventDefault();
+    input.focus();
+    input.select();
+    return;
+  }
+  const hits = [...results.querySelectorAll(".hit")];
+  const at = hits.indexOf(active);
+  if (event.key === "ArrowDown" && (active === input || at >= 0) && hits.length) {
+    event.preventDefault();
+    hits[Math.min(at + 1, hits.length - 1)].focus();
+  } else if (event.key === "ArrowUp" && at >= 0) {
+    event.preventDefault();
+    (at === 0 ? input : hits[at - 1]).focus();
+  } else if ((event.key === "Enter" || event.key === " ") && at >= 0) {
+    event.preventDefault();
+    active.click();
+  } else if (event.key === "Escape" && at >= 0) {
+    input.focus();
+  }
+});
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  search();
+});
+modeSet.addEventListener("change", () => input.value.trim() && search());
+kSelect.addEventListener("change", () => input.value.trim() && search());
+indexSelect.addEventListener("change", () => {
+  showModes(currentIndex(), currentMode());
+  if (input.value.trim()) search();
+});
+$("doc-close").addEventListener("click", () => dialog.close());
+dialog.addEventListener("click", (event) => event.target === dialog && dialog.close());
+dialog.addEventListener("close", () => opener?.focus());
+
+async function start() {
+  try {
+    indexes = (await api("/api/health")).indexes;
+  } catch (err) {
+    showStatus(`The server did not answer: ${err.message}`, true);
+    return;
+  }
+  for (const ix of indexes) {
+    indexSelect.append(new Option(`${ix.name} (${ix.documents} statutes)`, ix.name));
+  }
+  $("index-label").hidden = indexes.length < 2;
+  const params = new URLSearchParams(location.search);
+  if (indexes.some((ix) => ix.name === params.get("index"))) indexSelect.value = params.get("index");
+  if ([...kSelect.options].some((o) => o.value === params.get("k"))) kSelect.value = params.get("k");
+  showModes(currentIndex(), params.get("mode"));
+  const index = currentIndex();
+  showStatus(`${index.documents} statutes in ${index.name}; legs: ${index.legs.join(", ")}.`);
+  document.body.dataset.ready = "true";
+  if (params.get("q")) {
+    input.value = params.get("q");
+    search();
+  }
+}
+
+start();

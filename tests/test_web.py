@@ -1,0 +1,218 @@
+"""The web app: REST API (TestClient), a real server on loopback, a short load test, and the page in Chromium."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from fastapi.testclient import TestClient
+
+from retrieval.cli import main
+from retrieval.corpus import Document
+from retrieval.retriever import HybridRetriever
+from retrieval.web import background, create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+XSS = '<img src=x onerror="window.__pwned=1">'
+# A BM25-only Chinese index: a second index, a mode the first lacks, CJK text, and hostile markup.
+ZH = [
+    Document("264", "中华人民共和国刑法第二百六十四条", "盗窃公私财物，数额较大的，或者多次盗窃、入户盗窃、携带凶器盗窃、扒窃的，"
+             "处三年以下有期徒刑、拘役或者管制，并处或者单处罚金。"),
+    Document("232", "中华人民共和国刑法第二百三十二条", "故意杀人的，处死刑、无期徒刑或者十年以上有期徒刑；情节较轻的，处三年以上十年以下有期徒刑。"),
+    Document("266/<b>", f"诈骗罪 {XSS}", f"诈骗公私财物，数额较大的，处三年以下有期徒刑。<script>window.__pwned=1</script>{XSS}"),
+]
+
+
+@pytest.fixture(scope="module")
+def app(tiny_index, tmp_path_factory):
+    zh = tmp_path_factory.mktemp("web") / "zh"
+    HybridRetriever.build(ZH, legs=["bm25"], language="zh", progress=False).save(zh)
+    return create_app({"tiny": HybridRetriever.load(tiny_index), "zh": HybridRetriever.load(zh)})
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return TestClient(app)
+
+
+@pytest.fixture(scope="module")
+def url(app):
+    with background(app) as base:
+        yield base
+
+
+def test_health_names_each_index(client):
+    body = client.get("/api/health").json()
+    assert body["status"] == "ok"
+    tiny, zh = body["indexes"]
+    assert tiny == {"name": "tiny", "documents": 5, "legs": ["dense", "bm25"], "modes": ["hybrid", "dense", "bm25"],
+                    "model": "all-MiniLM-L6-v2 (bundled)", "language": "en"}
+    assert (zh["name"], zh["legs"], zh["modes"], zh["model"], zh["language"]) == ("zh", ["bm25"], ["bm25"], None, "zh")
+
+
+def test_search_returns_the_query_json_shape(client):
+    body = client.get("/api/search", params={"q": "dowry death of a married woman", "k": 3}).json()
+    assert set(body) == {"query", "mode", "hits", "seconds"}
+    assert (body["query"], body["mode"], len(body["hits"])) == ("dowry death of a married woman", "hybrid", 3)
+    top = body["hits"][0]
+    assert set(top) == {"rank", "id", "title", "score", "dense", "bm25", "matched_terms"}
+    assert (top["rank"], top["id"], top["title"]) == (1, "S1", "Dowry death")
+    assert top["dense"]["rank"] >= 1 and top["bm25"]["rank"] >= 1
+    assert {"dowry", "death"} <= set(top["matched_terms"])
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25"])
+def test_single_leg_modes(client, mode):
+    body = client.get("/api/search", params={"q": "theft of property", "mode": mode, "k": 5}).json()
+    other = "bm25" if mode == "dense" else "dense"
+    assert body["mode"] == mode and body["hits"]
+    assert all(h[mode]["rank"] == h["rank"] and h[other]["rank"] is None for h in body["hits"])
+
+
+def test_second_index_in_chinese(client):
+    body = client.get("/api/search", params={"q": "盗窃财物", "index": "zh", "mode": "bm25"}).json()
+    assert body["hits"][0]["id"] == "264" and "盗窃" in body["hits"][0]["matched_terms"]
+
+
+@pytest.mark.parametrize("params, status, words", [
+    ({"q": ""}, 400, "empty query"),
+    ({"q": "   "}, 400, "empty query"),
+    ({}, 400, "empty query"),
+    ({"q": "theft", "k": 0}, 400, "k"),
+    ({"q": "theft", "k": 101}, 400, "k"),
+    ({"q": "theft", "k": "ten"}, 400, "integer"),
+    ({"q": "theft", "mode": "fuzzy"}, 400, "unknown mode"),
+    ({"q": "盗窃", "index": "zh", "mode": "dense"}, 400, "no dense leg"),
+    ({"q": "theft", "index": "nope"}, 404, "unknown index"),
+    ({"q": "x" * 20_001}, 413, "limit is 20,000"),
+])
+def test_search_errors_are_json_with_a_message(client, params, status, words):
+    response = client.get("/api/search", params=params)
+    assert response.status_code == status
+    assert words in response.json()["detail"]
+
+
+def test_documents(client, tiny_docs):
+    theft = next(d for d in tiny_docs if d.id == "S3")
+    assert client.get("/api/documents/S3").json() == {"id": "S3", "title": "Theft", "text": theft.text}
+    assert client.get("/api/documents/266%2F%3Cb%3E", params={"index": "zh"}).json()["id"] == "266/<b>"
+    missing = client.get("/api/documents/S99")
+    assert missing.status_code == 404 and "unknown document 'S99'" in missing.json()["detail"]
+
+
+def test_page_openapi_and_static(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "default-src 'self'" in page.headers["content-security-policy"]
+    assert client.get("/static/app.js").status_code == 200
+    assert {"/api/search", "/api/health", "/api/documents/{doc_id}"} <= set(client.get("/openapi.json").json()["paths"])
+    assert client.get("/docs").status_code == 404  # Swagger UI needs a CDN; there is no network
+
+
+@pytest.mark.parametrize("argv, code, words", [
+    (["--port", "0"], 2, "--port must be 1..65535"),
+    (["--port", "70000"], 2, "--port must be 1..65535"),
+])
+def test_serve_rejects_a_bad_port(tmp_path, capsys, argv, code, words):
+    assert main(["serve", str(tmp_path), *argv]) == code
+    assert words in capsys.readouterr().err
+
+
+def test_serve_rejects_missing_and_same_named_folders(tmp_path, capsys):
+    assert main(["serve", str(tmp_path / "nowhere")]) == 1
+    assert "no index folder" in capsys.readouterr().err
+    (tmp_path / "a" / "ix").mkdir(parents=True)
+    (tmp_path / "b" / "ix").mkdir(parents=True)
+    assert main(["serve", str(tmp_path / "a" / "ix"), str(tmp_path / "b" / "ix")]) == 2
+    assert "share a name (ix)" in capsys.readouterr().err
+
+
+def test_real_server_takes_a_20000_character_cjk_query(url):
+    ok, answer = _get(f"{url}/api/search?" + urlencode({"q": "盗窃" * 10_000, "index": "zh", "k": 1}))
+    too_long, _ = _get(f"{url}/api/search?" + urlencode({"q": "盗窃" * 10_001, "index": "zh"}))
+    assert (ok, answer["hits"][0]["id"], too_long) == (200, "264", 413)
+
+
+def test_short_load_test(url):
+    """scripts/load_test.py against the loopback server: 50 requests, 4 at a time, no errors."""
+    spec = importlib.util.spec_from_file_location("load_test", ROOT / "scripts" / "load_test.py")
+    load_test = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(load_test)
+    report = load_test.run(url, requests=50, concurrency=4)
+    assert (report["requests"], report["errors"]) == (50, 0)
+    assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p99"] and report["throughput_rps"] > 0
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+def test_page_in_chromium(url, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 860})
+            problems: list[str] = []
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+            page.goto(url)
+            expect(page.locator("body[data-ready]")).to_be_attached()
+            expect(page.locator("#modes input")).to_have_count(3)
+
+            page.locator("#status").click()  # away from the autofocused box: "/" brings focus back
+            expect(page.locator("#q")).not_to_be_focused()
+            page.keyboard.press("/")
+            expect(page.locator("#q")).to_be_focused()
+            page.keyboard.type("dowry death of a married woman")
+            page.keyboard.press("Enter")
+            first = page.locator(".hit").first
+            expect(page.locator("#q")).to_have_value("dowry death of a married woman")
+            expect(first.locator(".doc-id")).to_have_text("S1")
+            expect(first.locator(".snippet mark").first).to_have_text("dowry", ignore_case=True)
+            expect(first.locator(".scores")).to_contain_text("dense #")
+            page.screenshot(path=tmp_path / "web.png")
+
+            page.keyboard.press("ArrowDown")
+            expect(first).to_be_focused()
+            page.keyboard.press("Enter")
+            expect(page.locator("#doc")).to_have_attribute("open", "")
+            expect(page.locator("#doc-text")).to_contain_text("within seven years of her marriage")
+            page.keyboard.press("Escape")
+            expect(page.locator("#doc")).not_to_have_attribute("open", "")
+            expect(first).to_be_focused()
+
+            page.get_by_label("BM25").check()
+            expect(page.locator("#status")).to_contain_text("BM25")
+            expect(first.locator(".scores")).not_to_contain_text("dense")
+
+            page.select_option("#index", "zh")
+            expect(page.locator("#modes input")).to_have_count(1)
+            page.fill("#q", "诈骗财物")
+            page.keyboard.press("Enter")
+            hit = page.locator(".hit").first
+            expect(hit.locator("h3")).to_have_text(f"诈骗罪 {XSS}")
+            expect(hit.locator(".snippet mark").first).to_have_text("诈骗")
+            hit.click()
+            expect(page.locator("#doc-text")).to_contain_text("<script>window.__pwned=1</script>")
+            page.screenshot(path=tmp_path / "web-zh.png")
+            assert page.evaluate("window.__pwned") is None and page.locator("#results img, #doc img").count() == 0
+            assert not problems, problems
+        finally:
+            browser.close()
+
+
+def _get(address: str) -> tuple[int, dict]:
+    """Status and JSON body of a GET (urllib: httpx refuses URLs over 64 KiB, this test sends 180 KiB)."""
+    try:
+        with urllib.request.urlopen(address, timeout=60) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
