@@ -1,9 +1,10 @@
-"""Long texts for the dense leg: token windows with overlap, and chunk-to-statute aggregation.
+"""Long texts for the dense leg: token windows with overlap, chunk-to-statute aggregation, titles.
 
 A model reads max_seq_length tokens (256 for all-MiniLM-L6-v2) and silently drops the rest;
 AILA queries are ~700 tokens and statutes up to ~6,000. Chunking encodes every window and
 aggregates chunk similarities: over a statute's chunks (max, mean, mean of the top n), then
-over a query's chunks (max, mean).
+over a query's chunks (max, mean). A statute's title (its heading) can be encoded on its own
+and mixed in with a weight: a short heading says what a long statute is about.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class ChunkSettings:
     doc_agg: str = "max"
     top_n: int = 3
     query_agg: str = "max"
+    title_weight: float = 0.0  # dense score = (1 - w) * text score + w * title score (documents with a title)
 
     def __post_init__(self):
         if self.doc_agg not in DOC_AGGREGATIONS:
@@ -38,11 +40,13 @@ class ChunkSettings:
             raise ValueError(f"chunk window ({self.window}) must be larger than the overlap ({self.overlap})")
         if self.overlap < 0 or self.top_n < 1:
             raise ValueError("chunk overlap must be >= 0 and top_n >= 1")
+        if not 0.0 <= self.title_weight <= 1.0:
+            raise ValueError(f"title weight must be in [0, 1], got {self.title_weight}")
 
     @property
     def active(self) -> bool:
-        """Whether anything is chunked."""
-        return self.documents or self.queries
+        """Whether the dense leg does more than one vector per text (chunks or a title vector)."""
+        return self.documents or self.queries or self.title_weight > 0
 
     def to_dict(self) -> dict:
         """Plain JSON-ready settings."""

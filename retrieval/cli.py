@@ -80,6 +80,20 @@ def _parser() -> argparse.ArgumentParser:
     _encoder_args(be)
     be.set_defaults(func=cmd_bench)
 
+    t = sub.add_parser("tune", help="choose fusion and chunking settings by cross-validation over queries")
+    t.add_argument("--out", required=True, help="folder for tune.json, tune.md and fusion.json (the settings)")
+    t.add_argument("--aila-dir", help="AILA 2019 release folder (default: $AILA2019_DIR; else download via MTEB)")
+    t.add_argument("--dataset", help="folder with corpus.jsonl, queries.jsonl, qrels.tsv (instead of AILAStatutes)")
+    t.add_argument("--legs", default="dense,bm25", help="legs: dense,bm25 (default), dense or bm25")
+    t.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
+    t.add_argument("--bm25-backend", choices=("bm25s", "rank-bm25"), default="bm25s")
+    t.add_argument("--folds", type=int, default=5)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--no-chunking", action="store_true", help="leave long-text chunking out of the search")
+    t.add_argument("--prompts", help="Qwen3 instruction presets to compare, e.g. mteb,legal,none")
+    _encoder_args(t)
+    t.set_defaults(func=cmd_tune)
+
     s = sub.add_parser("serve", help="serve the search page and REST API over index folders")
     s.add_argument("index", nargs="+", help="index folder(s); each is named by its folder name")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -126,12 +140,13 @@ def cmd_build(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     docs = read_corpus(args.corpus)
     legs = [leg.strip() for leg in args.legs.split(",") if leg.strip()]
-    fusion, chunking = _settings(args)
+    settings = _settings(args)
     encoder = _encoder_config(args) if "dense" in legs else None
     print(f"read {len(docs)} documents from {args.corpus}", file=sys.stderr)
     retriever = HybridRetriever.build(docs, encoder=encoder, legs=legs, language=args.language,
                                       bm25_backend=args.bm25_backend, dense_kind=args.dense_index,
-                                      fusion_config=fusion, chunking=chunking)
+                                      fusion_config=settings.fusion, chunking=settings.chunking,
+                                      bm25_params=settings.bm25)
     manifest = retriever.save(args.out)
     took = time.perf_counter() - t0
     parts = ", ".join(f"{k.removesuffix('_seconds')} {v:.1f}s" for k, v in manifest["build"].items()
@@ -147,15 +162,18 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def _settings(args: argparse.Namespace):
     """Fusion and chunk settings of `build`: from --fusion-config, then --chunk flags on top."""
-    from .chunking import ChunkSettings
-    from .retriever import FusionConfig, read_settings
+    from dataclasses import replace
 
-    fusion, chunking = read_settings(args.fusion_config) if args.fusion_config else (FusionConfig(), ChunkSettings())
+    from .retriever import Settings, read_settings
+
+    settings = read_settings(args.fusion_config) if args.fusion_config else Settings()
     if args.chunk is not None:
-        chunking = ChunkSettings(**{**chunking.to_dict(), "documents": args.chunk in ("documents", "both"),
-                                    "queries": args.chunk in ("queries", "both"),
-                                    **({"doc_agg": args.chunk_agg} if args.chunk_agg else {})})
-    return fusion, chunking
+        chunking = replace(settings.chunking, documents=args.chunk in ("documents", "both"),
+                           queries=args.chunk in ("queries", "both"))
+        settings = replace(settings, chunking=chunking)
+    if args.chunk_agg:
+        settings = replace(settings, chunking=replace(settings.chunking, doc_agg=args.chunk_agg))
+    return settings
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -164,9 +182,11 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise ValueError(f"-k must be >= 1, got {args.k}")
-    fusion, chunking = read_settings(args.fusion_config) if args.fusion_config else (None, None)
+    settings = read_settings(args.fusion_config) if args.fusion_config else None
     retriever = HybridRetriever.load(args.index, model=args.model, device=args.device, mmap=args.mmap,
-                                     dense_backend=args.dense_backend, fusion_config=fusion, chunking=chunking)
+                                     dense_backend=args.dense_backend,
+                                     fusion_config=settings.fusion if settings else None,
+                                     chunking=settings.chunking if settings else None)
     if args.mode != "hybrid" and args.mode not in retriever.legs:
         raise ValueError(f"{args.index} has no {args.mode} leg (it has: {', '.join(retriever.legs)})")
     if args.text is not None:
@@ -185,6 +205,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     legs = tuple(leg.strip() for leg in args.legs.split(",") if leg.strip())
     cfg = BenchConfig(data=_bench_data(args), encoder=_encoder_config(args), legs=legs,
                       tuned=read_settings(args.fusion_config) if args.fusion_config else None,
+                      tuned_protocol=_tuned_protocol(args.fusion_config),
                       parity=args.parity, language=args.language, bm25_backend=args.bm25_backend)
     report, results, mteb_json = run_bench(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
@@ -202,6 +223,50 @@ def cmd_bench(args: argparse.Namespace) -> int:
               + (" (all within tolerance)" if par["all_ok"] else " (NOT within tolerance)"))
     print(f"total {report['phases']['total_seconds']:.1f}s; report: {Path(args.out) / 'report.md'}")
     return 0 if report.get("parity", {}).get("all_ok", True) else 1
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Cross-validated choice of fusion and chunking settings; writes tune.json, tune.md, fusion.json."""
+    from .evaluation.report import tune_markdown
+    from .evaluation.tune import TuneConfig, prompt_presets, run_tune
+
+    if args.folds < 2:
+        raise ValueError(f"--folds must be >= 2, got {args.folds}")
+    data = _bench_data(args)
+    if args.folds > len(data.queries):
+        raise ValueError(f"--folds {args.folds} is more than the {len(data.queries)} queries")
+    legs = tuple(leg.strip() for leg in args.legs.split(",") if leg.strip())
+    cfg = TuneConfig(data=data, encoder=_encoder_config(args), legs=legs, folds=args.folds,
+                     seed=args.seed, chunking=not args.no_chunking, language=args.language,
+                     bm25_backend=args.bm25_backend,
+                     prompts=prompt_presets(args.prompts.split(",")) if args.prompts else None)
+    report, settings = run_tune(cfg)
+    report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tune.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out / "fusion.json").write_text(json.dumps(settings, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out / "tune.md").write_text(tune_markdown(report), encoding="utf-8")
+    oof = report["out_of_fold"]["ndcg_at_10"]
+    print(f"{report['task']}: out-of-fold nDCG@10 {oof:.4f} ({args.folds}-fold CV over {report['queries']} queries)")
+    if "track_split" in report:
+        print(f"track split (tune Q1-Q10, test Q11-Q50): {report['track_split']['ndcg_at_10']:.4f}")
+    print("untuned: " + ", ".join(f"{k} {v:.4f}" for k, v in report["baselines_all_queries"].items()))
+    print("each leg tuned alone, out-of-fold: "
+          + ", ".join(f"{k} {v:.4f}" for k, v in report["single_legs_out_of_fold"].items()))
+    print(f"chosen on all queries: {report['chosen']['label']} -> {out / 'fusion.json'}")
+    return 0
+
+
+def _tuned_protocol(path: str | None) -> str | None:
+    """How a settings file was made, as `tune` records it in the file."""
+    if not path:
+        return None
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if "tuned_on" not in data:
+        return f"from {path}"
+    return (f"chosen by `tune` on {data['tuned_on']}; its out-of-fold nDCG@10 there was "
+            f"{data.get('out_of_fold_ndcg_at_10', float('nan')):.4f}")
 
 
 def _bench_data(args: argparse.Namespace):

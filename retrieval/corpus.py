@@ -31,6 +31,11 @@ class Document:
     title: str
     text: str
 
+    @classmethod
+    def from_row(cls, id: str, title: str | None, text: str) -> Document:
+        """A document from a data-set row; an empty title falls back to an AILA `Title:` heading."""
+        return cls(id, title or aila_title(text), text)
+
     def indexed_text(self) -> str:
         """Title and text as one string, the title left out when the text already holds it."""
         if not self.title or self.title in self.text:
@@ -65,10 +70,14 @@ def read_aila_statutes(folder: Path) -> list[Document]:
         text = _decode(_read_bytes(f), f, line=None).strip()
         if not text:
             raise CorpusError(f"{f}: empty statute text")
-        first = text.splitlines()[0]
-        title = first[len("Title:"):].strip() if first.startswith("Title:") else ""
-        docs.append(Document(f.stem, title, text))
+        docs.append(Document(f.stem, aila_title(text), text))
     return docs
+
+
+def aila_title(text: str) -> str:
+    """The heading of an AILA statute text (its first line `Title: ...`), else ''."""
+    first = text.split("\n", 1)[0]
+    return first[len("Title:"):].strip() if first.startswith("Title:") else ""
 
 
 def read_jsonl(path: Path) -> Iterator[Document]:

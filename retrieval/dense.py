@@ -14,15 +14,18 @@ KINDS = ("flat", "hnsw")
 BACKENDS = ("auto", "faiss", "faiss-gpu", "torch")
 INDEX_FILE = "index.faiss"
 OWNER_FILE = "chunk_owner.npy"
+TITLES_FILE = "title_vectors.npy"
 
 
 class DenseIndex:
     """FAISS inner-product index over float32 unit vectors, with a GPU path when one exists."""
 
-    def __init__(self, index, kind: str = "flat", backend: str = "auto", owner: np.ndarray | None = None):
+    def __init__(self, index, kind: str = "flat", backend: str = "auto", owner: np.ndarray | None = None,
+                 titles: np.ndarray | None = None):
         self.index = index
         self.kind = kind
         self.owner = owner  # document of each vector when documents are chunked (sorted), else None
+        self.titles = titles  # one title vector per document (zero rows: no title), or None
         self._matrix: np.ndarray | None = None
         self.backend = resolve_backend(backend, kind)
         self._searcher = _make_searcher(index, self.backend)
@@ -30,7 +33,7 @@ class DenseIndex:
     @classmethod
     def build(cls, vectors: np.ndarray, kind: str = "flat", *, hnsw_m: int = 32,
               ef_construction: int = 200, ef_search: int = 128, backend: str = "auto",
-              owner: np.ndarray | None = None) -> DenseIndex:
+              owner: np.ndarray | None = None, titles: np.ndarray | None = None) -> DenseIndex:
         """Index `vectors` (n x d); 'flat' is exact, 'hnsw' approximate; `owner`: chunk -> document."""
         import faiss
 
@@ -45,7 +48,7 @@ class DenseIndex:
         else:
             raise ValueError(f"unknown dense index kind {kind!r} (choose from {', '.join(KINDS)})")
         index.add(vectors)
-        return cls(index, kind, backend, owner)
+        return cls(index, kind, backend, owner, titles)
 
     @classmethod
     def load(cls, folder: Path, kind: str = "flat", *, mmap: bool = False, backend: str = "auto") -> DenseIndex:
@@ -53,9 +56,9 @@ class DenseIndex:
         import faiss
 
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
-        owner_file = folder / OWNER_FILE
-        owner = np.load(owner_file, allow_pickle=False) if owner_file.exists() else None
-        return cls(faiss.read_index(str(folder / INDEX_FILE), flags), kind, backend, owner)
+        owner, titles = (np.load(f, allow_pickle=False) if f.exists() else None
+                         for f in (folder / OWNER_FILE, folder / TITLES_FILE))
+        return cls(faiss.read_index(str(folder / INDEX_FILE), flags), kind, backend, owner, titles)
 
     @property
     def dim(self) -> int:
@@ -78,12 +81,14 @@ class DenseIndex:
         return np.ascontiguousarray(queries, dtype=np.float32) @ self._matrix.T
 
     def save(self, folder: Path) -> None:
-        """FAISS's own file format (no pickle), plus the chunk owners as .npy when chunked."""
+        """FAISS's own file format (no pickle), plus chunk owners and title vectors as .npy when present."""
         import faiss
 
         faiss.write_index(self.index, str(folder / INDEX_FILE))
         if self.owner is not None:
             np.save(folder / OWNER_FILE, self.owner, allow_pickle=False)
+        if self.titles is not None:
+            np.save(folder / TITLES_FILE, self.titles, allow_pickle=False)
 
 
 def faiss_gpu_count() -> int:

@@ -198,6 +198,7 @@ class Encoder:
         self.query_prompt = resolve_query_prompt(config.query_instruction, config.query_prompt, is_qwen3=self.is_qwen3,
                                                  model_prompt=self.model.prompts.get("query", "") or "")
         self.document_prompt = self.model.prompts.get("document", "") or ""
+        self.cache: dict[tuple[str, str], np.ndarray] | None = None  # set to {} to encode each text once
 
     @property
     def dim(self) -> int:
@@ -260,10 +261,18 @@ class Encoder:
         return plan_batches(lengths, self.token_budget, self.config.batch_size)
 
     def _encode(self, texts: Sequence[str], prompt: str, progress: bool) -> np.ndarray:
+        """Vectors in input order; with `cache` on, only texts not seen with this prompt are encoded."""
+        if self.cache is None:
+            return self._encode_planned(list(texts), prompt, progress)
+        missing = [t for t in dict.fromkeys(texts) if (prompt, t) not in self.cache]
+        if missing:
+            self.cache.update(zip(((prompt, t) for t in missing), self._encode_planned(missing, prompt, progress)))
+        return np.stack([self.cache[(prompt, t)] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def _encode_planned(self, texts: list[str], prompt: str, progress: bool) -> np.ndarray:
         """Encode the planned batches into input order; halve a batch that runs out of CUDA memory."""
         import torch
 
-        texts = list(texts)
         pending = self.plan(texts, prompt)[::-1]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         bar = _progress_bar(len(texts), progress)

@@ -65,13 +65,31 @@ class FusionConfig:
 
 
 
-def read_settings(path: str | Path) -> tuple[FusionConfig, ChunkSettings]:
-    """Fusion and chunk settings from a JSON file as `tune` writes it: {"fusion": {...}, "chunking": {...}}."""
+@dataclass(frozen=True)
+class Settings:
+    """What `tune` chooses and build/query/bench accept (--fusion-config): fusion, dense long-text, BM25 k1/b."""
+
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    chunking: ChunkSettings = field(default_factory=ChunkSettings)
+    bm25: dict[str, float] = field(default_factory=dict)  # k1, b, query_window; {} = MTEB's baseline (1.5, 0.75, 0)
+
+    def to_dict(self) -> dict:
+        """The JSON form of a settings file."""
+        return {"fusion": self.fusion.to_dict(), "chunking": self.chunking.to_dict(), "bm25": dict(self.bm25)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Settings:
+        """Settings from JSON; a bare fusion object is accepted too."""
+        bm25 = {k: float(v) for k, v in (data.get("bm25") or {}).items() if k in ("k1", "b", "query_window")}
+        return cls(FusionConfig.from_dict(data.get("fusion", data)), ChunkSettings.from_dict(data.get("chunking")), bm25)
+
+
+def read_settings(path: str | Path) -> Settings:
+    """Settings from a JSON file as `tune` writes it (fusion.json)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return FusionConfig.from_dict(data.get("fusion", data)), ChunkSettings.from_dict(data.get("chunking"))
+        return Settings.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
     except (OSError, json.JSONDecodeError, TypeError, AttributeError) as e:
-        raise ValueError(f"{path}: cannot read fusion settings ({e})") from None
+        raise ValueError(f"{path}: cannot read settings ({e})") from None
 
 
 @dataclass(frozen=True)
@@ -113,9 +131,10 @@ class HybridRetriever:
     def __init__(self, docs: DocumentTable | list[Document], *, encoder: Encoder | None,
                  dense: DenseIndex | None, analyzer: Analyzer | None, lexical: LexicalIndex | None,
                  fusion_config: FusionConfig = FusionConfig(), info: dict | None = None,
-                 chunking: ChunkSettings = ChunkSettings()):
+                 chunking: ChunkSettings = ChunkSettings(), bm25_query_window: int = 0):
         self._docs = docs
         self.chunking = chunking
+        self.bm25_query_window = bm25_query_window
         self.ids = docs.ids if isinstance(docs, DocumentTable) else [d.id for d in docs]
         self.encoder, self.dense = encoder, dense
         self.analyzer, self.lexical = analyzer, lexical
@@ -130,8 +149,14 @@ class HybridRetriever:
               legs: Sequence[str] = LEGS, language: str = "auto",
               analysis: AnalyzerSettings | None = None, bm25_backend: str = "bm25s",
               dense_kind: str = "flat", fusion_config: FusionConfig = FusionConfig(),
-              chunking: ChunkSettings = ChunkSettings(), progress: bool = True) -> HybridRetriever:
-        """Analyse and index `documents` for each asked leg ('dense', 'bm25')."""
+              chunking: ChunkSettings = ChunkSettings(), bm25_params: dict | None = None,
+              encode_titles: bool | None = None, progress: bool = True) -> HybridRetriever:
+        """Analyse and index `documents` for each asked leg ('dense', 'bm25').
+
+        `bm25_params` (k1, b) override MTEB's baseline values, and `query_window` > 0 scores a long
+        query by its windows of that many tokens (max over windows); `encode_titles` (default: when
+        the chunk settings mix titles in) stores one title vector per document for the dense leg.
+        """
         legs = _check_legs(legs)
         docs = list(documents)
         texts = [d.indexed_text() for d in docs]
@@ -143,23 +168,29 @@ class HybridRetriever:
                 lang = detect_language(texts) if language == "auto" else language
                 analysis = AnalyzerSettings.for_language(lang)
             analyzer = Analyzer(analysis)
-            lexical = build_lexical(analyzer.many(_progress(texts, progress, "Analysing")), bm25_backend)
+            lexical = build_lexical(analyzer.many(_progress(texts, progress, "Analysing")), bm25_backend,
+                                    **{k: v for k, v in (bm25_params or {}).items() if k in ("k1", "b")})
             timings["bm25_seconds"] = time.perf_counter() - t
         if "dense" in legs:
             t = time.perf_counter()
             enc = encoder if isinstance(encoder, Encoder) else Encoder(encoder or EncoderConfig())
             timings["model_load_seconds"] = time.perf_counter() - t
             t = time.perf_counter()
-            owner = None
+            owner = titles = None
+            if encode_titles or (encode_titles is None and chunking.title_weight > 0):
+                titles = enc.encode_documents([d.title for d in docs], progress=False)
+                titles[[not d.title for d in docs]] = 0.0  # no title: the text's score stands alone
             if chunking.documents:
                 texts, owner = _split(enc, texts, chunking, enc.document_prompt)
                 timings["document_chunks"] = len(texts)
-            dense = DenseIndex.build(enc.encode_documents(texts, progress=progress), dense_kind, owner=owner)
+            dense = DenseIndex.build(enc.encode_documents(texts, progress=progress), dense_kind, owner=owner,
+                                     titles=titles)
             timings["dense_seconds"] = time.perf_counter() - t
             timings["truncated_documents"] = enc.count_truncated(texts, enc.document_prompt)
         info = {"documents": len(docs), "corpus_fingerprint": fingerprint(docs), "build": timings}
         return cls(docs, encoder=enc, dense=dense, analyzer=analyzer, lexical=lexical,
-                   fusion_config=fusion_config, info=info, chunking=chunking)
+                   fusion_config=fusion_config, info=info, chunking=chunking,
+                   bm25_query_window=int((bm25_params or {}).get("query_window", 0)))
 
     @property
     def legs(self) -> tuple[str, ...]:
@@ -195,7 +226,8 @@ class HybridRetriever:
                 (tmp / "lexical").mkdir()
                 self.lexical.save(tmp / "lexical")
                 manifest["bm25"] = {"engine": self.lexical.engine, "params": self.lexical.params,
-                                    "analysis": self.analyzer.settings.to_dict()}
+                                    "analysis": self.analyzer.settings.to_dict(),
+                                    "query_window": self.bm25_query_window}
             return manifest
 
         return write_index(path, fill)
@@ -232,7 +264,8 @@ class HybridRetriever:
                              f"was built with {_doc_side(built)}; rebuild with these settings")
         chunking = chunking or built
         return cls(docs, encoder=enc, dense=dense, analyzer=analyzer, lexical=lexical,
-                   fusion_config=fusion_config, info=manifest, chunking=chunking)
+                   fusion_config=fusion_config, info=manifest, chunking=chunking,
+                   bm25_query_window=int(manifest.get("bm25", {}).get("query_window", 0)))
 
     # ---- searching --------------------------------------------------------------------
     def depth(self) -> int:
@@ -247,28 +280,51 @@ class HybridRetriever:
         depth = min(depth or self.depth(), len(self))
         out: dict[str, list[list[tuple[int, float]]]] = {}
         if "dense" in legs and self.chunking.active:
-            out["dense"] = [self._top(s, depth) for s in self.chunked_dense_scores(queries)]
+            out["dense"] = [self.top(s, depth) for s in self.chunked_dense_scores(queries)]
         elif "dense" in legs:
             if query_vectors is None:
                 query_vectors = self.encode_queries(queries)
             scores, rows = self.dense.search(query_vectors, depth)
             out["dense"] = [self._order(r[r >= 0], s[r >= 0]) for s, r in zip(scores, rows)]
         if "bm25" in legs:
-            out["bm25"] = [self._top(self.lexical.scores(self.analyzer(q)), depth) for q in queries]
+            out["bm25"] = [self.top(self.bm25_scores(q), depth) for q in queries]
         return out
 
-    def chunked_dense_scores(self, queries: Sequence[str]) -> np.ndarray:
-        """(queries x documents) dense scores aggregated over query and document chunks."""
-        enc = self.encoder
+    def bm25_scores(self, query: str) -> np.ndarray:
+        """BM25 score of every document; a query longer than `bm25_query_window` tokens scores by its
+        best window (half-overlapping), so one issue of a long case description finds its statute."""
+        tokens, w = self.analyzer(query), self.bm25_query_window
+        if not w or len(tokens) <= w:
+            return self.lexical.scores(tokens)
+        step = max(1, w // 2)
+        return np.max([self.lexical.scores(tokens[i:i + w]) for i in range(0, len(tokens) - w + step, step)], axis=0)
+
+    def chunked_dense_scores(self, queries: Sequence[str], chunking: ChunkSettings | None = None) -> np.ndarray:
+        """(queries x documents) dense scores aggregated over query and document chunks.
+
+        `chunking` may change the query side (tuning does); its document side must be the index's.
+        """
+        enc, chunking = self.encoder, chunking or self.chunking
         if enc is None:
             raise RuntimeError("this retriever was loaded without its encoder")
-        if self.chunking.queries:
-            chunks, q_owner = _split(enc, list(queries), self.chunking, enc.query_prompt)
+        if _doc_side(chunking) != _doc_side(self.chunking):
+            raise ValueError("document chunking differs from the index's")
+        if chunking.title_weight > 0 and self.dense.titles is None:
+            raise ValueError("these settings mix in title vectors, which this index does not have; rebuild with them")
+        if chunking.queries:
+            chunks, q_owner = _split(enc, list(queries), chunking, enc.query_prompt)
         else:
             chunks, q_owner = list(queries), np.arange(len(queries))
         d_owner = self.dense.owner if self.dense.owner is not None else np.arange(len(self))
-        sim = self.dense.all_scores(enc.encode_queries(chunks))
-        return aggregate(sim, q_owner, d_owner, len(self), self.chunking)
+        q_vectors = enc.encode_queries(chunks)
+        scores = aggregate(self.dense.all_scores(q_vectors), q_owner, d_owner, len(self), chunking)
+        if chunking.title_weight > 0:
+            one = np.arange(len(self))
+            titles = aggregate(q_vectors @ self.dense.titles.T, q_owner, one, len(self), chunking)
+            has = np.any(self.dense.titles != 0, axis=1)
+            w = chunking.title_weight
+            scores = np.where(has, (1 - w) * scores + w * titles, scores)
+        return scores
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Query vectors (with the query prompt); needs the encoder."""
@@ -364,7 +420,7 @@ class HybridRetriever:
         order = np.lexsort((-self._id_ranks()[rows], -scores))
         return [(int(rows[i]), float(scores[i])) for i in order]
 
-    def _top(self, scores: np.ndarray, depth: int) -> list[tuple[int, float]]:
+    def top(self, scores: np.ndarray, depth: int) -> list[tuple[int, float]]:
         """Top-`depth` rows of a full score vector, ties at the cut kept in id order."""
         n = len(scores)
         if depth < n:
@@ -445,7 +501,7 @@ def _versions() -> dict:
     return out
 
 
-__all__ = ["FusionConfig", "Hit", "HybridRetriever", "LegHit", "LEGS", "MODES", "read_settings"]
+__all__ = ["FusionConfig", "Hit", "HybridRetriever", "LegHit", "LEGS", "MODES", "Settings", "read_settings"]
 
 
 __all__ = ["FusionConfig", "Hit", "HybridRetriever", "LegHit", "LEGS", "MODES", "results_json"]

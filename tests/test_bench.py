@@ -10,7 +10,8 @@ import pytest
 from retrieval.cli import main
 from retrieval.evaluation.search_model import RetrieverSearch, SharedLegs, run_name
 from retrieval.evaluation.stats import paired_difference
-from retrieval.retriever import FusionConfig
+from retrieval.chunking import ChunkSettings
+from retrieval.retriever import FusionConfig, Settings
 
 CORPUS = [
     {"id": "d1", "title": "Theft", "text": "Whoever dishonestly takes movable property commits theft."},
@@ -50,13 +51,14 @@ def small_report(dataset, tmp_path_factory) -> Path:
 def test_search_model_is_not_a_cross_encoder_and_names_differ():
     from mteb.models.models_protocols import CrossEncoderProtocol, SearchProtocol
 
-    model = RetrieverSearch(SharedLegs(None, ("bm25",)), "bm25", FusionConfig(), "m")
+    model = RetrieverSearch(SharedLegs(None, ("bm25",)), "bm25", Settings(), "m")
     assert isinstance(model, SearchProtocol) and not isinstance(model, CrossEncoderProtocol)
     assert not hasattr(model, "predict")
-    names = {run_name("m", "dense", FusionConfig()), run_name("m", "hybrid", FusionConfig()),
-             run_name("m", "hybrid", FusionConfig(k=10)), run_name("m", "hybrid", FusionConfig(weights={"dense": 2, "bm25": 1})),
-             run_name("other", "dense", FusionConfig())}
-    assert len(names) == 5
+    names = {run_name("m", "dense"), run_name("m", "hybrid"), run_name("m", "hybrid", Settings(FusionConfig(k=10))),
+             run_name("m", "hybrid", Settings(FusionConfig(weights={"dense": 2, "bm25": 1}))),
+             run_name("m", "hybrid", Settings(bm25={"k1": 2.0})),
+             run_name("m", "hybrid", Settings(chunking=ChunkSettings(queries=True))), run_name("other", "dense")}
+    assert len(names) == 7
 
 
 def test_report_schema_and_files(small_report):
@@ -71,7 +73,7 @@ def test_report_schema_and_files(small_report):
     assert set(r["per_query"]["dense"]) == {"q1", "q2", "q3"}
     c = r["comparison"]["hybrid_minus_dense"]
     assert set(c) >= {"mean", "ci95", "p_value"} and c["ci95"][0] <= c["mean"] <= c["ci95"][1]
-    assert r["runs"]["tuned"]["fusion"]["k"] == 10
+    assert r["runs"]["tuned"]["settings"]["fusion"]["k"] == 10
     assert r["parity"]["all_ok"] and set(r["parity"]) >= {"dense", "bm25", "hybrid"}
     assert r["query_prompt"] == "" and r["encoder"]["weights_sha256"]
     for name in ("report.md", "ndcg10.png", "mteb/dense.json", "runs/hybrid.trec"):

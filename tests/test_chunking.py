@@ -61,8 +61,8 @@ def test_chunked_index_build_save_load_search(tmp_path, tiny_docs, encoder):
     settings = tmp_path / "fusion.json"
     settings.write_text(json.dumps({"fusion": {"method": "rsf", "weights": {"dense": 1, "bm25": 0.5}},
                                     "chunking": {"documents": False}}))
-    fusion, chunks = read_settings(settings)
-    assert fusion.method == "rsf" and not chunks.documents
+    read = read_settings(settings)
+    assert read.fusion.method == "rsf" and not read.chunking.documents and read.bm25 == {}
     with pytest.raises(ValueError, match="document chunking"):
-        HybridRetriever.load(tmp_path / "ix", chunking=chunks)
+        HybridRetriever.load(tmp_path / "ix", chunking=read.chunking)
     assert main(["build", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "x"), "--chunk", "both"]) == 2  # no such file

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..chunking import ChunkSettings
 from ..encoders import Encoder, EncoderConfig
-from ..retriever import LEGS, FusionConfig
+from ..retriever import LEGS, FusionConfig, Settings
 from .datasets import RetrievalData, mteb_task
 from .scoring import metric_scores, ndcg_at_10
 from .search_model import RetrieverSearch, SharedLegs
@@ -33,7 +33,8 @@ class BenchConfig:
     data: RetrievalData
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     legs: tuple[str, ...] = LEGS
-    tuned: tuple[FusionConfig, ChunkSettings] | None = None  # settings from `tune`
+    tuned: Settings | None = None  # settings from `tune` (--fusion-config)
+    tuned_protocol: str | None = None  # how those settings were chosen (from the settings file)
     parity: bool = False
     language: str = "auto"
     bm25_backend: str = "bm25s"
@@ -53,18 +54,25 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
     shared = SharedLegs(encoder, cfg.legs, language=cfg.language, bm25_backend=cfg.bm25_backend)
     label = encoder.model_name if encoder else "bm25"
     runs, results, names, mteb_json = {}, {}, {}, {}
-    for run, mode, fusion, chunking in _run_specs(cfg):
-        model = RetrieverSearch(shared, mode, fusion, label, chunking)
+
+    def evaluate(run: str, mode: str, settings: Settings) -> dict:
+        model = RetrieverSearch(shared, mode, settings, label)
         _say(f"run {run}: {model.name}")
         t = time.perf_counter()
         task_result = mteb.evaluate(model, mteb_task(cfg.data), cache=None, show_progress_bar=False).task_results[0]
-        runs[run] = {**metric_scores(task_result.scores["test"][0]), "seconds": time.perf_counter() - t}
         results[run], names[run], mteb_json[run] = model.results, model.name, task_result.to_dict()
+        return {**metric_scores(task_result.scores["test"][0]), "seconds": time.perf_counter() - t}
+
+    for run, mode, settings in _run_specs(cfg):
+        runs[run] = evaluate(run, mode, settings)
         if run == "tuned":
-            runs[run].update(fusion=fusion.to_dict(), chunking=chunking.to_dict())
+            runs[run]["settings"] = settings.to_dict()
+            runs[run]["protocol"] = cfg.tuned_protocol or "settings from --fusion-config"
+    ablation = {name: {"ndcg_at_10": evaluate(name, mode, settings)["ndcg_at_10"], "settings": settings.to_dict(),
+                       "mode": mode} for name, mode, settings in _ablation_specs(cfg)}
     phases.update(shared.seconds)
     phases["runs_seconds"] = sum(r["seconds"] for r in runs.values())
-    per_query = {run: ndcg_at_10(res, cfg.data.qrels) for run, res in results.items()}
+    per_query = {run: ndcg_at_10(results[run], cfg.data.qrels) for run in runs}
     report = {
         "mteb_version": mteb.__version__,
         "task": cfg.data.name,
@@ -85,6 +93,8 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
         "per_query": per_query,  # {run: {query_id: nDCG@10}}
         "comparison": _comparisons(per_query),
     }
+    if ablation:
+        report["ablation"] = ablation
     if cfg.parity:
         t = time.perf_counter()
         report["parity"] = _parity(cfg, encoder, runs)
@@ -94,15 +104,28 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
     return report, results, mteb_json
 
 
-def _run_specs(cfg: BenchConfig) -> list[tuple[str, str, FusionConfig, ChunkSettings]]:
-    """(run, mode, fusion, chunking): each leg alone, equal-weight RRF, and the tuned settings."""
-    plain = (FusionConfig(), ChunkSettings())
-    specs = [(leg, leg, *plain) for leg in cfg.legs]
+def _run_specs(cfg: BenchConfig) -> list[tuple[str, str, Settings]]:
+    """(run, mode, settings): each leg alone, equal-weight RRF, and the tuned settings."""
+    specs = [(leg, leg, Settings()) for leg in cfg.legs]
     if set(cfg.legs) == set(LEGS):
-        specs.append(("hybrid", "hybrid", *plain))
+        specs.append(("hybrid", "hybrid", Settings()))
         if cfg.tuned is not None:
-            specs.append(("tuned", "hybrid", *cfg.tuned))
+            specs.append(("tuned", "hybrid", cfg.tuned))
     return specs
+
+
+def _ablation_specs(cfg: BenchConfig) -> list[tuple[str, str, Settings]]:
+    """The tuned settings with one part switched back to its default at a time, and each tuned leg alone."""
+    t = cfg.tuned
+    if t is None or set(cfg.legs) != set(LEGS):
+        return []
+    return [
+        ("tuned without chunking or titles", "hybrid", replace(t, chunking=ChunkSettings())),
+        ("tuned with equal-weight RRF k=60", "hybrid", replace(t, fusion=FusionConfig())),
+        ("tuned with default BM25 (k1 1.5, b 0.75, whole query)", "hybrid", replace(t, bm25={})),
+        ("tuned dense leg alone", "dense", t),
+        ("tuned BM25 leg alone", "bm25", t),
+    ]
 
 
 def _comparisons(per_query: dict[str, dict[str, float]]) -> dict[str, dict]:

@@ -72,6 +72,15 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {name.replace('_minus_', ' − ')} | {c['mean']:+.5f} | "
                          f"[{c['ci95'][0]:+.5f}, {c['ci95'][1]:+.5f}] | {c['p_value']:.4f} |")
         lines += ["", "An interval that contains 0 (or p ≥ 0.05) means the difference may be noise."]
+    if "tuned" in report["runs"]:
+        lines += ["", f"The `tuned` run's settings: {report['runs']['tuned']['protocol']}. Scored here on the same "
+                      "queries, it is an in-sample figure; quote the out-of-fold score of `tune`."]
+    if report.get("ablation"):
+        lines += ["", "## Ablation of the tuned settings (MTEB nDCG@10, same queries)", "",
+                  "| variant | nDCG@10 | minus tuned |", "| --- | ---: | ---: |",
+                  f"| tuned | {report['runs']['tuned']['ndcg_at_10']:.5f} | |"]
+        for name, a in report["ablation"].items():
+            lines.append(f"| {name} | {a['ndcg_at_10']:.5f} | {a['ndcg_at_10'] - report['runs']['tuned']['ndcg_at_10']:+.5f} |")
     if "parity" in report:
         par = report["parity"]
         lines += ["", f"## Parity with MTEB's own implementations (tolerance {par['tolerance']:g})", "",
@@ -133,3 +142,59 @@ def _write_json(path: Path, data: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     return path
+
+
+def tune_markdown(report: dict[str, Any], top: int = 15) -> str:
+    """The human tune report: protocol, out-of-fold score, folds, track split, best and baseline settings."""
+    oof = report["out_of_fold"]
+    lines = [
+        f"# Tuning on {report['task']} ({report['queries']} queries, {report['documents']} documents)",
+        "",
+        f"- model: `{report['model']}`; texts longer than the model reads: {json.dumps(report.get('truncated', {}))}",
+        f"- protocol: {report['protocol']}",
+        "",
+        f"**Out-of-fold nDCG@10: {oof['ndcg_at_10']:.4f}** (quote this one; with a plain argmax selection: "
+        f"{oof['ndcg_at_10_plain_argmax']:.4f}).",
+        "",
+        "Each leg tuned alone, out-of-fold: " + ", ".join(
+            f"{k} {v:.4f}" for k, v in report.get("single_legs_out_of_fold", {}).items())
+        + (f"; the tuned hybrid minus the better one: {oof['minus_best_single_leg']:+.4f}." if "minus_best_single_leg" in oof else "."),
+        "",
+        "| fold | chosen on the other folds | train nDCG@10 | held-out nDCG@10 | held-out queries |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    lines += [f"| {f['fold']} | {f['chosen']} | {f['train_ndcg_at_10']:.4f} | {f['test_ndcg_at_10']:.4f} | {f['test_queries']} |"
+              for f in oof["folds"]]
+    if "track_split" in report:
+        t = report["track_split"]
+        lines += ["", f"AILA 2019 track protocol (tune on {t['train']}, test on {t['test']}): "
+                      f"**{t['ndcg_at_10']:.4f}** with {t['chosen']} (train {t['train_ndcg_at_10']:.4f})."]
+    base = report.get("baselines_all_queries", {})
+    lines += ["", "Untuned single legs over all queries: " + ", ".join(f"{k} {v:.4f}" for k, v in base.items()) + "."]
+    if "prompts" in report:
+        p = report["prompts"]
+        lines += ["", f"Prompt presets, best mean nDCG@10 each (all queries): "
+                      f"{json.dumps(p['best_ndcg_at_10_per_prompt_all_queries'])}; chosen per fold: {p['chosen_per_fold']}."]
+    c = report["chosen"]
+    lines += ["", f"Settings chosen on all queries (written to fusion.json): {c['label']} "
+                  f"(in-sample {c['ndcg_at_10_all_queries_in_sample']:.4f}; its honest estimate is the out-of-fold score).",
+              "", f"## Top {top} of {len(report['grid'])} settings (mean nDCG@10 over all queries; every one is in tune.json)", "",
+              "| id | setting | nDCG@10 |", "| ---: | --- | ---: |"]
+    for g in sorted(report["grid"], key=lambda g: -g["ndcg_at_10"])[:top]:
+        lines.append(f"| {g['id']} | {g['label']} | {g['ndcg_at_10']:.4f} |")
+    lines += ["", "## Ablation: best setting per fusion method and chunking (all queries, in-sample)", "",
+              "| fusion | chunking | best nDCG@10 | setting |", "| --- | --- | ---: | --- |"]
+    best: dict[tuple[str, str], dict] = {}
+    for g in report["grid"]:
+        w = g["fusion"]["weights"]
+        method = "bm25 only" if w["dense"] == 0 else "dense only" if w["bm25"] == 0 else g["fusion"]["method"]
+        ch = g["chunking"]
+        chunk = "none" if not (ch["documents"] or ch["queries"]) else \
+            "+".join(x for x, on in (("documents", ch["documents"]), ("queries", ch["queries"])) if on)
+        key = (method, chunk)
+        if key not in best or g["ndcg_at_10"] > best[key]["ndcg_at_10"]:
+            best[key] = g
+    for (method, chunk), g in sorted(best.items()):
+        lines.append(f"| {method} | {chunk} | {g['ndcg_at_10']:.4f} | {g['label']} |")
+    lines += ["", f"Time: {report['seconds']:.0f} s.", ""]
+    return "\n".join(lines)

@@ -12,10 +12,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..chunking import ChunkSettings
 from ..corpus import Document, fingerprint
 from ..encoders import Encoder
-from ..retriever import FusionConfig, HybridRetriever
+from ..retriever import HybridRetriever, Settings
 
 
 class SharedLegs:
@@ -30,16 +29,17 @@ class SharedLegs:
         self._retrievers: dict[str, HybridRetriever] = {}
         self._rankings: dict[tuple[str, str], dict[str, list]] = {}
 
-    def retriever(self, documents: list[Document], chunking: ChunkSettings = ChunkSettings()) -> HybridRetriever:
-        """The retriever of this corpus and chunking, built once (timings in `seconds`)."""
-        key = f"{fingerprint(documents)}/{sorted(chunking.to_dict().items())}"
+    def retriever(self, documents: list[Document], settings: Settings = Settings()) -> HybridRetriever:
+        """The retriever of this corpus with these chunk and BM25 settings, built once (timings in `seconds`)."""
+        chunking = settings.chunking
+        key = f"{fingerprint(documents)}/{sorted(chunking.to_dict().items())}/{sorted(settings.bm25.items())}"
         if key not in self._retrievers:
             t = time.perf_counter()
             r = HybridRetriever.build(documents, encoder=self.encoder, legs=self.legs, language=self.language,
-                                      bm25_backend=self.bm25_backend, chunking=chunking)
+                                      bm25_backend=self.bm25_backend, chunking=chunking, bm25_params=settings.bm25)
             self._retrievers[key] = r
             build = r.info["build"]
-            tag = "index" if not chunking.active else "index_chunked"
+            tag = "index" if not (chunking.active or settings.bm25) else "index_tuned"
             self.seconds[f"{tag}_seconds"] = time.perf_counter() - t
             self.seconds.update({f"{tag}_{k}": v for k, v in build.items()
                                  if k.endswith("_seconds") and k != "model_load_seconds"})
@@ -71,12 +71,12 @@ class SharedLegs:
 class RetrieverSearch:
     """MTEB search model: one mode ('dense', 'bm25', 'hybrid') and fusion setting over SharedLegs."""
 
-    def __init__(self, shared: SharedLegs, mode: str = "hybrid", fusion: FusionConfig = FusionConfig(),
-                 model_label: str = "model", chunking: ChunkSettings = ChunkSettings()):
+    def __init__(self, shared: SharedLegs, mode: str = "hybrid", settings: Settings = Settings(),
+                 model_label: str = "model"):
         from mteb.models.model_meta import ModelMeta
 
-        self.shared, self.mode, self.fusion, self.chunking = shared, mode, fusion, chunking
-        self.name = run_name(model_label, mode, fusion, chunking)
+        self.shared, self.mode, self.settings = shared, mode, settings
+        self.name = run_name(model_label, mode, settings)
         self.mteb_model_meta = ModelMeta.create_empty(overwrites={
             "name": self.name, "revision": "local", "model_type": ["dense" if mode == "dense" else "hybrid"],
         })
@@ -86,8 +86,8 @@ class RetrieverSearch:
     def index(self, corpus, *, task_metadata=None, hf_split: str = "test", hf_subset: str = "default",
               encode_kwargs: dict | None = None, num_proc: int | None = None, **kwargs: Any) -> None:
         """Build (or reuse) the legs for MTEB's corpus rows (id, title, text)."""
-        docs = [Document(row["id"], row.get("title") or "", row["text"]) for row in corpus]
-        self._retriever = self.shared.retriever(docs, self.chunking)
+        docs = [Document.from_row(row["id"], row.get("title"), row["text"]) for row in corpus]
+        self._retriever = self.shared.retriever(docs, self.settings)
 
     def search(self, queries, *, task_metadata=None, hf_split: str = "test", hf_subset: str = "default",
                top_k: int = 1000, encode_kwargs: dict | None = None, top_ranked=None,
@@ -97,20 +97,23 @@ class RetrieverSearch:
             raise RuntimeError("search before index")
         ids, texts = list(queries["id"]), list(queries["text"])
         rankings = self.shared.rankings(self._retriever, texts)
-        self.results = {qid: dict(self._retriever.fuse(r, self.mode, self.fusion)[:top_k])
+        self.results = {qid: dict(self._retriever.fuse(r, self.mode, self.settings.fusion)[:top_k])
                         for qid, r in zip(ids, rankings)}
         return self.results
 
 
-def run_name(model_label: str, mode: str, fusion: FusionConfig, chunking: ChunkSettings = ChunkSettings()) -> str:
-    """A name that differs for every model, mode, fusion and chunk setting (MTEB caches results by name)."""
+def run_name(model_label: str, mode: str, settings: Settings = Settings()) -> str:
+    """A name that differs for every model, mode and setting (MTEB caches results by name)."""
     label = re.sub(r"[^A-Za-z0-9._-]+", "-", model_label).strip("-")[-60:] or "model"
     name = f"retrieval/{label}__{mode}"
+    fusion, chunking = settings.fusion, settings.chunking
     if mode == "hybrid":
         w = "-".join(f"{leg}{v:g}" for leg, v in sorted(fusion.weights.items()))
         name += f"__{fusion.method}-k{fusion.k}-{w}-d{fusion.depth or 'all'}"
     if chunking.active and mode != "bm25":
         c = chunking
         name += (f"__chunk-{'d' if c.documents else ''}{'q' if c.queries else ''}-w{c.window or 'auto'}"
-                 f"-o{c.overlap}-{c.doc_agg}{c.top_n if c.doc_agg == 'topn' else ''}-{c.query_agg}")
+                 f"-o{c.overlap}-{c.doc_agg}{c.top_n if c.doc_agg == 'topn' else ''}-{c.query_agg}-t{c.title_weight:g}")
+    if settings.bm25 and mode != "dense":
+        name += "__bm25-" + "-".join(f"{k}{v:g}" for k, v in sorted(settings.bm25.items()))
     return name

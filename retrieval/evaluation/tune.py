@@ -1,0 +1,378 @@
+"""Choose fusion and long-text settings without test leakage: k-fold cross-validation over queries.
+
+Every leg variant is computed once (texts encoded once, BM25 scored once); every setting in
+the grid is then scored per query with MTEB's nDCG@10 (pytrec_eval). For each fold the
+setting with the best mean over the *training* queries is chosen and scored on the held-out
+queries only, so no query's labels choose the setting that scores it. The out-of-fold mean
+over all queries is the number to quote. Single legs are in the grid, so fusion is chosen
+only where it helps on training queries.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..chunking import ChunkSettings
+from ..corpus import Document
+from ..encoders import QWEN3_INSTRUCTIONS, Encoder, EncoderConfig, qwen3_prompt
+from ..retriever import FusionConfig, HybridRetriever, Settings
+from .datasets import RetrievalData
+
+AILA_TRACK_TRAIN = {f"AILA_Q{i}" for i in range(1, 11)}
+
+
+@dataclass
+class TuneConfig:
+    """The search space and protocol of `tune`."""
+
+    data: RetrievalData
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    legs: tuple[str, ...] = ("dense", "bm25")
+    folds: int = 5
+    seed: int = 0
+    methods: tuple[str, ...] = ("rrf", "rsf", "dbsf", "convex")
+    rrf_ks: tuple[int, ...] = (10, 30, 60)
+    dense_weights: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    chunking: bool = True
+    windows: tuple[int | None, ...] = (None,)
+    overlap: int = 32
+    title_weights: tuple[float, ...] = (0.0, 0.5)
+    bm25_params: tuple[dict, ...] = ({}, {"k1": 3.0, "b": 1.0})
+    bm25_query_windows: tuple[int, ...] = (0, 20, 40)
+    prompts: tuple[str, ...] | None = None  # Qwen3 instruction presets to compare; None: the model's prompt only
+    selection: str = "smooth"  # "smooth": best after averaging weight neighbours; "best": plain argmax
+    language: str = "auto"
+    bm25_backend: str = "bm25s"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One setting of the grid: dense variant (prompt, chunking), BM25 parameters and fusion."""
+
+    prompt: str | None
+    chunking: ChunkSettings
+    fusion: FusionConfig
+    bm25: tuple[tuple[str, float], ...] = ()
+
+    def label(self) -> str:
+        """Short human description."""
+        w = self.fusion.weights
+        if w.get("bm25", 1) == 0:
+            fuse = "dense only"
+        elif w.get("dense", 1) == 0:
+            fuse = "bm25 only"
+        else:
+            fuse = f"{self.fusion.method}" + (f" k={self.fusion.k}" if self.fusion.method == "rrf" else "")
+            fuse += f" w_dense={w['dense']:g} w_bm25={w['bm25']:g}"
+        c = self.chunking
+        parts = [fuse]
+        if w.get("dense", 1) != 0:
+            parts.append("no chunking" if not (c.documents or c.queries) else (
+                f"chunks[{'docs ' + c.doc_agg if c.documents else ''}{' + ' if c.documents and c.queries else ''}"
+                f"{'queries ' + c.query_agg if c.queries else ''}, window {c.window or 'model'}]"))
+            if c.title_weight:
+                parts.append(f"title weight {c.title_weight:g}")
+            if self.prompt is not None:
+                parts.append(f"prompt {_preset_name(self.prompt)}")
+        if w.get("bm25", 1) != 0:
+            parts.append("BM25 " + (" ".join(f"{k}={v:g}" for k, v in self.bm25) or "k1=1.5 b=0.75"))
+        return "; ".join(parts)
+
+    def settings(self) -> Settings:
+        """As build/query/bench take them."""
+        return Settings(self.fusion, self.chunking, dict(self.bm25))
+
+    def to_dict(self) -> dict:
+        """JSON form (as the settings file holds it)."""
+        d: dict[str, Any] = self.settings().to_dict()
+        if self.prompt is not None:
+            d["query_prompt"] = self.prompt
+        return d
+
+
+def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Score the grid per query, cross-validate, and return (report, settings chosen on all queries)."""
+    t0 = time.perf_counter()
+    data = cfg.data
+    qids = list(data.queries)
+    texts = [data.queries[q] for q in qids]
+    docs = [Document.from_row(d, v.get("title"), v["text"]) for d, v in data.corpus.items()]
+    encoder = Encoder(cfg.encoder) if "dense" in cfg.legs else None
+    if encoder is not None:
+        encoder.cache = {}
+    _say(f"{data.name}: {len(qids)} queries, {len(docs)} documents; building legs")
+    base = HybridRetriever.build(docs, encoder=encoder, legs=cfg.legs, language=cfg.language,
+                                 bm25_backend=cfg.bm25_backend, encode_titles=encoder is not None)
+    depth = base.depth()
+    bm25 = _bm25_variants(cfg, docs, texts, depth) if "bm25" in cfg.legs else {}
+    dense_variants = _dense_variants(cfg, base, encoder, docs, texts, depth) if encoder else {}
+    _say(f"{len(dense_variants)} dense x {len(bm25)} BM25 variants; scoring the grid")
+    candidates, scores = _score_grid(cfg, base, qids, bm25, dense_variants)
+    matrix = np.array(scores)  # candidates x queries
+    smoothed = smooth_over_weights(candidates, matrix) if cfg.selection == "smooth" else matrix
+    oof = cross_validate(matrix, qids, cfg.folds, cfg.seed, select=smoothed)
+    plain = cross_validate(matrix, qids, cfg.folds, cfg.seed) if cfg.selection == "smooth" else oof
+    best_all = int(np.argmax(smoothed.mean(axis=1)))
+    report: dict[str, Any] = {
+        "task": data.name,
+        "model": encoder.model_name if encoder else None,
+        "encoder": encoder.info() if encoder else None,
+        "queries": len(qids),
+        "documents": len(docs),
+        "protocol": f"{cfg.folds}-fold cross-validation over queries (seed {cfg.seed}): each fold's setting is the "
+                    "best mean nDCG@10 on the other folds' queries" + (
+                        " after averaging each setting with its neighbours in dense weight (±0.1, same method and legs)"
+                        if cfg.selection == "smooth" else "") +
+                    ", scored on the fold's queries only; out_of_fold.ndcg_at_10 is the mean over all queries of "
+                    "those held-out scores",
+        "selection": cfg.selection,
+        "out_of_fold": {
+            "ndcg_at_10": float(np.mean([oof["per_query"][q] for q in qids])),
+            "ndcg_at_10_plain_argmax": float(np.mean([plain["per_query"][q] for q in qids])),
+            "folds": [{**f, "chosen": candidates[f["chosen"]].label(), "chosen_id": f["chosen"]}
+                      for f in oof["folds"]],
+            "per_query": oof["per_query"],
+        },
+        "baselines_all_queries": _baselines(candidates, matrix),
+        "chosen": {"id": best_all, "label": candidates[best_all].label(), **candidates[best_all].to_dict(),
+                   "ndcg_at_10_all_queries_in_sample": float(matrix[best_all].mean())},
+        "grid_note": "ndcg_at_10 of a fixed setting is its mean over all queries; no choice is involved, so it is "
+                     "the same held-out or not. Only the chosen setting's score needs cross-validation.",
+        "grid": [{"id": i, "label": c.label(), **c.to_dict(), "ndcg_at_10": float(matrix[i].mean())}
+                 for i, c in enumerate(candidates)],
+    }
+    report["single_legs_out_of_fold"] = _single_legs(candidates, matrix, smoothed, qids, cfg)
+    best_leg = max(report["single_legs_out_of_fold"].values(), default=None)
+    if best_leg is not None:
+        report["out_of_fold"]["minus_best_single_leg"] = report["out_of_fold"]["ndcg_at_10"] - best_leg
+    track = _track_split(matrix, qids, candidates)
+    if track:
+        report["track_split"] = track
+    if cfg.prompts:
+        report["prompts"] = _prompt_summary(candidates, matrix, oof)
+    report["truncated"] = _truncation(encoder, docs, texts)
+    report["seconds"] = time.perf_counter() - t0
+    settings = {**candidates[best_all].to_dict(), "tuned_on": f"{data.name}, all {len(qids)} queries",
+                "out_of_fold_ndcg_at_10": report["out_of_fold"]["ndcg_at_10"], "model": report["model"]}
+    return report, settings
+
+
+def cross_validate(matrix: np.ndarray, qids: Sequence[str], folds: int, seed: int,
+                   select: np.ndarray | None = None) -> dict[str, Any]:
+    """Per fold: the row with the best mean of `select` (default `matrix`) over training columns,
+    scored by `matrix` on the held-out columns."""
+    select = matrix if select is None else select
+    order = np.random.default_rng(seed).permutation(len(qids))
+    per_query: dict[str, float] = {}
+    out = []
+    for f, test in enumerate(np.array_split(order, folds)):
+        train = np.setdiff1d(order, test)
+        chosen = int(np.argmax(select[:, train].mean(axis=1)))  # first best in grid order on ties
+        per_query.update({qids[j]: float(matrix[chosen, j]) for j in test})
+        out.append({"fold": f, "chosen": chosen, "train_ndcg_at_10": float(matrix[chosen, train].mean()),
+                    "test_ndcg_at_10": float(matrix[chosen, test].mean()), "test_queries": len(test)})
+    return {"per_query": per_query, "folds": out}
+
+
+def smooth_over_weights(candidates: list[Candidate], matrix: np.ndarray, width: float = 0.1) -> np.ndarray:
+    """Each row averaged with the rows that differ only in dense weight by at most `width`.
+
+    With ~40 training queries the single best cell of a grid is partly luck; a setting whose
+    neighbours also score well is the steadier choice.
+    """
+    groups: dict[tuple, list[tuple[float, int]]] = {}
+    for i, c in enumerate(candidates):
+        f = c.fusion
+        key = (c.prompt, c.chunking, c.bm25, f.method, f.k, f.depth, 0 in f.weights.values())
+        groups.setdefault(key, []).append((f.weights.get("dense", 1.0), i))
+    out = np.empty_like(matrix)
+    for members in groups.values():
+        for w, i in members:
+            near = [j for w2, j in members if abs(w2 - w) <= width + 1e-9]
+            out[i] = matrix[near].mean(axis=0)
+    return out
+
+
+def _dense_variants(cfg: TuneConfig, base: HybridRetriever, encoder: Encoder, docs: list[Document],
+                    texts: list[str], depth: int) -> dict[tuple[str | None, ChunkSettings], list]:
+    """Dense rankings per (prompt, chunking) variant; each text is encoded once (encoder cache)."""
+    prompts: Sequence[str | None] = cfg.prompts or [None]
+    chunkings = _chunk_variants(cfg)
+    doc_side: dict[tuple, HybridRetriever] = {}
+    out = {}
+    default_prompt = encoder.query_prompt
+    for prompt in prompts:
+        encoder.query_prompt = default_prompt if prompt is None else prompt
+        for c in chunkings:
+            if c.documents:
+                key = (c.window, c.overlap)
+                if key not in doc_side:
+                    doc_side[key] = HybridRetriever.build(docs, encoder=encoder, legs=["dense"], chunking=ChunkSettings(
+                        documents=True, window=c.window, overlap=c.overlap), encode_titles=True, progress=False)
+                r = doc_side[key]
+            else:
+                r = base
+            if c.active:
+                out[(prompt, c)] = [r.top(s, depth) for s in r.chunked_dense_scores(texts, c)]
+            else:
+                out[(prompt, c)] = r.leg_rankings(texts, ["dense"])["dense"]
+    encoder.query_prompt = default_prompt
+    return out
+
+
+def _chunk_variants(cfg: TuneConfig) -> list[ChunkSettings]:
+    """Without chunking, then documents and/or queries in windows (max or mean over a statute's chunks,
+    max over a query's), each with every title weight."""
+    shapes = [ChunkSettings()]
+    if cfg.chunking:
+        for window in cfg.windows:
+            for documents, queries in ((True, True), (True, False), (False, True)):
+                for doc_agg in (("max", "mean") if documents and queries else ("mean",) if documents else ("max",)):
+                    shapes.append(ChunkSettings(documents=documents, queries=queries, window=window,
+                                                overlap=cfg.overlap, doc_agg=doc_agg))
+    return [ChunkSettings(**{**c.to_dict(), "title_weight": t}) for c in shapes for t in cfg.title_weights]
+
+
+def _bm25_variants(cfg: TuneConfig, docs: list[Document], texts: list[str], depth: int) -> dict[tuple, list]:
+    """BM25 rankings per (k1, b, query window) setting."""
+    out = {}
+    for params in cfg.bm25_params:
+        r = HybridRetriever.build(docs, legs=["bm25"], language=cfg.language, bm25_backend=cfg.bm25_backend,
+                                  bm25_params=params, progress=False)
+        for window in cfg.bm25_query_windows:
+            r.bm25_query_window = window
+            key = tuple(sorted({**params, **({"query_window": window} if window else {})}.items()))
+            out[key] = r.leg_rankings(texts, ["bm25"], depth)["bm25"]
+    return out
+
+
+def _fusions(cfg: TuneConfig) -> list[FusionConfig]:
+    """Every fusion method x dense weight (bm25 = 1 - dense) x k for RRF."""
+    out = []
+    for method in cfg.methods:
+        for w in cfg.dense_weights:
+            weights = {"dense": w, "bm25": round(1 - w, 6)}
+            if method == "rrf":
+                out += [FusionConfig("rrf", k, weights) for k in cfg.rrf_ks]
+            else:
+                out.append(FusionConfig(method, 60, weights))
+    return out
+
+
+def _score_grid(cfg: TuneConfig, base: HybridRetriever, qids: list[str], bm25: dict[tuple, list], dense_variants):
+    """nDCG@10 per query of every candidate, fused exactly as HybridRetriever.fuse does at query time."""
+    import pytrec_eval
+
+    qrels = {q: dict(r) for q, r in cfg.data.qrels.items() if r}
+    evaluator = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"})
+
+    def score(rankings_per_query: list[dict], fusion: FusionConfig) -> list[float]:
+        run = {q: dict(base.fuse(r, "hybrid", fusion)[:10]) for q, r in zip(qids, rankings_per_query)}
+        res = evaluator.evaluate(run)
+        return [res.get(q, {}).get("ndcg_cut_10", 0.0) for q in qids]
+
+    candidates: list[Candidate] = []
+    scores: list[list[float]] = []
+
+    def add(candidate: Candidate, legs: list[dict]) -> None:
+        candidates.append(candidate)
+        scores.append(score(legs, candidate.fusion))
+
+    # Single legs first, so that ties go to the simpler setting.
+    dense_only, fusions = FusionConfig(weights={"dense": 1.0, "bm25": 0.0}), _fusions(cfg)
+    for params, ranks in bm25.items():
+        add(Candidate(None, ChunkSettings(), FusionConfig(weights={"dense": 0.0, "bm25": 1.0}), params),
+            [{"bm25": r} for r in ranks])
+    for (prompt, chunking), dense in dense_variants.items():
+        add(Candidate(prompt, chunking, dense_only), [{"dense": d} for d in dense])
+        for params, ranks in bm25.items():
+            for fusion in fusions:
+                add(Candidate(prompt, chunking, fusion, params), [{"dense": d, "bm25": b} for d, b in zip(dense, ranks)])
+    return candidates, scores
+
+
+def _baselines(candidates: list[Candidate], matrix: np.ndarray) -> dict[str, float]:
+    """Mean nDCG@10 over all queries of the untuned settings, for reference."""
+    out = {}
+    for i, c in enumerate(candidates):
+        if c.chunking.active or c.prompt is not None or c.bm25:
+            continue
+        w = c.fusion.weights
+        if w.get("dense", 1) == 0:
+            out["bm25"] = float(matrix[i].mean())
+        elif w.get("bm25", 1) == 0:
+            out["dense"] = float(matrix[i].mean())
+    return out
+
+
+def _single_legs(candidates: list[Candidate], matrix: np.ndarray, select: np.ndarray, qids: list[str],
+                 cfg: TuneConfig) -> dict[str, float]:
+    """Out-of-fold nDCG@10 of tuning one leg alone (its variants only), the bar fusion must clear."""
+    out = {}
+    for leg, other in (("dense", "bm25"), ("bm25", "dense")):
+        rows = [i for i, c in enumerate(candidates) if c.fusion.weights.get(other, 1.0) == 0]
+        if rows:
+            res = cross_validate(matrix[rows], qids, cfg.folds, cfg.seed, select=select[rows])
+            out[leg] = float(np.mean([res["per_query"][q] for q in qids]))
+    return out
+
+
+def _track_split(matrix: np.ndarray, qids: list[str], candidates: list[Candidate]) -> dict | None:
+    """AILA 2019's own protocol: tune on AILA_Q1-Q10, test on AILA_Q11-Q50."""
+    train = [j for j, q in enumerate(qids) if q in AILA_TRACK_TRAIN]
+    test = [j for j, q in enumerate(qids) if q not in AILA_TRACK_TRAIN]
+    if len(train) != len(AILA_TRACK_TRAIN) or not test:
+        return None
+    chosen = int(np.argmax(matrix[:, train].mean(axis=1)))
+    return {"train": "AILA_Q1-Q10", "test": "AILA_Q11-Q50", "chosen_id": chosen, "chosen": candidates[chosen].label(),
+            "train_ndcg_at_10": float(matrix[chosen, train].mean()), "ndcg_at_10": float(matrix[chosen, test].mean())}
+
+
+def _prompt_summary(candidates: list[Candidate], matrix: np.ndarray, oof: dict) -> dict:
+    """Best mean nDCG@10 per prompt preset, and which preset the folds chose."""
+    best: dict[str, float] = {}
+    for i, c in enumerate(candidates):
+        if c.prompt is not None:
+            name = _preset_name(c.prompt)
+            best[name] = max(best.get(name, 0.0), float(matrix[i].mean()))
+    chosen = [_preset_name(candidates[f["chosen"]].prompt or "") for f in oof["folds"]]
+    return {"best_ndcg_at_10_per_prompt_all_queries": best, "chosen_per_fold": chosen}
+
+
+def _truncation(encoder: Encoder | None, docs: list[Document], texts: list[str]) -> dict[str, int]:
+    if encoder is None:
+        return {}
+    return {"documents": encoder.count_truncated([d.indexed_text() for d in docs], encoder.document_prompt),
+            "queries": encoder.count_truncated(texts, encoder.query_prompt),
+            "max_seq_length": encoder.max_seq_length}
+
+
+def prompt_presets(names: Sequence[str]) -> tuple[str, ...]:
+    """Qwen3 instruction presets ('mteb', 'legal', 'none') as full query prompts."""
+    out = []
+    for n in names:
+        if n == "none":
+            out.append("")
+        elif n in QWEN3_INSTRUCTIONS:
+            out.append(qwen3_prompt(QWEN3_INSTRUCTIONS[n]))
+        else:
+            raise ValueError(f"unknown prompt preset {n!r} (choose from mteb, legal, none)")
+    return tuple(out)
+
+
+def _preset_name(prompt: str) -> str:
+    for name, instruction in QWEN3_INSTRUCTIONS.items():
+        if prompt == qwen3_prompt(instruction):
+            return name
+    return "none" if not prompt else re.sub(r"\s+", " ", prompt)[:40]
+
+
+def _say(msg: str) -> None:
+    print(f"[tune] {msg}", file=sys.stderr, flush=True)
