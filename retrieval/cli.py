@@ -69,11 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
     be = sub.add_parser("bench", help="dense vs BM25 vs hybrid through MTEB (AILAStatutes or a data-set folder)")
     be.add_argument("--out", required=True, help="folder for report.json, report.md, ndcg10.png, MTEB JSONs")
-    be.add_argument("--aila-dir", help="AILA 2019 release folder (default: $AILA2019_DIR; else download via MTEB)")
-    be.add_argument("--dataset", help="folder with corpus.jsonl, queries.jsonl, qrels.tsv (instead of AILAStatutes)")
-    be.add_argument("--legs", default="dense,bm25", help="legs to evaluate: dense,bm25 (default), dense or bm25")
-    be.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
-    be.add_argument("--bm25-backend", choices=("bm25s", "rank-bm25"), default="bm25s")
+    _data_args(be)
     be.add_argument("--fusion-config", help="settings file from `tune`: adds a 'tuned' run")
     be.add_argument("--parity", action="store_true", help="also run MTEB's own dense, BM25 and HybridSearch")
     be.add_argument("--trec-runs", action="store_true", help="also write each run as a TREC run file")
@@ -82,11 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("tune", help="choose fusion and chunking settings by cross-validation over queries")
     t.add_argument("--out", required=True, help="folder for tune.json, tune.md and fusion.json (the settings)")
-    t.add_argument("--aila-dir", help="AILA 2019 release folder (default: $AILA2019_DIR; else download via MTEB)")
-    t.add_argument("--dataset", help="folder with corpus.jsonl, queries.jsonl, qrels.tsv (instead of AILAStatutes)")
-    t.add_argument("--legs", default="dense,bm25", help="legs: dense,bm25 (default), dense or bm25")
-    t.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
-    t.add_argument("--bm25-backend", choices=("bm25s", "rank-bm25"), default="bm25s")
+    _data_args(t)
     t.add_argument("--folds", type=int, default=5)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-chunking", action="store_true", help="leave long-text chunking out of the search")
@@ -101,6 +93,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     s.set_defaults(func=cmd_serve)
     return p
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    """The evaluation data and legs of `bench` and `tune`."""
+    p.add_argument("--aila-dir", help="AILA 2019 release folder (default: $AILA2019_DIR; else download via MTEB)")
+    p.add_argument("--dataset", help="folder with corpus.jsonl, queries.jsonl, qrels.tsv (instead of AILAStatutes)")
+    p.add_argument("--legs", default="dense,bm25", help="legs: dense,bm25 (default), dense or bm25")
+    p.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
+    p.add_argument("--bm25-backend", choices=("bm25s", "rank-bm25"), default="bm25s")
 
 
 def _encoder_args(p: argparse.ArgumentParser) -> None:
