@@ -83,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-chunking", action="store_true", help="leave long-text chunking out of the search")
     t.add_argument("--prompts", help="Qwen3 instruction presets to compare, e.g. mteb,legal,none")
+    t.add_argument("--depth", type=int, help="each leg's candidate list length (default: whole corpus, at most 1000)")
     _encoder_args(t)
     t.set_defaults(func=cmd_tune)
 
@@ -238,7 +239,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise ValueError(f"--folds {args.folds} is more than the {len(data.queries)} queries")
     legs = tuple(leg.strip() for leg in args.legs.split(",") if leg.strip())
     cfg = TuneConfig(data=data, encoder=_encoder_config(args), legs=legs, folds=args.folds,
-                     seed=args.seed, chunking=not args.no_chunking, language=args.language,
+                     seed=args.seed, chunking=not args.no_chunking, language=args.language, depth=args.depth,
                      bm25_backend=args.bm25_backend,
                      prompts=prompt_presets(args.prompts.split(",")) if args.prompts else None)
     report, settings = run_tune(cfg)

@@ -48,6 +48,7 @@ class TuneConfig:
     bm25_query_windows: tuple[int, ...] = (0, 20, 40)
     prompts: tuple[str, ...] | None = None  # Qwen3 instruction presets to compare; None: the model's prompt only
     selection: str = "smooth"  # "smooth": best after averaging weight neighbours; "best": plain argmax
+    depth: int | None = None  # each leg's list length; None: the whole corpus, at most 1000
     language: str = "auto"
     bm25_backend: str = "bm25s"
 
@@ -110,7 +111,7 @@ def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     _say(f"{data.name}: {len(qids)} queries, {len(docs)} documents; building legs")
     base = HybridRetriever.build(docs, encoder=encoder, legs=cfg.legs, language=cfg.language,
                                  bm25_backend=cfg.bm25_backend, encode_titles=encoder is not None)
-    depth = base.depth()
+    depth = min(cfg.depth, len(docs)) if cfg.depth else base.depth()
     bm25 = _bm25_variants(cfg, docs, texts, depth) if "bm25" in cfg.legs else {}
     dense_variants = _dense_variants(cfg, base, encoder, docs, texts, depth) if encoder else {}
     _say(f"{len(dense_variants)} dense x {len(bm25)} BM25 variants; scoring the grid")
@@ -222,7 +223,7 @@ def _dense_variants(cfg: TuneConfig, base: HybridRetriever, encoder: Encoder, do
             if c.active:
                 out[(prompt, c)] = [r.top(s, depth) for s in r.chunked_dense_scores(texts, c)]
             else:
-                out[(prompt, c)] = r.leg_rankings(texts, ["dense"])["dense"]
+                out[(prompt, c)] = r.leg_rankings(texts, ["dense"], depth)["dense"]
     encoder.query_prompt = default_prompt
     return out
 
@@ -260,9 +261,9 @@ def _fusions(cfg: TuneConfig) -> list[FusionConfig]:
         for w in cfg.dense_weights:
             weights = {"dense": w, "bm25": round(1 - w, 6)}
             if method == "rrf":
-                out += [FusionConfig("rrf", k, weights) for k in cfg.rrf_ks]
+                out += [FusionConfig("rrf", k, weights, cfg.depth) for k in cfg.rrf_ks]
             else:
-                out.append(FusionConfig(method, 60, weights))
+                out.append(FusionConfig(method, 60, weights, cfg.depth))
     return out
 
 
@@ -286,9 +287,9 @@ def _score_grid(cfg: TuneConfig, base: HybridRetriever, qids: list[str], bm25: d
         scores.append(score(legs, candidate.fusion))
 
     # Single legs first, so that ties go to the simpler setting.
-    dense_only, fusions = FusionConfig(weights={"dense": 1.0, "bm25": 0.0}), _fusions(cfg)
+    dense_only, fusions = FusionConfig(weights={"dense": 1.0, "bm25": 0.0}, depth=cfg.depth), _fusions(cfg)
     for params, ranks in bm25.items():
-        add(Candidate(None, ChunkSettings(), FusionConfig(weights={"dense": 0.0, "bm25": 1.0}), params),
+        add(Candidate(None, ChunkSettings(), FusionConfig(weights={"dense": 0.0, "bm25": 1.0}, depth=cfg.depth), params),
             [{"bm25": r} for r in ranks])
     for (prompt, chunking), dense in dense_variants.items():
         add(Candidate(prompt, chunking, dense_only), [{"dense": d} for d in dense])

@@ -1,0 +1,56 @@
+"""MTEB's own dense, BM25 and HybridSearch evaluations run one after another, as a user would
+without this project: the baseline that `retrieval bench` (one process, texts encoded once) is
+timed against.
+
+    python scripts/mteb_separately.py [--aila-dir DIR] [--model M] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--aila-dir", default=os.environ.get("AILA2019_DIR"), help="AILA 2019 release folder")
+    p.add_argument("--model", help="sentence-transformers folder (default: the bundled all-MiniLM-L6-v2)")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    t0 = time.perf_counter()
+    import mteb
+    from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
+    from sentence_transformers import SentenceTransformer
+
+    from retrieval.encoders import resolve_model
+    from retrieval.evaluation.datasets import load_aila, load_aila_from_hub, mteb_task
+
+    data = load_aila(args.aila_dir) if args.aila_dir else load_aila_from_hub()
+    path = resolve_model(args.model)
+
+    def dense():
+        return SentenceTransformerEncoderWrapper(SentenceTransformer(path, device="cpu"))
+
+    def bm25():
+        return mteb.get_model_meta("mteb/baseline-bm25s").load_model()
+
+    out = {"import_and_data_seconds": time.perf_counter() - t0, "runs": {}}
+    for name, make in (("dense", dense), ("bm25", bm25),
+                       ("hybrid_rrf", lambda: mteb.HybridSearch([bm25(), dense()], fusion_strategy="rrf", rrf_k=60))):
+        t = time.perf_counter()
+        score = mteb.evaluate(make(), mteb_task(data), cache=None, show_progress_bar=False).task_results[0].get_score()
+        out["runs"][name] = {"ndcg_at_10": score, "seconds": time.perf_counter() - t}
+    out["total_seconds"] = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for name, r in out["runs"].items():
+            print(f"{name:<11} nDCG@10 {r['ndcg_at_10']:.5f}  {r['seconds']:.1f}s (model load + evaluate)")
+        print(f"total {out['total_seconds']:.1f}s (imports and data {out['import_and_data_seconds']:.1f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
