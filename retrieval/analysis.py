@@ -9,6 +9,7 @@ are plain data, saved in the index manifest and reused at query time.
 
 from __future__ import annotations
 
+import operator
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -136,7 +137,8 @@ class Analyzer:
 
     def terms(self, text: str) -> list[tuple[str, str]]:
         """(surface word, index token) pairs: the token is what BM25 matches, the word what users read."""
-        return [(word, token) for word, token in self.segment(text) if self.keeps(word)]
+        stop = self._stop
+        return [(word, token) for word, token in self.segment(text) if word not in stop]
 
     def keeps(self, word: str) -> bool:
         """Whether a segmented word is indexed (it is not a stopword)."""
@@ -154,7 +156,8 @@ class Analyzer:
             if article:
                 out.append((piece, article))
             else:
-                out.extend((w, self._stem_latin(w)) for w in self._cut(piece))
+                words = self._cut(piece)
+                out.extend(zip(words, self._stem_latin(words)))
         return out
 
     def _cut(self, text: str) -> list[str]:
@@ -164,8 +167,12 @@ class Analyzer:
         words = self._jieba.lcut_for_search(text) if mode == "search" else self._jieba.lcut(text)
         return [w for w in (s.strip() for s in words) if w and _HAS_WORD_CHAR.search(w)]
 
-    def _stem_latin(self, word: str) -> str:
-        return self._stem.stemWord(word) if self._stem is not None and word.isascii() and word.isalpha() else word
+    def _stem_latin(self, words: list[str]) -> list[str]:
+        """Stemmed Latin words, other words as they are."""
+        if self._stem is None:
+            return words
+        stem = self._stem.stemWord
+        return [stem(w) if w.isascii() and w.isalpha() else w for w in words]
 
 
 def bm25_fields(documents: Sequence[Document], title: str) -> tuple[list[str], list[str] | None]:
@@ -195,7 +202,7 @@ def _char_grams(text: str, bigrams: bool) -> list[str]:
             continue
         out.extend(run)
         if bigrams:
-            out.extend(run[i:i + 2] for i in range(len(run) - 1))
+            out.extend(map(operator.add, run, run[1:]))
     return out
 
 

@@ -102,9 +102,10 @@ def _base_jieba():
     cache_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "retrieval"
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        jieba.dt.tmp_dir = str(cache_dir)
     except OSError:
-        pass  # jieba falls back to the system temp folder
+        pass
+    if os.access(cache_dir, os.W_OK):
+        jieba.dt.tmp_dir = str(cache_dir)  # else jieba uses the system temp folder
     jieba.dt.initialize()
     return jieba.dt
 

@@ -141,8 +141,10 @@ class HybridRetriever:
             t = time.perf_counter()
             analyzer = Analyzer.for_documents(analysis or resolve_settings(language, texts), docs, user_words)
             bm25_texts, titles = bm25_fields(docs, analyzer.settings.title)
-            lexical = build_lexical(analyzer.many(_progress(bm25_texts, progress, "Analysing")), bm25_backend,
-                                    title_tokens=None if titles is None else analyzer.many(titles),
+            tokens = analyzer.many(_progress(bm25_texts, progress, "Analysing"))
+            title_tokens = None if titles is None else analyzer.many(titles)
+            timings["bm25_analysis_seconds"] = time.perf_counter() - t
+            lexical = build_lexical(tokens, bm25_backend, title_tokens=title_tokens,
                                     title_weight=analyzer.settings.title_weight, progress=progress)
             timings["bm25_seconds"] = time.perf_counter() - t
         if "dense" in legs:

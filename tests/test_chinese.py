@@ -79,6 +79,17 @@ def test_user_dictionary_effect_and_isolation(tmp_path):
         Analyzer(zh(zh_mode="ngram"), ["劳动合同法"])
 
 
+def test_jieba_cache_in_user_cache_folder(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = "from retrieval.analysis import *; Analyzer(AnalyzerSettings.for_language('zh', zh_mode='accurate'))('合同')"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    assert (tmp_path / "retrieval" / "jieba.cache").stat().st_size > 1_000_000
+
+
 def test_mixed_chinese_english():
     tokens = Analyzer(zh(zh_mode="accurate", stopwords="legal"))("The WTO规则适用于Apps running在中国")
     assert {"wto", "app", "run", "规则"} <= set(tokens) and "the" not in tokens
