@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.analysis import Analyzer, AnalyzerSettings
-from retrieval.corpus import Document, read_corpus
+from retrieval.corpus import Document
+from retrieval.evaluation.datasets import RetrievalData, load_dataset_folder
 from retrieval.lexical import build_lexical
 
 DEPTH = 100
@@ -56,27 +57,9 @@ class Variant:
 BEFORE = Variant(AnalyzerSettings(language="zh", zh_mode="accurate", stopwords="bm25s", title="join"))
 
 
-@dataclass
-class Stard:
-    """STARD's corpus, queries and relevance judgments."""
-
-    docs: list[Document]
-    queries: dict[str, str]
-    qrels: dict[str, dict[str, int]]
-
-
-def read_stard(folder: Path) -> Stard:
-    """Read corpus.jsonl, queries.jsonl and qrels.tsv (query-id, corpus-id, score, with a header)."""
-    docs = read_corpus(folder / "corpus.jsonl")
-    with open(folder / "queries.jsonl", encoding="utf-8") as f:
-        queries = {q["id"]: q["text"] for q in map(json.loads, f)}
-    qrels: dict[str, dict[str, int]] = {}
-    with open(folder / "qrels.tsv", encoding="utf-8") as f:
-        next(f)
-        for line in f:
-            qid, did, score = line.rstrip("\n").split("\t")
-            qrels.setdefault(qid, {})[did] = int(score)
-    return Stard(docs, {q: t for q, t in queries.items() if q in qrels}, qrels)
+def documents(data: RetrievalData) -> list[Document]:
+    """The corpus as Documents, in file order."""
+    return [Document(doc_id, d["title"], d["text"]) for doc_id, d in data.corpus.items()]
 
 
 def per_query_metrics(run: dict[str, dict[str, float]], qrels: dict) -> dict[str, np.ndarray]:
@@ -95,12 +78,12 @@ def per_query_metrics(run: dict[str, dict[str, float]], qrels: dict) -> dict[str
 class Segmented:
     """One segmentation of the corpus titles, texts and queries, before stopwords."""
 
-    def __init__(self, settings: AnalyzerSettings, data: Stard):
+    def __init__(self, settings: AnalyzerSettings, docs: Sequence[Document], queries: Sequence[str]):
         t = time.perf_counter()
-        analyzer = Analyzer.for_documents(replace(settings, stopwords=None), data.docs)
-        self.texts = [analyzer.segment(d.text) for d in data.docs]
-        self.titles = [analyzer.segment(d.title) for d in data.docs]
-        self.queries = [analyzer.segment(q) for q in data.queries.values()]
+        analyzer = Analyzer.for_documents(replace(settings, stopwords=None), docs)
+        self.texts = [analyzer.segment(d.text) for d in docs]
+        self.titles = [analyzer.segment(d.title) for d in docs]
+        self.queries = [analyzer.segment(q) for q in queries]
         self.seconds = time.perf_counter() - t
 
     def tokens(self, settings: AnalyzerSettings) -> tuple[list[list[str]], list[list[str]] | None, list[list[str]]]:
@@ -120,13 +103,13 @@ class Segmented:
         return texts, (titles if settings.title == "field" else None), toks(self.queries)
 
 
-def evaluate(variant: Variant, seg: Segmented, data: Stard) -> dict:
+def evaluate(variant: Variant, seg: Segmented, data: RetrievalData) -> dict:
     """Index the corpus under `variant`, run every query, and score the run."""
     t = time.perf_counter()
     texts, titles, queries = seg.tokens(variant.settings)
     index = build_lexical(texts, k1=variant.k1, b=variant.b, title_tokens=titles,
                           title_weight=variant.settings.title_weight, progress=False)
-    ids = [d.id for d in data.docs]
+    ids = list(data.corpus)
     run = {}
     for qid, q in zip(data.queries, queries):
         scores = index.scores(q)
@@ -201,8 +184,10 @@ def main() -> int:
     p.add_argument("--json", type=Path, help="write every variant's scores here")
     p.add_argument("--markdown", type=Path, help="write the tables here")
     args = p.parse_args()
-    data = read_stard(args.stard)
-    print(f"{len(data.docs)} documents, {len(data.queries)} queries", file=sys.stderr)
+    data = load_dataset_folder(args.stard)
+    data = replace(data, queries={q: text for q, text in data.queries.items() if data.qrels.get(q)})
+    docs = documents(data)
+    print(f"{len(docs)} documents, {len(data.queries)} queries", file=sys.stderr)
     results, seg_seconds = [], {}
     for mode in args.modes.split(","):
         segs = {}
@@ -211,7 +196,7 @@ def main() -> int:
             s, key = variant.settings, seg_key(variant)
             if key not in segs:
                 segs.clear()
-                segs[key] = Segmented(s, data)
+                segs[key] = Segmented(s, docs, list(data.queries.values()))
                 seg_seconds[f"{mode}{' art' if s.article_numbers else ''}{' laws' if s.law_names else ''}"] = \
                     segs[key].seconds
             r = evaluate(variant, segs[key], data)
@@ -232,7 +217,7 @@ def main() -> int:
         args.markdown.write_text(table, encoding="utf-8")
     if args.json:
         args.json.write_text(json.dumps({
-            "queries": len(data.queries), "documents": len(data.docs), "cross_validation": cv,
+            "queries": len(data.queries), "documents": len(docs), "cross_validation": cv,
             "segmentation_seconds": seg_seconds,
             "variants": [{"label": r["variant"].label(), "analysis": r["variant"].settings.to_dict(),
                           "k1": r["variant"].k1, "b": r["variant"].b,

@@ -156,16 +156,16 @@ def test_cli_bm25_only_zh_index(tmp_path, capsys):
 
 
 def test_stard_subset(stard_dir):
-    from scripts.stard_analysis import Stard, per_query_metrics, read_stard
+    from retrieval.evaluation.datasets import load_dataset_folder
+    from scripts.stard_analysis import documents, per_query_metrics
 
-    data = read_stard(stard_dir)
-    assert len(data.docs) == 58626 and len(data.queries) == 1235
-    assert all(chinese.law_name(d.title) for d in data.docs)
+    data = load_dataset_folder(stard_dir)
+    docs = documents(data)
+    assert len(docs) == 58626 and len(data.queries) == 1235 and data.language == "zho-Hans"
+    assert all(chinese.law_name(d.title) for d in docs)
     queries = dict(list(data.queries.items())[:100])
     relevant = {d for q in queries for d in data.qrels[q]}
-    docs = [d for i, d in enumerate(data.docs) if d.id in relevant or i % 200 == 0]
-    sub = Stard(docs, queries, {q: data.qrels[q] for q in queries})
-    r = _bm25(sub.docs)
+    r = _bm25([d for i, d in enumerate(docs) if d.id in relevant or i % 200 == 0])
     run = {q: {h.id: h.score for h in r.search(text, k=100, mode="bm25")} for q, text in queries.items()}
-    ndcg = per_query_metrics(run, sub.qrels)["ndcg_at_10"].mean()
+    ndcg = per_query_metrics(run, {q: data.qrels[q] for q in queries})["ndcg_at_10"].mean()
     assert ndcg > 0.5, ndcg
