@@ -69,10 +69,12 @@ class AnalyzerSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> AnalyzerSettings:
-        """Settings back from the manifest (stopwords true/false of the first format read as bm25s/none)."""
+        """Settings back from the manifest; the first format's stopwords true/false and empty user_words are read too."""
         d = dict(d)
         if isinstance(d.get("stopwords"), bool):
             d["stopwords"] = "bm25s" if d["stopwords"] else None
+        if not d.get("user_words", True):
+            del d["user_words"]
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown analysis settings {', '.join(sorted(unknown))}; rebuild the index")

@@ -1,4 +1,5 @@
 import bm25s
+import pytest
 import Stemmer
 
 from retrieval.analysis import Analyzer, AnalyzerSettings, detect_language
@@ -31,6 +32,9 @@ def test_settings_round_trip_and_detection():
     s = AnalyzerSettings(language="zh", stemmer=None, zh_mode="search", law_names=True, title="field",
                          title_weight=0.5, user_dict="lexical/user_dict.txt")
     assert AnalyzerSettings.from_dict(s.to_dict()) == s
-    assert AnalyzerSettings.from_dict({"language": "en", "stopwords": True}).stopwords == "bm25s"
+    first_format = {"language": "en", "stopwords": True, "stemmer": "english", "zh_mode": "accurate", "user_words": []}
+    assert AnalyzerSettings.from_dict(first_format) == AnalyzerSettings.for_language("en")
+    with pytest.raises(ValueError, match="rebuild the index"):
+        AnalyzerSettings.from_dict({**first_format, "user_words": ["个体工商户"]})
     assert detect_language(["中华人民共和国民法典第四百六十五条 依法成立的合同"]) == "zh"
     assert detect_language(["Whoever commits theft shall be punished"]) == "en"
