@@ -1,22 +1,36 @@
 """Text analysis for BM25: text -> tokens, the same way for documents and queries.
 
 English follows MTEB's BM25 baseline (bm25s's regex split, its English stopwords, a
-Snowball stemmer), so our BM25 scores equal MTEB's. Chinese is segmented with jieba.
-The settings are plain data, saved in the index manifest and reused at query time.
+Snowball stemmer), so our BM25 scores equal MTEB's. Chinese is segmented with jieba
+(accurate or search mode) or cut into characters (and character bigrams); article numbers,
+a user dictionary (law names) and stopword lists are options (see `chinese`). The settings
+are plain data, saved in the index manifest and reused at query time.
 """
 
 from __future__ import annotations
 
-import os
+import operator
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
 
+from . import chinese
+from .corpus import Document
+
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 _HAS_WORD_CHAR = re.compile(r"\w")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK = re.compile(f"[{_CJK_CHARS}]")
+_RUNS = re.compile(f"[{_CJK_CHARS}]+|[^\\W{_CJK_CHARS}]+")  # a run of CJK characters, or of other word characters
+
+LANGUAGES = ("en", "zh")
+ZH_MODES = ("accurate", "search", "char", "ngram")
+JIEBA_MODES = ("accurate", "search")
+TITLE_MODES = ("join", "field", "none")
+USER_DICT = "lexical/user_dict.txt"  # where an index keeps its user dictionary
 
 
 @dataclass(frozen=True)
@@ -24,45 +38,96 @@ class AnalyzerSettings:
     """What turns text into BM25 tokens; stored in the manifest so queries match the index."""
 
     language: str = "en"  # "en" or "zh"
-    stopwords: bool = True
-    stemmer: str | None = "english"  # a PyStemmer algorithm, English only
-    zh_mode: str = "accurate"  # jieba "accurate" or "search", or "char" (one token per character)
-    user_words: tuple[str, ...] = field(default_factory=tuple)
+    stopwords: str | None = "bm25s"  # a list in chinese.STOPWORD_LISTS, or None for no stopwords
+    stemmer: str | None = "english"  # a PyStemmer algorithm; in Chinese text it stems Latin words only
+    zh_mode: str = "accurate"  # jieba "accurate" or "search"; "char": characters; "ngram": characters + bigrams
+    article_numbers: bool = False  # zh: 第四百六十五条 and 第465条 both become the one token 第465条
+    law_names: bool = False  # zh, jieba modes: law names from the corpus titles join the user dictionary
+    user_dict: str | None = None  # set by a build: the index's user dictionary file (relative to the index)
+    title: str = "join"  # "join": title + text; "field": its own BM25 field; "none": not indexed
+    title_weight: float = 1.0  # title="field": a document's score = text score + title_weight * title score
+
+    def __post_init__(self):
+        _check(self.language, LANGUAGES, "language")
+        _check(self.zh_mode, ZH_MODES, "zh_mode")
+        _check(self.title, TITLE_MODES, "title")
+        if self.stopwords is not None:
+            _check(self.stopwords, chinese.STOPWORD_LISTS, "stopword list")
+        if self.law_names and not self.uses_jieba:
+            raise ValueError("law_names needs Chinese analysis in a jieba mode (accurate or search)")
+        if self.title_weight < 0:
+            raise ValueError(f"title_weight must be >= 0, got {self.title_weight}")
+
+    @property
+    def uses_jieba(self) -> bool:
+        """Whether text is segmented by jieba (and so a user dictionary applies)."""
+        return self.language == "zh" and self.zh_mode in JIEBA_MODES
 
     def to_dict(self) -> dict:
         """Plain JSON-ready settings."""
-        d = asdict(self)
-        d["user_words"] = list(self.user_words)
-        return d
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> AnalyzerSettings:
-        """Settings back from the manifest."""
+        """Settings back from the manifest; the first format's stopwords true/false and empty user_words are read too."""
         d = dict(d)
-        d["user_words"] = tuple(d.get("user_words", ()))
+        if isinstance(d.get("stopwords"), bool):
+            d["stopwords"] = "bm25s" if d["stopwords"] else None
+        if not d.get("user_words", True):
+            del d["user_words"]
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown analysis settings {', '.join(sorted(unknown))}; rebuild the index")
         return cls(**d)
 
     @classmethod
-    def for_language(cls, language: str) -> AnalyzerSettings:
-        """Defaults for 'en' (MTEB's BM25 baseline) or 'zh' (jieba accurate mode, stopwords)."""
+    def for_language(cls, language: str, **overrides) -> AnalyzerSettings:
+        """Defaults for 'en' (MTEB's BM25 baseline) or 'zh' (the best variant on STARD, docs/stard.md)."""
         if language == "en":
-            return cls()
+            return cls(**overrides)
         if language == "zh":
-            return cls(language="zh", stemmer=None)
+            return cls(**{"language": "zh", "zh_mode": "ngram", "stopwords": "legal", "article_numbers": True,
+                          **overrides})
         raise ValueError(f"unknown language {language!r} (want en or zh)")
 
 
-class Analyzer:
-    """Callable text -> list of tokens under fixed AnalyzerSettings."""
+def resolve_settings(language: str, texts: Sequence[str], **overrides) -> AnalyzerSettings:
+    """Settings for `language` ('auto': detected from `texts`), with `overrides` of its defaults."""
+    lang = detect_language(texts) if language == "auto" else language
+    return AnalyzerSettings.for_language(lang, **overrides)
 
-    def __init__(self, settings: AnalyzerSettings):
+
+class Analyzer:
+    """Callable text -> list of tokens under fixed AnalyzerSettings (and user words, for jieba)."""
+
+    def __init__(self, settings: AnalyzerSettings, user_words: Iterable[str] = ()):
         self.settings = settings
-        if settings.language not in ("en", "zh"):
-            raise ValueError(f"unknown analysis language {settings.language!r}")
-        self._stop = _stopwords(settings.language) if settings.stopwords else frozenset()
+        self.user_words = tuple(dict.fromkeys(w.strip().lower() for w in user_words if w.strip()))
+        if self.user_words and not settings.uses_jieba:
+            raise ValueError("a user dictionary needs Chinese analysis in a jieba mode (accurate or search)")
+        self._stop = chinese.stopwords(settings.stopwords, settings.language) if settings.stopwords else frozenset()
         self._stem = _stemmer(settings.stemmer) if settings.stemmer else None
-        if settings.language == "zh" and settings.zh_mode != "char":
-            _jieba_add_words(settings.user_words)
+        self._jieba = chinese.jieba_tokenizer(self.user_words) if settings.uses_jieba else None
+
+    @classmethod
+    def for_documents(cls, settings: AnalyzerSettings, documents: Sequence[Document],
+                      user_words: Iterable[str] = ()) -> Analyzer:
+        """An analyzer to index `documents`: the user's words plus, if asked, the law names in their titles."""
+        words = list(user_words)
+        if settings.law_names:
+            words += chinese.law_names(d.title for d in documents)
+        return cls(replace(settings, user_dict=USER_DICT if words else None), words)
+
+    @classmethod
+    def load(cls, folder: Path, settings: AnalyzerSettings) -> Analyzer:
+        """The analyzer of an index folder (its user dictionary read from the folder)."""
+        words = chinese.read_user_dict(folder / settings.user_dict) if settings.user_dict else ()
+        return cls(settings, words)
+
+    def save(self, folder: Path) -> None:
+        """Write the user dictionary (if any) where the settings say, inside the index folder."""
+        if self.settings.user_dict:
+            chinese.write_user_dict(folder / self.settings.user_dict, self.user_words)
 
     def __call__(self, text: str) -> list[str]:
         """Tokens of one text, in order, duplicates kept (BM25 counts them)."""
@@ -74,23 +139,49 @@ class Analyzer:
 
     def terms(self, text: str) -> list[tuple[str, str]]:
         """(surface word, index token) pairs: the token is what BM25 matches, the word what users read."""
-        text = text.lower()
-        if self.settings.language == "zh":
-            words = self._zh_words(text)
-        else:
-            words = [w for w in _WORD.findall(text) if w not in self._stop]
-        tokens = self._stem.stemWords(words) if self._stem is not None else words
-        return list(zip(words, tokens))
+        stop = self._stop
+        return [(word, token) for word, token in self.segment(text) if word not in stop]
 
-    def _zh_words(self, text: str) -> list[str]:
+    def keeps(self, word: str) -> bool:
+        """Whether a segmented word is indexed (it is not a stopword)."""
+        return word not in self._stop
+
+    def segment(self, text: str) -> list[tuple[str, str]]:
+        """(word, token) pairs before stopword removal: lowercased words that hold a letter or digit."""
+        if self.settings.language == "en":
+            words = _WORD.findall(text.lower())
+            return list(zip(words, self._stem.stemWords(words) if self._stem is not None else words))
+        text = unicodedata.normalize("NFKC", text).lower()
+        pieces = chinese.split_articles(text) if self.settings.article_numbers else [(text, None)]
+        out: list[tuple[str, str]] = []
+        for piece, article in pieces:
+            if article:
+                out.append((piece, article))
+            else:
+                words = self._cut(piece)
+                out.extend(zip(words, self._stem_latin(words)))
+        return out
+
+    def _cut(self, text: str) -> list[str]:
         mode = self.settings.zh_mode
-        if mode == "char":
-            pieces: Sequence[str] = [c for c in text if not c.isspace()]
-        else:
-            jieba = _jieba()
-            pieces = jieba.lcut_for_search(text) if mode == "search" else jieba.lcut(text)
-        return [p for p in (s.strip() for s in pieces)
-                if p and _HAS_WORD_CHAR.search(p) and p not in self._stop]
+        if mode in ("char", "ngram"):
+            return _char_grams(text, bigrams=mode == "ngram")
+        words = self._jieba.lcut_for_search(text) if mode == "search" else self._jieba.lcut(text)
+        return [w for w in (s.strip() for s in words) if w and _HAS_WORD_CHAR.search(w)]
+
+    def _stem_latin(self, words: list[str]) -> list[str]:
+        """Stemmed Latin words, other words as they are."""
+        if self._stem is None:
+            return words
+        stem = self._stem.stemWord
+        return [stem(w) if w.isascii() and w.isalpha() else w for w in words]
+
+
+def bm25_fields(documents: Sequence[Document], title: str) -> tuple[list[str], list[str] | None]:
+    """What BM25 indexes of each document under a title mode: (texts, titles or None)."""
+    if title == "join":
+        return [d.indexed_text() for d in documents], None
+    return [d.text for d in documents], ([d.title for d in documents] if title == "field" else None)
 
 
 def detect_language(texts: Iterable[str], sample: int = 200) -> str:
@@ -104,12 +195,22 @@ def detect_language(texts: Iterable[str], sample: int = 200) -> str:
     return "zh" if letters and cjk / letters >= 0.2 else "en"
 
 
-@lru_cache(maxsize=None)
-def _stopwords(language: str) -> frozenset[str]:
-    from bm25s import tokenization
+def _char_grams(text: str, bigrams: bool) -> list[str]:
+    """Each CJK character (and, with `bigrams`, each overlapping pair); other word runs whole."""
+    out: list[str] = []
+    for run in _RUNS.findall(text):
+        if not _CJK.match(run):
+            out.append(run)
+            continue
+        out.extend(run)
+        if bigrams:
+            out.extend(map(operator.add, run, run[1:]))
+    return out
 
-    words = tokenization.STOPWORDS_EN if language == "en" else tokenization.STOPWORDS_CHINESE
-    return frozenset(words)
+
+def _check(value: str, allowed: Sequence[str], what: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r} (choose from {', '.join(allowed)})")
 
 
 @lru_cache(maxsize=None)
@@ -117,32 +218,3 @@ def _stemmer(algorithm: str):
     import Stemmer
 
     return Stemmer.Stemmer(algorithm)
-
-
-@lru_cache(maxsize=1)
-def _jieba():
-    """jieba, initialised once per process, its cache file in the user's cache folder."""
-    import logging
-
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    cache_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "retrieval"
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        jieba.dt.tmp_dir = str(cache_dir)
-    except OSError:
-        pass  # jieba falls back to the system temp folder
-    jieba.initialize()
-    return jieba
-
-
-_ADDED_WORDS: set[str] = set()
-
-
-def _jieba_add_words(words: Iterable[str]) -> None:
-    jieba = _jieba()
-    for w in words:
-        if w not in _ADDED_WORDS:
-            jieba.add_word(w)
-            _ADDED_WORDS.add(w)

@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, help="index folder to write (replaced atomically if it exists)")
     b.add_argument("--legs", default="dense,bm25", help="legs to build: dense,bm25 (default), dense or bm25")
     b.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
+    _analysis_args(b)
     b.add_argument("--bm25-backend", choices=("bm25s", "rank-bm25"), default="bm25s")
     b.add_argument("--dense-index", choices=("flat", "hnsw"), default="flat", help="exact (flat) or HNSW")
     b.add_argument("--fusion-config", help="JSON settings from `tune` (fusion, chunking) stored with the index")
@@ -105,6 +106,34 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bm25-backend", choices=("bm25s", "rank-bm25"), default="bm25s")
 
 
+def _analysis_args(p: argparse.ArgumentParser) -> None:
+    from .analysis import TITLE_MODES, ZH_MODES
+
+    g = p.add_argument_group("BM25 analysis (defaults: the language's, see docs/stard.md for Chinese)")
+    g.add_argument("--zh-mode", choices=ZH_MODES,
+                   help="Chinese: jieba accurate or search mode, characters, or ngram (characters + bigrams)")
+    g.add_argument("--stopwords", choices=("bm25s", "legal", "none"), help="stopword list (legal: Chinese only)")
+    g.add_argument("--title", choices=TITLE_MODES, help="title joined to the text, its own field, or not indexed")
+    g.add_argument("--title-weight", type=float, help="weight of the title field's scores (--title field)")
+    g.add_argument("--article-numbers", action=argparse.BooleanOptionalAction,
+                   help="Chinese: 第四百六十五条 and 第465条 become one token 第465条")
+    g.add_argument("--law-names", action=argparse.BooleanOptionalAction,
+                   help="Chinese, jieba modes: add the law names in the titles to jieba's dictionary")
+    g.add_argument("--user-dict", help="Chinese, jieba modes: a file of extra words (legal terms), one per line")
+
+
+def _analysis_settings(args: argparse.Namespace, docs):
+    """The BM25 analysis: --language's defaults (auto: detected from the documents) with the options given."""
+    from .analysis import resolve_settings
+
+    options = {"zh_mode": args.zh_mode, "title": args.title, "title_weight": args.title_weight,
+               "article_numbers": args.article_numbers, "law_names": args.law_names}
+    overrides = {k: v for k, v in options.items() if v is not None}
+    if args.stopwords:
+        overrides["stopwords"] = None if args.stopwords == "none" else args.stopwords
+    return resolve_settings(args.language, [d.indexed_text() for d in docs[:200]], **overrides)
+
+
 def _encoder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="sentence-transformers folder or Hub id (default: bundled all-MiniLM-L6-v2)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
@@ -136,6 +165,7 @@ def _encoder_config(args: argparse.Namespace):
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Read and validate the corpus, build the legs, write the index atomically."""
+    from .chinese import read_user_dict
     from .corpus import read_corpus
     from .retriever import HybridRetriever
 
@@ -144,8 +174,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     legs = [leg.strip() for leg in args.legs.split(",") if leg.strip()]
     settings = _settings(args)
     encoder = _encoder_config(args) if "dense" in legs else None
+    analysis = _analysis_settings(args, docs) if "bm25" in legs else None
+    user_words = read_user_dict(args.user_dict) if args.user_dict else ()
     print(f"read {len(docs)} documents from {args.corpus}", file=sys.stderr)
-    retriever = HybridRetriever.build(docs, encoder=encoder, legs=legs, language=args.language,
+    retriever = HybridRetriever.build(docs, encoder=encoder, legs=legs, analysis=analysis, user_words=user_words,
                                       bm25_backend=args.bm25_backend, dense_kind=args.dense_index,
                                       fusion_config=settings.fusion, chunking=settings.chunking,
                                       bm25_params=settings.bm25)
@@ -190,7 +222,8 @@ def cmd_query(args: argparse.Namespace) -> int:
                                      fusion_config=settings.fusion if settings else None,
                                      chunking=settings.chunking if settings else None)
     if args.mode != "hybrid" and args.mode not in retriever.legs:
-        raise ValueError(f"{args.index} has no {args.mode} leg (it has: {', '.join(retriever.legs)})")
+        raise ValueError(f"{args.index} has no {args.mode} leg (it has: {', '.join(retriever.legs)}); "
+                         f"use --mode {retriever.legs[0]} or hybrid")
     if args.text is not None:
         _answer(retriever, args.text, args)
         return 0
@@ -302,7 +335,7 @@ def _answer(retriever, text: str, args: argparse.Namespace) -> None:
     hits = retriever.search(text, k=args.k, mode=args.mode)
     took = time.perf_counter() - t
     if args.json:
-        print(json.dumps(results_json(text, args.mode, hits, took), ensure_ascii=False))
+        print(json.dumps(results_json(text, args.mode, retriever.legs, hits, took), ensure_ascii=False))
         return
     for h in hits:
         legs = "  ".join(f"{leg} #{p.rank} {p.score:.4g}" if p else f"{leg} -"
@@ -311,7 +344,10 @@ def _answer(retriever, text: str, args: argparse.Namespace) -> None:
         print(f"     fused {h.score:.4g}   {legs}")
         if h.matched_terms:
             print(f"     matched: {', '.join(h.matched_terms[:15])}")
-    print(f"({len(hits)} hits, {args.mode}, {took * 1000:.0f} ms)")
+    mode = args.mode
+    if mode == "hybrid" and len(retriever.legs) == 1:
+        mode = f"hybrid = {retriever.legs[0]} only, the index's one leg"
+    print(f"({len(hits)} hits, {mode}, {took * 1000:.0f} ms)")
 
 
 def _interactive(retriever, args: argparse.Namespace) -> None:

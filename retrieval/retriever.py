@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, fusion
-from .analysis import Analyzer, AnalyzerSettings, detect_language
+from .analysis import Analyzer, AnalyzerSettings, bm25_fields, resolve_settings
 from .chunking import ChunkSettings, aggregate, split, window_size
 from .corpus import Document, fingerprint
 from .dense import DenseIndex
@@ -147,15 +147,16 @@ class HybridRetriever:
     @classmethod
     def build(cls, documents: Sequence[Document], *, encoder: Encoder | EncoderConfig | None = None,
               legs: Sequence[str] = LEGS, language: str = "auto",
-              analysis: AnalyzerSettings | None = None, bm25_backend: str = "bm25s",
-              dense_kind: str = "flat", fusion_config: FusionConfig = FusionConfig(),
+              analysis: AnalyzerSettings | None = None, user_words: Sequence[str] = (),
+              bm25_backend: str = "bm25s", dense_kind: str = "flat", fusion_config: FusionConfig = FusionConfig(),
               chunking: ChunkSettings = ChunkSettings(), bm25_params: dict | None = None,
               encode_titles: bool | None = None, progress: bool = True) -> HybridRetriever:
         """Analyse and index `documents` for each asked leg ('dense', 'bm25').
 
-        `bm25_params` (k1, b) override MTEB's baseline values, and `query_window` > 0 scores a long
-        query by its windows of that many tokens (max over windows); `encode_titles` (default: when
-        the chunk settings mix titles in) stores one title vector per document for the dense leg.
+        `user_words` extend jieba's dictionary. `bm25_params` (k1, b) override MTEB's baseline
+        values, and `query_window` > 0 scores a long query by its windows of that many tokens (max
+        over windows); `encode_titles` (default: when the chunk settings mix titles in) stores one
+        title vector per document for the dense leg.
         """
         legs = _check_legs(legs)
         docs = list(documents)
@@ -164,11 +165,13 @@ class HybridRetriever:
         analyzer = lexical = enc = dense = None
         if "bm25" in legs:
             t = time.perf_counter()
-            if analysis is None:
-                lang = detect_language(texts) if language == "auto" else language
-                analysis = AnalyzerSettings.for_language(lang)
-            analyzer = Analyzer(analysis)
-            lexical = build_lexical(analyzer.many(_progress(texts, progress, "Analysing")), bm25_backend,
+            analyzer = Analyzer.for_documents(analysis or resolve_settings(language, texts), docs, user_words)
+            bm25_texts, titles = bm25_fields(docs, analyzer.settings.title)
+            tokens = analyzer.many(_progress(bm25_texts, progress, "Analysing"))
+            title_tokens = None if titles is None else analyzer.many(titles)
+            timings["bm25_analysis_seconds"] = time.perf_counter() - t
+            lexical = build_lexical(tokens, bm25_backend, title_tokens=title_tokens,
+                                    title_weight=analyzer.settings.title_weight, progress=progress,
                                     **{k: v for k, v in (bm25_params or {}).items() if k in ("k1", "b")})
             timings["bm25_seconds"] = time.perf_counter() - t
         if "dense" in legs:
@@ -225,6 +228,7 @@ class HybridRetriever:
             if self.lexical is not None:
                 (tmp / "lexical").mkdir()
                 self.lexical.save(tmp / "lexical")
+                self.analyzer.save(tmp)
                 manifest["bm25"] = {"engine": self.lexical.engine, "params": self.lexical.params,
                                     "analysis": self.analyzer.settings.to_dict(),
                                     "query_window": self.bm25_query_window}
@@ -251,8 +255,10 @@ class HybridRetriever:
                     _check_same_model(meta, enc)
             if "bm25" in manifest["legs"]:
                 meta = manifest["bm25"]
-                analyzer = Analyzer(AnalyzerSettings.from_dict(meta["analysis"]))
-                lexical = load_lexical(folder / "lexical", meta["engine"], meta["params"], mmap=mmap)
+                settings = AnalyzerSettings.from_dict(meta["analysis"])
+                analyzer = Analyzer.load(folder, settings)
+                lexical = load_lexical(folder / "lexical", meta["engine"], meta["params"], mmap=mmap,
+                                       title_weight=settings.title_weight if settings.title == "field" else None)
         except IndexFileError:
             raise
         except (OSError, ValueError, RuntimeError, KeyError) as e:
@@ -442,9 +448,10 @@ def _split(enc: Encoder, texts: list[str], chunking: ChunkSettings, prompt: str)
     return split(enc.model.tokenizer, texts, window_size(chunking, enc.max_seq_length, reserved), chunking.overlap)
 
 
-def results_json(query: str, mode: str, hits: Sequence[Hit], seconds: float) -> dict:
-    """One search's answer as `query --json` prints it and the web API returns it."""
-    return {"query": query, "mode": mode, "hits": [h.to_dict() for h in hits], "seconds": round(seconds, 6)}
+def results_json(query: str, mode: str, legs: Sequence[str], hits: Sequence[Hit], seconds: float) -> dict:
+    """One search's answer as `query --json` prints it and the web API returns it (`legs`: the index's legs)."""
+    return {"query": query, "mode": mode, "legs": list(legs), "hits": [h.to_dict() for h in hits],
+            "seconds": round(seconds, 6)}
 
 
 def _check_legs(legs: Sequence[str], available: Sequence[str] = LEGS) -> tuple[str, ...]:

@@ -1,4 +1,5 @@
 import bm25s
+import pytest
 import Stemmer
 
 from retrieval.analysis import Analyzer, AnalyzerSettings, detect_language
@@ -20,15 +21,20 @@ def test_terms_keep_surface_words():
 
 
 def test_chinese_is_segmented_not_one_token():
-    tokens = Analyzer(AnalyzerSettings.for_language("zh"))("谁可以成为个体工商户？")
+    tokens = Analyzer(AnalyzerSettings.for_language("zh", zh_mode="accurate"))("谁可以成为个体工商户？")
     assert "个体工商户" in tokens or "工商户" in tokens
     assert "？" not in tokens and len(tokens) >= 2
-    chars = Analyzer(AnalyzerSettings(language="zh", stemmer=None, zh_mode="char", stopwords=False))("个体户")
+    chars = Analyzer(AnalyzerSettings(language="zh", stemmer=None, zh_mode="char", stopwords=None))("个体户")
     assert chars == ["个", "体", "户"]
 
 
 def test_settings_round_trip_and_detection():
-    s = AnalyzerSettings(language="zh", stemmer=None, zh_mode="search", user_words=("个体工商户",))
+    s = AnalyzerSettings(language="zh", stemmer=None, zh_mode="search", law_names=True, title="field",
+                         title_weight=0.5, user_dict="lexical/user_dict.txt")
     assert AnalyzerSettings.from_dict(s.to_dict()) == s
+    first_format = {"language": "en", "stopwords": True, "stemmer": "english", "zh_mode": "accurate", "user_words": []}
+    assert AnalyzerSettings.from_dict(first_format) == AnalyzerSettings.for_language("en")
+    with pytest.raises(ValueError, match="rebuild the index"):
+        AnalyzerSettings.from_dict({**first_format, "user_words": ["个体工商户"]})
     assert detect_language(["中华人民共和国民法典第四百六十五条 依法成立的合同"]) == "zh"
     assert detect_language(["Whoever commits theft shall be punished"]) == "en"

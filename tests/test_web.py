@@ -62,7 +62,7 @@ def test_health_names_each_index(client):
 
 def test_search_returns_the_query_json_shape(client):
     body = client.get("/api/search", params={"q": "dowry death of a married woman", "k": 3}).json()
-    assert set(body) == {"query", "mode", "hits", "seconds"}
+    assert set(body) == {"query", "mode", "legs", "hits", "seconds"}
     assert (body["query"], body["mode"], len(body["hits"])) == ("dowry death of a married woman", "hybrid", 3)
     top = body["hits"][0]
     assert set(top) == {"rank", "id", "title", "score", "dense", "bm25", "matched_terms"}

@@ -98,7 +98,7 @@ def create_app(retrievers: Mapping[str, HybridRetriever]) -> FastAPI:
             t = time.perf_counter()
             hits = target.retriever.search(q, k=k, mode=mode)
             took = time.perf_counter() - t
-        return results_json(q, mode, hits, took)
+        return results_json(q, mode, legs, hits, took)
 
     @app.get("/api/documents/{doc_id:path}")
     def document(doc_id: str, index: str | None = Query(None, description="index name (default: the first served)")
