@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine:
 #   make test    create .venv, install, run the tests
-#   make bench   create .venv, install, run the main job: dense vs BM25 vs hybrid on AILAStatutes
-#                through MTEB (offline with AILA2019_DIR=<AILA 2019 release folder>)
+#   make bench   create .venv, install, run the main job on AILAStatutes (offline with
+#                AILA2019_DIR=<AILA 2019 release folder>): tune fusion by cross-validation, then
+#                dense vs BM25 vs hybrid vs tuned through MTEB, with parity checks against MTEB
 # FAISS picks the extra: cpu (faiss-cpu, default), gpu (faiss-gpu, CUDA 12) or gpu-cu13 (faiss-gpu-cuvs).
 # TORCH pins torch; torch==2.13.0 is a CPU build here. On a CUDA machine use e.g. TORCH=torch.
 PYTHON ?= python3
@@ -31,7 +32,8 @@ test: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
-	$(BIN)/python -m retrieval bench --parity --out $(BENCH_OUT)
+	$(BIN)/python -m retrieval tune --out $(BENCH_OUT)/tune
+	$(BIN)/python -m retrieval bench --parity --fusion-config $(BENCH_OUT)/tune/fusion.json --out $(BENCH_OUT)
 
 clean:
 	rm -rf $(VENV) results

@@ -2,7 +2,7 @@
 without this project: the baseline that `retrieval bench` (one process, texts encoded once) is
 timed against.
 
-    python scripts/mteb_separately.py [--aila-dir DIR] [--model M] [--json]
+    python scripts/mteb_separately.py [--aila-dir DIR] [--model M] [--runs dense,bm25,hybrid_rrf] [--json]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--aila-dir", default=os.environ.get("AILA2019_DIR"), help="AILA 2019 release folder")
     p.add_argument("--model", help="sentence-transformers folder (default: the bundled all-MiniLM-L6-v2)")
+    p.add_argument("--runs", default="dense,bm25,hybrid_rrf", help="which of dense,bm25,hybrid_rrf to run")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     t0 = time.perf_counter()
@@ -37,8 +38,10 @@ def main() -> int:
         return mteb.get_model_meta("mteb/baseline-bm25s").load_model()
 
     out = {"import_and_data_seconds": time.perf_counter() - t0, "runs": {}}
-    for name, make in (("dense", dense), ("bm25", bm25),
-                       ("hybrid_rrf", lambda: mteb.HybridSearch([bm25(), dense()], fusion_strategy="rrf", rrf_k=60))):
+    makers = {"dense": dense, "bm25": bm25,
+              "hybrid_rrf": lambda: mteb.HybridSearch([bm25(), dense()], fusion_strategy="rrf", rrf_k=60)}
+    for name in args.runs.split(","):
+        make = makers[name]
         t = time.perf_counter()
         score = mteb.evaluate(make(), mteb_task(data), cache=None, show_progress_bar=False).task_results[0].get_score()
         out["runs"][name] = {"ndcg_at_10": score, "seconds": time.perf_counter() - t}
