@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--legs", default="dense,bm25", help="legs to build: dense,bm25 (default), dense or bm25")
     b.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
     b.add_argument("--bm25-backend", choices=("bm25s", "rank-bm25"), default="bm25s")
-    b.add_argument("--dense-index", choices=("flat", "hnsw"), default="flat", help="exact (flat) or HNSW")
+    b.add_argument("--dense-index", choices=("auto", "flat", "hnsw", "ivf"), default="auto",
+                   help="exact (flat), HNSW or IVF; auto (default): flat for small corpora, HNSW for large")
     b.add_argument("--fusion-config", help="JSON fusion settings (as written by `tune`) stored as the index default")
     _encoder_args(b)
     b.set_defaults(func=cmd_build)
@@ -59,7 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--fusion-config", help="JSON fusion settings overriding the index's")
     q.add_argument("--model", help="query-time model; must be the index's model")
     q.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    q.add_argument("--mmap", action="store_true", help="memory-map index arrays instead of reading them")
+    q.add_argument("--mmap", action=argparse.BooleanOptionalAction,
+                   help="memory-map index arrays instead of reading them (default: for indexes of 256 MiB or more)")
+    q.add_argument("--verify", action=argparse.BooleanOptionalAction,
+                   help="check every file's sha256 on load (default: unless memory-mapped; sizes are always checked)")
     q.set_defaults(func=cmd_query)
     return p
 
@@ -118,7 +122,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise ValueError(f"-k must be >= 1, got {args.k}")
     fusion = FusionConfig.from_file(args.fusion_config) if args.fusion_config else None
     retriever = HybridRetriever.load(args.index, model=args.model, device=args.device, mmap=args.mmap,
-                                     fusion_config=fusion)
+                                     verify=args.verify, fusion_config=fusion)
     if args.mode != "hybrid" and args.mode not in retriever.legs:
         raise ValueError(f"{args.index} has no {args.mode} leg (it has: {', '.join(retriever.legs)})")
     if args.text is not None:
