@@ -1,4 +1,4 @@
-"""Command line: build, query (one-shot or interactive). Parsing and printing only.
+"""Command line: build, query (one-shot or interactive), perf. Parsing and printing only.
 
 Exit codes: 0 success, 1 a damaged or mismatched index or a runtime failure, 2 bad input
 (corpus, arguments, settings files), each with a one-line message on stderr.
@@ -65,6 +65,16 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--verify", action=argparse.BooleanOptionalAction,
                    help="check every file's sha256 on load (default: unless memory-mapped; sizes are always checked)")
     q.set_defaults(func=cmd_query)
+
+    f = sub.add_parser("perf", help="measure build, query, load and memory costs against corpus size")
+    f.add_argument("--sizes", help="comma-separated corpus sizes (default 1000,10000,100000,1000000)")
+    f.add_argument("--repeats", type=int, help="runs per figure, the median reported (default 3)")
+    f.add_argument("--queries", type=int, help="queries per latency run (default 200)")
+    f.add_argument("--out-dir", default="docs", help="folder for performance.md, performance.json and plots")
+    f.add_argument("--aila-dir", default=os.environ.get("AILA2019_DIR"),
+                   help="AILA 2019 release folder for the end-to-end MiniLM figures (default: $AILA2019_DIR)")
+    f.add_argument("--quick", action="store_true", help="tiny sizes and one repeat (a smoke test)")
+    f.set_defaults(func=cmd_perf)
     return p
 
 
@@ -129,6 +139,19 @@ def cmd_query(args: argparse.Namespace) -> int:
         _answer(retriever, args.text, args)
         return 0
     _interactive(retriever, args)
+    return 0
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    """Run the speed and scale benchmark; write performance.md, performance.json and plots."""
+    from .perf import PerfConfig, run_perf
+
+    base = PerfConfig.quick_config() if args.quick else PerfConfig()
+    sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else base.sizes
+    config = PerfConfig(sizes=sizes, repeats=args.repeats or base.repeats, queries=args.queries or base.queries,
+                        aila_dir=Path(args.aila_dir) if args.aila_dir else None, quick=args.quick)
+    written = run_perf(config, Path(args.out_dir))
+    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0
 
 
