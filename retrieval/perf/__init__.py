@@ -19,7 +19,7 @@ from pathlib import Path
 from .. import dense, store
 from ..retriever import HybridRetriever, library_versions
 from . import report, suites, synthetic
-from .measure import machine, return_freed_memory
+from .measure import MB, highest_rss, machine, return_freed_memory
 
 FULL_SIZES = (1000, 10_000, 100_000, 1_000_000)
 
@@ -107,6 +107,8 @@ def _measure_size(n: int, config: PerfConfig, tmp: Path, previous: list[dict]) -
                                        config.build_budget_s, work)
     shutil.rmtree(work)
     out["wall_seconds"] = time.perf_counter() - started
+    peak = highest_rss()
+    out["process_peak_rss_mb"] = None if peak is None else peak / MB  # the whole benchmark so far
     return out
 
 

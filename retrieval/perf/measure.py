@@ -15,6 +15,7 @@ import numpy as np
 
 MB = 1 << 20
 WARMUP = 3  # untimed calls before each latency measurement
+_highest_rss = 0  # the process's peak RSS before the last reset of VmHWM
 
 
 def return_freed_memory() -> None:
@@ -128,8 +129,16 @@ def _status_kb(field: str) -> int | None:
     return None
 
 
+def highest_rss() -> int | None:
+    """This process's peak RSS so far (bytes), across the resets that per-run peaks need."""
+    peak = _status_kb("VmHWM")
+    return None if peak is None else max(peak, _highest_rss)
+
+
 def _reset_peak_rss() -> bool:
     """Reset this process's peak RSS (VmHWM) to its current RSS; False where Linux does not allow it."""
+    global _highest_rss
+    _highest_rss = highest_rss() or 0
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")

@@ -33,7 +33,7 @@ def markdown(result: dict) -> str:
     """The whole report as Markdown."""
     sections = [_header(result), _machine(result), _method(result), _targets(result), _bm25(result),
                 _dense(result), _sweeps(result), _fusion(result), _index(result), _scale(result),
-                _aila(result), _rules(result), _plots(), _reproduce(result)]
+                _process(result), _aila(result), _rules(result), _plots(), _reproduce(result)]
     return "\n\n".join(s for s in sections if s).rstrip() + "\n"
 
 
@@ -202,6 +202,13 @@ def _scale(r: dict) -> str:
             "runs: per-leg rankings (depth: the whole corpus, at most 1000), RRF, and the 10 hits with titles "
             "and matched words. Add the encoder's time (see the AILA section) for a model-backed query.\n\n"
             + _table(["passages", "dense", "hybrid p50 / p95 ms", "dense p50 / p95 ms", "bm25 p50 / p95 ms"], rows))
+
+
+def _process(r: dict) -> str:
+    peaks = "; ".join(f"{_mb(s['process_peak_rss_mb'])} MB after n = {_n(s['n'])}" for s in r["sizes"]
+                      if s.get("process_peak_rss_mb"))
+    return ("## Memory of the whole run\n\nPeak resident memory of the benchmark process (corpus, vectors, every "
+            f"index and load held at once), up to and including each size: {peaks}.") if peaks else ""
 
 
 def _aila(r: dict) -> str:

@@ -109,6 +109,7 @@ def index_folder(retriever: HybridRetriever, queries: list[str], query_vectors: 
     item = (queries[0], query_vectors[0])
     for label, kwargs in (("read", {"mmap": False, "verify": False}), ("mmap", {"mmap": True, "verify": False}),
                           ("read+sha256", {"mmap": False, "verify": True}), ("default", {})):
+        loaded = None  # let the previous load go first
         runs, loaded = repeated_runs(lambda: HybridRetriever.load(path, **kwargs), repeats, build_budget_s)
         first, _ = timed_run(lambda: _search(loaded, item, "hybrid"))
         out["load"][label] = {**summarise_runs(runs), "first_query_ms": first.seconds * 1000}
