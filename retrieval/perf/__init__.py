@@ -141,7 +141,7 @@ def _versions() -> dict:
 
 
 def _say(message: str) -> None:
-    print(f"perf: {message}", file=sys.stderr, flush=True)
+    print(f"perf {time.strftime('%H:%M:%S')}: {message}", file=sys.stderr, flush=True)
 
 
 __all__ = ["FULL_SIZES", "PerfConfig", "run_perf"]

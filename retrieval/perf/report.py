@@ -91,7 +91,9 @@ def _method(r: dict) -> str:
   runs it took (`runs`).
 - **Memory**: *peak RSS growth* is the process's peak resident memory during the build minus its resident
   memory before (Linux VmHWM, reset before each run); *held* is the resident memory still held after it
-  (roughly the index in memory). *On disk* is the size of the saved files.
+  (roughly the index in memory). Both are lower bounds where the build reuses memory that earlier steps
+  freed (Python keeps freed small-object memory for reuse; rank-bm25 after bm25s shows it). *On disk* is
+  the size of the saved files; *Memory of the whole run* gives the process's overall peak.
 - **Loads** read files that were just written (warm page cache); a cold cache adds disk read time."""
 
 
@@ -146,7 +148,8 @@ def _dense(r: dict) -> str:
     return ("## Dense: FAISS exact vs HNSW vs IVF (synthetic vectors)\n\nSingle-query search for the top 10. "
             "HNSW and IVF at the smallest efSearch / nprobe of the sweep that reaches recall@10 >= "
             f"{r['rules']['recall_target']} against exact search (the largest tried when none does). "
-            "*recall@depth*: the same for the leg's full list (top 1000) that fusion reads. "
+            "*recall@depth*: the same for the leg's full list (top 1000) that fusion reads, at the default "
+            "efSearch / nprobe (see *Defaults*), as the retriever searches. "
             "Marked with * : the kind `--dense-index auto` picks at that size.\n\n"
             + _table(["passages", "index", "parameters", "build s", "peak RSS growth MB", "on disk MB", "recall@10",
                       "recall@depth", "p50 ms", "p95 ms", "runs (build / query)"], rows)
@@ -224,9 +227,9 @@ def _aila(r: dict) -> str:
             f"{a['query_words_mean']:.0f} words on average, cut to the model's {a['max_seq_length']} tokens), "
             f"cycled to {a['queries']}. `HybridRetriever.search(query, k=10, mode)`, model loaded:\n\n"
             + _table(["mode", "p50 ms", "p95 ms", "mean ms"], rows)
-            + f"\n\nEncoding one query alone (`encode_queries`): p50 {_ms(enc['p50_ms'])} ms, p95 "
-            f"{_ms(enc['p95_ms'])} ms: the model is most of a hybrid query's time. Build {_s(a['build_seconds'])} s, "
-            f"load {_s(a['load_seconds'])} s (model included).")
+            + f"\n\nEncoding one query alone (`encode_queries`, measured before the searches): p50 "
+            f"{_ms(enc['p50_ms'])} ms, p95 {_ms(enc['p95_ms'])} ms. Build {_s(a['build_seconds'])} s, load "
+            f"{_s(a['load_seconds'])} s (model included).")
 
 
 def _rules(r: dict) -> str:
