@@ -7,11 +7,11 @@ from pathlib import Path
 from .measure import WARMUP
 
 FULL_SIZE = 1_000_000
-TARGETS = (  # the project's goals for the full run on a 2-core CPU
+TARGETS = (  # goals for the full run on 2 cores, worded so that only a full run's rows name the million
     "hybrid query, AILA index, MiniLM loaded: p50 < 30 ms",
-    "BM25 query at 1M passages: p50 < 50 ms",
-    "HNSW at 1M 384-d vectors: recall@10 >= 0.95 with p50 < 5 ms",
-    "index load at 1M passages with mmap: < 2 s",
+    "BM25 query at a million passages: p50 < 50 ms",
+    "HNSW at a million 384-d vectors: recall@10 >= 0.95 with p50 < 5 ms",
+    "index load at a million passages with mmap: < 2 s",
 )
 PLOTS = {
     "build": "Build time vs corpus size",
@@ -256,10 +256,13 @@ def _plots() -> str:
 def _reproduce(r: dict) -> str:
     c = r["config"]
     sizes = ",".join(str(s["n"]) for s in r["sizes"])
-    return ("## Reproduce\n\n```bash\nHF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false AILA2019_DIR=/path/to/aila2019 \\\n"
-            f"  python -m retrieval perf --sizes {sizes} --repeats {c['repeats']} --queries {c['queries']} "
-            "--out-dir docs\n```\n\n`scripts/perf.py` takes the same arguments. The synthetic data are the same "
-            "on every machine (fixed seed); the timings are this machine's.")
+    quick = " --quick" if c["quick"] else ""
+    return ("## Reproduce\n\nThis run:\n\n```bash\nHF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false "
+            "AILA2019_DIR=/path/to/aila2019 \\\n"
+            f"  python -m retrieval perf --sizes {sizes} --repeats {c['repeats']} --queries {c['queries']}{quick} "
+            "--out-dir docs\n```\n\nThe full run is the same with the default sizes (no `--sizes`). "
+            "`scripts/perf.py` takes the same arguments. The synthetic data are the same on every machine "
+            "(fixed seed); the timings are this machine's.")
 
 
 # ---- plots ---------------------------------------------------------------------------------
