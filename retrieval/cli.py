@@ -1,4 +1,4 @@
-"""Command line: build, query (one-shot or interactive), serve (web app). Parsing and printing only.
+"""Command line: build, query (one-shot or interactive), bench, tune, serve (web app), perf. Parsing and printing only.
 
 Exit codes: 0 success, 1 a damaged or mismatched index or a runtime failure, 2 bad input
 (corpus, arguments, settings files), each with a one-line message on stderr.
@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
     _analysis_args(b)
     b.add_argument("--bm25-backend", choices=("bm25s", "rank-bm25"), default="bm25s")
-    b.add_argument("--dense-index", choices=("flat", "hnsw"), default="flat", help="exact (flat) or HNSW")
+    b.add_argument("--dense-index", choices=("auto", "flat", "hnsw", "ivf"), default="auto",
+                   help="exact (flat), HNSW or IVF; auto (default): flat for small corpora, HNSW for large")
     b.add_argument("--fusion-config", help="JSON settings from `tune` (fusion, chunking) stored with the index")
     b.add_argument("--chunk", choices=("none", "documents", "queries", "both"),
                    help="encode long texts as token windows for the dense leg (default: none, or the settings file's)")
@@ -65,7 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     q.add_argument("--dense-backend", choices=("auto", "faiss", "faiss-gpu", "torch"), default="auto",
                    help="dense search: auto (faiss-gpu when faiss sees a GPU, torch on CUDA, else faiss)")
-    q.add_argument("--mmap", action="store_true", help="memory-map index arrays instead of reading them")
+    q.add_argument("--mmap", action=argparse.BooleanOptionalAction,
+                   help="memory-map index arrays instead of reading them (default: for indexes of 256 MiB or more)")
+    q.add_argument("--verify", action=argparse.BooleanOptionalAction,
+                   help="check every file's sha256 on load (default: unless memory-mapped; sizes are always checked)")
     q.set_defaults(func=cmd_query)
 
     be = sub.add_parser("bench", help="dense vs BM25 vs hybrid through MTEB (AILAStatutes or a data-set folder)")
@@ -94,6 +98,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     s.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     s.set_defaults(func=cmd_serve)
+
+    f = sub.add_parser("perf", help="measure build, query, load and memory costs against corpus size")
+    f.add_argument("--sizes", help="comma-separated corpus sizes (default 1000,10000,100000,1000000)")
+    f.add_argument("--repeats", type=int, help="runs per figure, the median reported (default 3)")
+    f.add_argument("--queries", type=int, help="queries per latency run (default 200)")
+    f.add_argument("--out-dir", default="docs", help="folder for performance.md, performance.json and plots")
+    f.add_argument("--aila-dir", default=os.environ.get("AILA2019_DIR"),
+                   help="AILA 2019 release folder for the end-to-end MiniLM figures (default: $AILA2019_DIR)")
+    f.add_argument("--quick", action="store_true", help="tiny sizes and one repeat (a smoke test)")
+    f.set_defaults(func=cmd_perf)
     return p
 
 
@@ -220,7 +234,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     retriever = HybridRetriever.load(args.index, model=args.model, device=args.device, mmap=args.mmap,
                                      dense_backend=args.dense_backend,
                                      fusion_config=settings.fusion if settings else None,
-                                     chunking=settings.chunking if settings else None)
+                                     chunking=settings.chunking if settings else None, verify=args.verify)
     if args.mode != "hybrid" and args.mode not in retriever.legs:
         raise ValueError(f"{args.index} has no {args.mode} leg (it has: {', '.join(retriever.legs)}); "
                          f"use --mode {retriever.legs[0]} or hybrid")
@@ -323,6 +337,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"error: the web app needs the web extra (pip install 'statute-retrieval[web]'): {e}", file=sys.stderr)
         return 1
     serve(args.index, host=args.host, port=args.port, device=args.device)
+    return 0
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    """Run the speed and scale benchmark; write performance.md, performance.json and plots."""
+    from .perf import PerfConfig, run_perf
+
+    base = PerfConfig.quick_config() if args.quick else PerfConfig()
+    sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else base.sizes
+    config = PerfConfig(sizes=sizes, repeats=args.repeats or base.repeats, queries=args.queries or base.queries,
+                        aila_dir=Path(args.aila_dir) if args.aila_dir else None, quick=args.quick)
+    written = run_perf(config, Path(args.out_dir))
+    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0
 
 

@@ -1,16 +1,23 @@
 """The dense leg's index: unit vectors searched by inner product (= cosine similarity).
 
-Backends, chosen once at load: FAISS on the GPU when faiss sees one, exact top-k with torch
-on CUDA when faiss has no GPU build, else FAISS on the CPU. All return the same ranking.
+Kinds: exact ("flat"), HNSW graph or IVF lists (approximate); "auto" picks by corpus size
+(`default_kind`, from docs/performance.md). Backends, chosen once at load: FAISS on the GPU
+when faiss sees one, exact top-k with torch on CUDA when faiss has no GPU build, else FAISS
+on the CPU. The exact backends return the same ranking.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
-KINDS = ("flat", "hnsw")
+KINDS = ("flat", "hnsw", "ivf")
+EXACT_MAX_VECTORS = 50_000  # above this, exact search costs more per query than HNSW (docs/performance.md)
+HNSW_M, EF_CONSTRUCTION, EF_SEARCH = 32, 200, 128  # graph degree, build and query breadth
+NPROBE = 16  # IVF lists searched per query
+IVF_TRAIN_PER_LIST = 50  # training vectors per IVF list (k-means sample)
 BACKENDS = ("auto", "faiss", "faiss-gpu", "torch")
 INDEX_FILE = "index.faiss"
 OWNER_FILE = "chunk_owner.npy"
@@ -31,34 +38,52 @@ class DenseIndex:
         self._searcher = _make_searcher(index, self.backend)
 
     @classmethod
-    def build(cls, vectors: np.ndarray, kind: str = "flat", *, hnsw_m: int = 32,
-              ef_construction: int = 200, ef_search: int = 128, backend: str = "auto",
-              owner: np.ndarray | None = None, titles: np.ndarray | None = None) -> DenseIndex:
-        """Index `vectors` (n x d); 'flat' is exact, 'hnsw' approximate; `owner`: chunk -> document."""
+    def build(cls, vectors: np.ndarray, kind: str = "auto", *, hnsw_m: int = HNSW_M,
+              ef_construction: int = EF_CONSTRUCTION, ef_search: int = EF_SEARCH, nlist: int | None = None,
+              nprobe: int = NPROBE, backend: str = "auto", owner: np.ndarray | None = None,
+              titles: np.ndarray | None = None) -> DenseIndex:
+        """Index `vectors` (n x d): 'flat' exact, 'hnsw' or 'ivf' approximate, 'auto' by size; `owner`: chunk -> document."""
         import faiss
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        d = vectors.shape[1]
+        n, d = vectors.shape
+        kind = default_kind(n) if kind == "auto" else kind
         if kind == "flat":
             index = faiss.IndexFlatIP(d)
         elif kind == "hnsw":
             index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = ef_construction
             index.hnsw.efSearch = ef_search
+        elif kind == "ivf":
+            nlist = nlist or ivf_nlist(n)
+            index = faiss.index_factory(d, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
+            index.train(_sample(vectors, nlist * IVF_TRAIN_PER_LIST))
+            index.nprobe = nprobe
         else:
-            raise ValueError(f"unknown dense index kind {kind!r} (choose from {', '.join(KINDS)})")
+            raise ValueError(f"unknown dense index kind {kind!r} (choose from auto, {', '.join(KINDS)})")
         index.add(vectors)
         return cls(index, kind, backend, owner, titles)
 
     @classmethod
     def load(cls, folder: Path, kind: str = "flat", *, mmap: bool = False, backend: str = "auto") -> DenseIndex:
-        """Read `index.faiss`; `mmap` maps it instead of reading it into memory."""
+        """Read `index.faiss`; `mmap` maps its vectors (read-only) instead of reading them."""
         import faiss
 
-        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0
         owner, titles = (np.load(f, allow_pickle=False) if f.exists() else None
                          for f in (folder / OWNER_FILE, folder / TITLES_FILE))
         return cls(faiss.read_index(str(folder / INDEX_FILE), flags), kind, backend, owner, titles)
+
+    def set_search_params(self, *, ef_search: int | None = None, nprobe: int | None = None) -> None:
+        """Query-time breadth: efSearch of an HNSW index, nprobe of an IVF index (CPU backend)."""
+        if ef_search is not None:
+            if self.kind != "hnsw":
+                raise ValueError(f"ef_search is for HNSW indexes, this one is {self.kind}")
+            self.index.hnsw.efSearch = ef_search
+        if nprobe is not None:
+            if self.kind != "ivf":
+                raise ValueError(f"nprobe is for IVF indexes, this one is {self.kind}")
+            self.index.nprobe = nprobe
 
     @property
     def dim(self) -> int:
@@ -91,6 +116,24 @@ class DenseIndex:
             np.save(folder / TITLES_FILE, self.titles, allow_pickle=False)
 
 
+def default_kind(n: int) -> str:
+    """The index kind for `n` vectors: exact up to EXACT_MAX_VECTORS, HNSW above."""
+    return "flat" if n <= EXACT_MAX_VECTORS else "hnsw"
+
+
+def ivf_nlist(n: int) -> int:
+    """IVF list count for `n` vectors: about 4 * sqrt(n), and at least 39 vectors a list (k-means needs them)."""
+    return max(1, min(round(4 * math.sqrt(n)), n // 39))
+
+
+def _sample(vectors: np.ndarray, size: int) -> np.ndarray:
+    """At most `size` rows, drawn without replacement with a fixed seed (IVF training)."""
+    if len(vectors) <= size:
+        return vectors
+    rows = np.sort(np.random.default_rng(0).choice(len(vectors), size, replace=False))
+    return vectors[rows]
+
+
 def faiss_gpu_count() -> int:
     """GPUs that faiss can use; 0 for CPU builds (checked before any GPU call)."""
     import faiss
@@ -117,7 +160,7 @@ def resolve_backend(backend: str, kind: str = "flat") -> str:
 
 def _make_searcher(index, backend: str):
     if backend == "faiss":
-        return index.search
+        return _cpu_searcher(index)
     if backend == "faiss-gpu":
         import faiss
 
@@ -126,6 +169,24 @@ def _make_searcher(index, backend: str):
         gpu_index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
         return gpu_index.search
     return _torch_searcher(index)
+
+
+def _cpu_searcher(index):
+    """FAISS on the CPU, one OpenMP thread for a single query: exact search splits one query's scan
+    across threads, which waits on descheduled threads whenever the CPU is busy (docs/performance.md)."""
+    import faiss
+
+    def search(queries: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(queries) > 1:
+            return index.search(queries, depth)
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            return index.search(queries, depth)
+        finally:
+            faiss.omp_set_num_threads(threads)
+
+    return search
 
 
 def _torch_searcher(index):

@@ -24,7 +24,8 @@ from .corpus import Document, fingerprint
 from .dense import DenseIndex
 from .encoders import Encoder, EncoderConfig, resolve_model, weights_sha256
 from .lexical import LexicalIndex, build_lexical, load_lexical
-from .store import DocumentTable, IndexFileError, read_manifest, write_index
+from .store import (DocumentTable, IndexFileError, prefers_mmap, rank_ids, read_manifest, verify_checksums,
+                    write_index)
 
 log = logging.getLogger(__name__)
 
@@ -148,15 +149,18 @@ class HybridRetriever:
     def build(cls, documents: Sequence[Document], *, encoder: Encoder | EncoderConfig | None = None,
               legs: Sequence[str] = LEGS, language: str = "auto",
               analysis: AnalyzerSettings | None = None, user_words: Sequence[str] = (),
-              bm25_backend: str = "bm25s", dense_kind: str = "flat", fusion_config: FusionConfig = FusionConfig(),
+              bm25_backend: str = "bm25s", dense_kind: str = "auto", fusion_config: FusionConfig = FusionConfig(),
               chunking: ChunkSettings = ChunkSettings(), bm25_params: dict | None = None,
-              encode_titles: bool | None = None, progress: bool = True) -> HybridRetriever:
+              encode_titles: bool | None = None, vectors: np.ndarray | None = None,
+              progress: bool = True) -> HybridRetriever:
         """Analyse and index `documents` for each asked leg ('dense', 'bm25').
 
         `user_words` extend jieba's dictionary. `bm25_params` (k1, b) override MTEB's baseline
         values, and `query_window` > 0 scores a long query by its windows of that many tokens (max
         over windows); `encode_titles` (default: when the chunk settings mix titles in) stores one
-        title vector per document for the dense leg.
+        title vector per document for the dense leg. `vectors` (one unit vector per document, in
+        order) builds the dense leg from vectors encoded elsewhere; the encoder is then loaded only
+        when given (to record the model).
         """
         legs = _check_legs(legs)
         docs = list(documents)
@@ -175,21 +179,27 @@ class HybridRetriever:
                                     **{k: v for k, v in (bm25_params or {}).items() if k in ("k1", "b")})
             timings["bm25_seconds"] = time.perf_counter() - t
         if "dense" in legs:
-            t = time.perf_counter()
-            enc = encoder if isinstance(encoder, Encoder) else Encoder(encoder or EncoderConfig())
-            timings["model_load_seconds"] = time.perf_counter() - t
+            if vectors is None or encoder is not None:
+                t = time.perf_counter()
+                enc = encoder if isinstance(encoder, Encoder) else Encoder(encoder or EncoderConfig())
+                timings["model_load_seconds"] = time.perf_counter() - t
             t = time.perf_counter()
             owner = titles = None
-            if encode_titles or (encode_titles is None and chunking.title_weight > 0):
+            if enc is not None and (encode_titles or (encode_titles is None and chunking.title_weight > 0)):
                 titles = enc.encode_documents([d.title for d in docs], progress=False)
                 titles[[not d.title for d in docs]] = 0.0  # no title: the text's score stands alone
             if chunking.documents:
+                if vectors is not None:
+                    raise ValueError("document chunking needs the encoder, not given document vectors")
                 texts, owner = _split(enc, texts, chunking, enc.document_prompt)
                 timings["document_chunks"] = len(texts)
-            dense = DenseIndex.build(enc.encode_documents(texts, progress=progress), dense_kind, owner=owner,
-                                     titles=titles)
+            if vectors is None:
+                vectors = enc.encode_documents(texts, progress=progress)
+                timings["truncated_documents"] = enc.count_truncated(texts, enc.document_prompt)
+            else:
+                _check_vectors(vectors, len(docs), enc)
+            dense = DenseIndex.build(vectors, dense_kind, owner=owner, titles=titles)
             timings["dense_seconds"] = time.perf_counter() - t
-            timings["truncated_documents"] = enc.count_truncated(texts, enc.document_prompt)
         info = {"documents": len(docs), "corpus_fingerprint": fingerprint(docs), "build": timings}
         return cls(docs, encoder=enc, dense=dense, analyzer=analyzer, lexical=lexical,
                    fusion_config=fusion_config, info=info, chunking=chunking,
@@ -218,13 +228,13 @@ class HybridRetriever:
                 "legs": list(self.legs),
                 "fusion": self.fusion.to_dict(),
                 "build": self.info.get("build", {}),
-                "versions": _versions(),
+                "versions": library_versions(),
             }
             if self.dense is not None:
                 (tmp / "dense").mkdir()
                 self.dense.save(tmp / "dense")
-                manifest["dense"] = {**self.encoder.info(), "index": self.dense.kind,
-                                     "chunking": self.chunking.to_dict()}
+                model = self.encoder.info() if self.encoder else {"model": None, "dim": self.dense.dim}
+                manifest["dense"] = {**model, "index": self.dense.kind, "chunking": self.chunking.to_dict()}
             if self.lexical is not None:
                 (tmp / "lexical").mkdir()
                 self.lexical.save(tmp / "lexical")
@@ -238,19 +248,26 @@ class HybridRetriever:
 
     @classmethod
     def load(cls, path: str | Path, *, model: str | None = None, device: str | None = None,
-             dense_backend: str = "auto", mmap: bool = False, verify: bool = True,
+             dense_backend: str = "auto", mmap: bool | None = None, verify: bool | None = None,
              fusion_config: FusionConfig | None = None, chunking: ChunkSettings | None = None,
              load_encoder: bool = True) -> HybridRetriever:
-        """Open an index folder: checksums verified, the same model as at build time loaded."""
+        """Open an index folder with the model it was built with, after checking its files.
+
+        `mmap` None: map the arrays of a large index (store.prefers_mmap), read a small one.
+        `verify` None: sha256 of every file when the index is read, sizes only when mapped.
+        """
         folder = Path(path)
-        manifest = read_manifest(folder, verify=verify)
+        manifest = read_manifest(folder, verify=False)
+        mmap = prefers_mmap(manifest) if mmap is None else mmap
+        if (not mmap) if verify is None else verify:
+            verify_checksums(folder, manifest)
         try:
             docs = DocumentTable.load(folder, mmap=mmap)
             enc = dense = analyzer = lexical = None
             if "dense" in manifest["legs"]:
                 meta = manifest["dense"]
                 dense = DenseIndex.load(folder / "dense", meta["index"], mmap=mmap, backend=dense_backend)
-                if load_encoder:
+                if load_encoder and (model or meta.get("model")):  # no model: built from given vectors
                     enc = Encoder(_encoder_config(meta, model, device))
                     _check_same_model(meta, enc)
             if "bm25" in manifest["legs"]:
@@ -335,7 +352,8 @@ class HybridRetriever:
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Query vectors (with the query prompt); needs the encoder."""
         if self.encoder is None:
-            raise RuntimeError("this retriever was loaded without its encoder")
+            raise RuntimeError("this retriever has no encoder (loaded without it, or built from given vectors): "
+                               "pass query vectors")
         return self.encoder.encode_queries(list(queries))
 
     def fuse(self, rankings: dict[str, list[tuple[int, float]]], mode: str = "hybrid",
@@ -353,21 +371,24 @@ class HybridRetriever:
         lists = [[(self.ids[r], s) for r, s in rankings[leg][:depth]] for leg in legs]
         return fusion.fuse(config.method, lists, weights, config.k)
 
-    def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
+    def search(self, query: str, k: int = 10, mode: str = "hybrid",
+               query_vector: np.ndarray | None = None) -> list[Hit]:
         """Top-k Hits for one query; mode 'hybrid' fuses the legs, 'dense'/'bm25' use one."""
-        return self.search_many([query], k, mode)[0]
+        vectors = None if query_vector is None else np.asarray(query_vector).reshape(1, -1)
+        return self.search_many([query], k, mode, vectors)[0]
 
-    def search_many(self, queries: Sequence[str], k: int = 10, mode: str = "hybrid") -> list[list[Hit]]:
-        """Top-k Hits for each query (queries encoded in one batch)."""
+    def search_many(self, queries: Sequence[str], k: int = 10, mode: str = "hybrid",
+                    query_vectors: np.ndarray | None = None) -> list[list[Hit]]:
+        """Top-k Hits for each query (encoded in one batch unless `query_vectors` are given)."""
         legs = self._legs_for(mode)
-        per_leg = self.leg_rankings(queries, legs)
+        per_leg = self.leg_rankings(queries, legs, query_vectors=query_vectors)
         results = []
         for qi, query in enumerate(queries):
             rankings = {leg: per_leg[leg][qi] for leg in legs}
             fused = self.fuse(rankings, legs[0] if len(legs) == 1 else mode)
-            places = {leg: {self.ids[r]: LegHit(i + 1, float(s)) for i, (r, s) in enumerate(rankings[leg])}
-                      for leg in legs}
-            results.append([self._hit(rank, doc_id, score, places, query)
+            places = {leg: {self.ids[r]: (r, i + 1, s) for i, (r, s) in enumerate(rankings[leg])} for leg in legs}
+            terms = self.analyzer.terms(query) if self.analyzer is not None else []
+            results.append([self._hit(rank, doc_id, score, places, terms)
                             for rank, (doc_id, score) in enumerate(fused[:k], start=1)])
         return results
 
@@ -379,12 +400,7 @@ class HybridRetriever:
         """Query words whose index token occurs in `text` (empty without the BM25 leg)."""
         if self.analyzer is None:
             return ()
-        doc_tokens = set(self.analyzer(text))
-        seen: dict[str, None] = {}
-        for word, token in self.analyzer.terms(query):
-            if token in doc_tokens:
-                seen.setdefault(word)
-        return tuple(seen)
+        return self._matched(self.analyzer.terms(query), text)
 
     # ---- internals --------------------------------------------------------------------
     def _legs_for(self, mode: str) -> tuple[str, ...]:
@@ -396,11 +412,23 @@ class HybridRetriever:
             raise ValueError(f"this index has no {mode} leg (it has: {', '.join(self.legs)})")
         return (mode,)
 
-    def _hit(self, rank: int, doc_id: str, score: float, places: dict, query: str) -> Hit:
-        doc = self._doc(self._row_of(doc_id))
-        return Hit(rank, doc_id, doc["title"], float(score),
-                   dense=places.get("dense", {}).get(doc_id), bm25=places.get("bm25", {}).get(doc_id),
-                   matched_terms=self.matched_terms(query, Document(**doc).indexed_text()))
+    def _hit(self, rank: int, doc_id: str, score: float, places: dict, terms: list[tuple[str, str]]) -> Hit:
+        """A Hit from its query's per-leg {id: (row, rank, score)} places and analysed terms."""
+        found = {leg: p[doc_id] for leg, p in places.items() if doc_id in p}
+        doc = self._doc(next(iter(found.values()))[0])
+        legs = {leg: LegHit(leg_rank, float(leg_score)) for leg, (_, leg_rank, leg_score) in found.items()}
+        matched = self._matched(terms, Document(**doc).indexed_text()) if terms else ()
+        return Hit(rank, doc_id, doc["title"], float(score), dense=legs.get("dense"), bm25=legs.get("bm25"),
+                   matched_terms=matched)
+
+    def _matched(self, terms: list[tuple[str, str]], text: str) -> tuple[str, ...]:
+        """Surface words of `terms` whose token occurs in `text`, first occurrence order."""
+        doc_tokens = set(self.analyzer(text))
+        seen: dict[str, None] = {}
+        for word, token in terms:
+            if token in doc_tokens:
+                seen.setdefault(word)
+        return tuple(seen)
 
     def _doc(self, row: int) -> dict:
         if isinstance(self._docs, DocumentTable):
@@ -416,9 +444,8 @@ class HybridRetriever:
     def _id_ranks(self) -> np.ndarray:
         """Position of each document's id in sorted id order (for tie-breaking)."""
         if self._id_rank is None:
-            order = np.argsort(np.asarray(self.ids, dtype=object), kind="stable")
-            self._id_rank = np.empty(len(order), dtype=np.int64)
-            self._id_rank[order] = np.arange(len(order))
+            stored = self._docs.id_ranks if isinstance(self._docs, DocumentTable) else None
+            self._id_rank = stored if stored is not None else rank_ids(self.ids)
         return self._id_rank
 
     def _order(self, rows: np.ndarray, scores: np.ndarray) -> list[tuple[int, float]]:
@@ -427,14 +454,27 @@ class HybridRetriever:
         return [(int(rows[i]), float(scores[i])) for i in order]
 
     def top(self, scores: np.ndarray, depth: int) -> list[tuple[int, float]]:
-        """Top-`depth` rows of a full score vector, ties at the cut kept in id order."""
+        """Top-`depth` rows of a full score vector; of the ties at the cut, those with the highest ids."""
         n = len(scores)
-        if depth < n:
-            kth = np.partition(scores, n - depth)[n - depth]
-            rows = np.flatnonzero(scores >= kth)
-        else:
-            rows = np.arange(n)
-        return self._order(rows, scores[rows])[:depth]
+        if depth >= n:
+            return self._order(np.arange(n), scores)
+        # the depth-th highest score; numpy partitions the negated scores at the front fast, but takes
+        # ~20x longer to partition at the back when most scores tie (e.g. 0), as BM25's do
+        kth = -np.partition(-scores, depth - 1)[depth - 1]
+        above, tied = np.flatnonzero(scores > kth), np.flatnonzero(scores == kth)
+        need = depth - len(above)
+        if len(tied) > need:  # e.g. every zero-score document when few match: keep `need` of them
+            tied = tied[np.argpartition(-self._id_ranks()[tied], need - 1)[:need]]
+        rows = np.concatenate([above, tied])
+        return self._order(rows, scores[rows])
+
+
+def _check_vectors(vectors: np.ndarray, n: int, encoder: Encoder | None) -> None:
+    """Given document vectors must be one row per document, of the encoder's dimension."""
+    if vectors.ndim != 2 or len(vectors) != n:
+        raise ValueError(f"vectors of shape {vectors.shape} for {n} documents; want one row per document")
+    if encoder is not None and vectors.shape[1] != encoder.dim:
+        raise ValueError(f"vectors have {vectors.shape[1]} dimensions, {encoder.model_name} gives {encoder.dim}")
 
 
 def _doc_side(c: ChunkSettings) -> tuple:
@@ -495,7 +535,8 @@ def _check_same_model(meta: dict, enc: Encoder) -> None:
         raise IndexFileError(f"model mismatch: index vectors have {meta['dim']} dimensions, {enc.model_name} gives {enc.dim}")
 
 
-def _versions() -> dict:
+def library_versions() -> dict:
+    """Versions of Python, this package and the libraries that shape results."""
     import importlib.metadata as md
 
     out = {"python": platform.python_version(), "retrieval": __version__}

@@ -16,8 +16,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+MMAP_MIN_BYTES = 256 << 20  # indexes this large are memory-mapped, not read (docs/performance.md)
 
 
 class IndexFileError(RuntimeError):
@@ -58,7 +61,7 @@ def write_index(path: str | Path, fill: Callable[[Path], dict]) -> dict:
 
 
 def read_manifest(path: str | Path, verify: bool = True) -> dict:
-    """The manifest of an index folder, after checking every listed file's size (and sha256)."""
+    """The manifest of an index folder, after checking every listed file's size (and sha256 when `verify`)."""
     folder = Path(path)
     mpath = folder / MANIFEST
     if not folder.is_dir():
@@ -79,9 +82,27 @@ def read_manifest(path: str | Path, verify: bool = True) -> dict:
         size = f.stat().st_size
         if size != meta["bytes"]:
             raise IndexFileError(f"{f}: damaged ({size} bytes, manifest says {meta['bytes']})")
-        if verify and sha256_file(f) != meta["sha256"]:
-            raise IndexFileError(f"{f}: damaged (sha256 differs from the manifest)")
+    if verify:
+        verify_checksums(folder, manifest)
     return manifest
+
+
+def verify_checksums(folder: Path, manifest: dict) -> None:
+    """Check every listed file's sha256 against the manifest (reads every byte)."""
+    for name, meta in manifest.get("files", {}).items():
+        f = folder / name
+        if sha256_file(f) != meta["sha256"]:
+            raise IndexFileError(f"{f}: damaged (sha256 differs from the manifest)")
+
+
+def index_bytes(manifest: dict) -> int:
+    """Total size of the index's files."""
+    return sum(meta["bytes"] for meta in manifest.get("files", {}).values())
+
+
+def prefers_mmap(manifest: dict) -> bool:
+    """Map an index's arrays rather than read them when its files total MMAP_MIN_BYTES or more."""
+    return index_bytes(manifest) >= MMAP_MIN_BYTES
 
 
 def _swap_in(tmp: Path, target: Path) -> None:
@@ -101,22 +122,30 @@ def _swap_in(tmp: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def rank_ids(ids: list[str]) -> np.ndarray:
+    """Position of each id in sorted id order (how ties are broken)."""
+    order = np.argsort(np.asarray(ids, dtype=object), kind="stable")
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.arange(len(order))
+    return ranks
+
+
 class DocumentTable:
     """The index's documents: ids in memory, texts read from `documents.jsonl` on demand by offset."""
 
     FILE, OFFSETS, IDS = "documents.jsonl", "documents.offsets.npy", "documents.ids.json"
+    ID_RANKS = "documents.idranks.npy"  # sorted-id position of each document, so loads need not sort
 
-    def __init__(self, folder: Path, ids: list[str], offsets):
+    def __init__(self, folder: Path, ids: list[str], offsets, id_ranks: np.ndarray | None = None):
         self.ids = ids
+        self.id_ranks = id_ranks
         self._path = folder / self.FILE
         self._offsets = offsets
         self._cache: dict[int, dict] = {}
 
     @classmethod
     def write(cls, folder: Path, documents) -> None:
-        """documents.jsonl (id, title, text), the byte offset of each line, and the id list."""
-        import numpy as np
-
+        """documents.jsonl (id, title, text), the byte offset of each line, the id list and id ranks."""
         offsets = np.zeros(len(documents) + 1, dtype=np.int64)
         with open(folder / cls.FILE, "wb") as f:
             for i, d in enumerate(documents):
@@ -124,18 +153,21 @@ class DocumentTable:
                 f.write(line.encode("utf-8") + b"\n")
                 offsets[i + 1] = f.tell()
         np.save(folder / cls.OFFSETS, offsets, allow_pickle=False)
+        ids = [d.id for d in documents]
         with open(folder / cls.IDS, "w", encoding="utf-8") as f:
-            json.dump([d.id for d in documents], f, ensure_ascii=False)
+            json.dump(ids, f, ensure_ascii=False)
+        np.save(folder / cls.ID_RANKS, rank_ids(ids), allow_pickle=False)
 
     @classmethod
     def load(cls, folder: Path, mmap: bool = False) -> DocumentTable:
-        """Read the id list and offsets; texts stay on disk until asked for."""
-        import numpy as np
-
+        """Read the id list, offsets and id ranks (absent in older indexes); texts stay on disk until asked for."""
         with open(folder / cls.IDS, encoding="utf-8") as f:
             ids = json.load(f)
-        offsets = np.load(folder / cls.OFFSETS, allow_pickle=False, mmap_mode="r" if mmap else None)
-        return cls(folder, ids, offsets)
+        mode = "r" if mmap else None
+        offsets = np.load(folder / cls.OFFSETS, allow_pickle=False, mmap_mode=mode)
+        ranks_file = folder / cls.ID_RANKS
+        ranks = np.load(ranks_file, allow_pickle=False, mmap_mode=mode) if ranks_file.is_file() else None
+        return cls(folder, ids, offsets, ranks)
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from retrieval.cli import main
-from retrieval.dense import DenseIndex
+from retrieval.dense import EXACT_MAX_VECTORS, DenseIndex, default_kind
 from retrieval.retriever import FusionConfig, HybridRetriever
 from retrieval.store import IndexFileError
 
@@ -134,3 +134,44 @@ def test_build_script_example(tmp_path, tiny_docs):
                          capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
     assert "5 documents" in run.stdout
+
+
+def test_default_kind_rule_and_ivf():
+    assert default_kind(EXACT_MAX_VECTORS) == "flat" and default_kind(EXACT_MAX_VECTORS + 1) == "hnsw"
+    vectors = _unit_vectors(2000, 32)
+    assert DenseIndex.build(vectors).kind == "flat"
+    ivf = DenseIndex.build(vectors, "ivf", nprobe=8)
+    assert ivf.kind == "ivf" and ivf.index.nlist == 51 and ivf.index.nprobe == 8
+    exact = DenseIndex.build(vectors, "flat").search(vectors[:5], 1)[1]
+    ivf.set_search_params(nprobe=ivf.index.nlist)  # every list: exact
+    assert (ivf.search(vectors[:5], 1)[1] == exact).all()
+    with pytest.raises(ValueError, match="ef_search is for HNSW"):
+        ivf.set_search_params(ef_search=10)
+
+
+def test_index_from_given_vectors_saves_loads_and_searches(tmp_path, tiny_docs):
+    vectors = _unit_vectors(len(tiny_docs), 8)
+    r = HybridRetriever.build(tiny_docs, vectors=vectors, progress=False)
+    manifest = r.save(tmp_path / "ix")
+    assert {k: manifest["dense"][k] for k in ("model", "dim", "index")} == {"model": None, "dim": 8, "index": "flat"}
+    assert manifest["dense"]["chunking"]["documents"] is False
+    assert "documents.idranks.npy" in manifest["files"]
+    loaded = HybridRetriever.load(tmp_path / "ix")
+    assert loaded.encoder is None and loaded.legs == ("dense", "bm25")
+    hit = loaded.search("theft of property", k=1, mode="dense", query_vector=vectors[2])[0]
+    assert hit.id == "S3" and hit.dense.rank == 1
+    with pytest.raises(RuntimeError, match="pass query vectors"):
+        loaded.search("theft")
+    with pytest.raises(ValueError, match="one row per document"):
+        HybridRetriever.build(tiny_docs, vectors=vectors[:2], progress=False)
+
+
+def test_bm25_top_keeps_highest_ids_among_zero_score_ties(tiny_docs):
+    r = HybridRetriever.build(tiny_docs, legs=["bm25"], progress=False)
+    ranking = r.leg_rankings(["dowry"], depth=3)["bm25"][0]
+    assert [r.ids[row] for row, _ in ranking] == ["S1", "S5", "S4"]  # the match, then zeros by descending id
+
+
+def _unit_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)

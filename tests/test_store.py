@@ -3,7 +3,7 @@ import json
 import pytest
 
 from retrieval.retriever import HybridRetriever
-from retrieval.store import IndexFileError, read_manifest, write_index
+from retrieval.store import MMAP_MIN_BYTES, IndexFileError, prefers_mmap, read_manifest, write_index
 
 
 def test_manifest_lists_checksums_and_no_pickles(tiny_index):
@@ -81,3 +81,18 @@ def test_missing_manifest_and_old_format(tmp_path, tiny_docs):
     (path / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(IndexFileError, match="index format 99"):
         read_manifest(path)
+
+
+def test_mmap_and_verify_follow_index_size(tmp_path, tiny_docs, monkeypatch):
+    HybridRetriever.build(tiny_docs, legs=["bm25"], progress=False).save(tmp_path / "ix")
+    manifest = read_manifest(tmp_path / "ix")
+    assert not prefers_mmap(manifest)
+    monkeypatch.setattr("retrieval.store.MMAP_MIN_BYTES", 1)
+    assert prefers_mmap(manifest) and MMAP_MIN_BYTES > 1
+    f = tmp_path / "ix" / "documents.jsonl"
+    data = bytearray(f.read_bytes())
+    data[data.index(b"burns")] ^= 1
+    f.write_bytes(bytes(data))
+    assert HybridRetriever.load(tmp_path / "ix").search("theft", k=1)  # mapped: sizes checked, not sha256
+    with pytest.raises(IndexFileError, match="sha256"):
+        HybridRetriever.load(tmp_path / "ix", verify=True)

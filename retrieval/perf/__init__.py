@@ -1,0 +1,147 @@
+"""Speed and scale, measured: how build, query, load and memory costs grow with the corpus.
+
+`run_perf` generates synthetic corpora of each size (`synthetic`), measures every component
+through the project's own code (`suites`), and writes performance.json, performance.md and
+log-log plots (`report`). `python -m retrieval perf` and `scripts/perf.py` call it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .. import dense, store
+from ..retriever import HybridRetriever, library_versions
+from . import report, suites, synthetic
+from .measure import MB, highest_rss, machine, return_freed_memory
+
+FULL_SIZES = (1000, 10_000, 100_000, 1_000_000)
+
+
+@dataclass(frozen=True)
+class PerfConfig:
+    """What to measure: corpus sizes, runs per figure, queries per latency run, AILA folder."""
+
+    sizes: tuple[int, ...] = FULL_SIZES
+    repeats: int = 3
+    queries: int = 200
+    aila_dir: Path | None = None
+    quick: bool = False  # tiny sizes; AILA end to end on its first 30 statutes only
+    seed: int = 0
+    dim: int = 384
+    rank_bm25_budget_s: float = 600.0  # rank-bm25 is skipped at sizes estimated to take longer
+    build_budget_s: float = 120.0  # a build (or load, save) that takes longer is run once
+
+    def __post_init__(self):
+        if not self.sizes or min(self.sizes) < 2:
+            raise ValueError(f"corpus sizes must be at least 2, got {self.sizes}")
+        if self.repeats < 1 or self.queries < 1:
+            raise ValueError("repeats and queries must be at least 1")
+
+    @classmethod
+    def quick_config(cls) -> PerfConfig:
+        """Tiny sizes, one run, 20 queries: a smoke test of the whole benchmark."""
+        return cls(sizes=(200, 1000), repeats=1, queries=20, quick=True)
+
+
+def run_perf(config: PerfConfig, out_dir: Path) -> list[Path]:
+    """Measure every size in `config`; write performance.json, performance.md and plots into `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return_freed_memory()
+    started = time.perf_counter()
+    result: dict = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(), "versions": _versions(),
+        "config": {**asdict(config), "aila_dir": str(config.aila_dir) if config.aila_dir else None},
+        "rules": _rules(), "sizes": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="retrieval-perf-") as tmp:
+        for n in sorted(set(config.sizes)):
+            result["sizes"].append(_measure_size(n, config, Path(tmp), result["sizes"]))
+        _say("fusion")
+        result["fusion"] = suites.fusion_cost(config.repeats)
+        if config.aila_dir:
+            _say("AILA end to end with MiniLM")
+            result["aila"] = suites.aila(config.aila_dir, config.queries, config.repeats, Path(tmp),
+                                         statutes=30 if config.quick else None)
+        else:
+            result["aila"] = {"skipped": "no AILA 2019 folder given (--aila-dir or AILA2019_DIR)"}
+    result["machine"]["load_average_end"] = list(os.getloadavg())
+    result["wall_seconds"] = time.perf_counter() - started
+    json_path = out_dir / "performance.json"
+    json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return [json_path, *report.write(result, out_dir)]
+
+
+def _measure_size(n: int, config: PerfConfig, tmp: Path, previous: list[dict]) -> dict:
+    started = time.perf_counter()
+    work = tmp / f"n{n}"
+    work.mkdir()
+    _say(f"n={n}: generating")
+    docs = synthetic.documents(n, config.seed)
+    queries = synthetic.queries(config.queries, config.seed)
+    vectors = synthetic.vectors(n, config.dim, config.seed)
+    query_vectors = synthetic.query_vectors(config.queries, config.dim, config.seed)
+    out: dict = {"n": n, "generate_seconds": time.perf_counter() - started,
+                 "words_mean": sum(len(d.text.split()) for d in docs[:2000]) / min(n, 2000)}
+    _say(f"n={n}: bm25s")
+    out["bm25s"], lexical = suites.bm25(docs, queries, "bm25s", config.repeats, config.build_budget_s)
+    estimate = _rank_bm25_estimate(n, previous)
+    if estimate and estimate["estimated_seconds"] > config.rank_bm25_budget_s:
+        out["rank_bm25"] = {"skipped": True, **estimate}
+    else:
+        _say(f"n={n}: rank-bm25")
+        out["rank_bm25"], _ = suites.bm25(docs, queries, "rank-bm25", config.repeats, config.build_budget_s)
+    _say(f"n={n}: FAISS flat, HNSW, IVF")
+    out["dense"], index = suites.dense(vectors, query_vectors, config.repeats, config.build_budget_s, work)
+    _say(f"n={n}: index folder save and load")
+    retriever = HybridRetriever(docs, encoder=None, dense=index, analyzer=lexical.analyzer,
+                                lexical=lexical.lexical, info=lexical.info)
+    out["index"] = suites.index_folder(retriever, queries, query_vectors, config.repeats,
+                                       config.build_budget_s, work)
+    shutil.rmtree(work)
+    out["wall_seconds"] = time.perf_counter() - started
+    peak = highest_rss()
+    out["process_peak_rss_mb"] = None if peak is None else peak / MB  # the whole benchmark so far
+    return out
+
+
+def _rank_bm25_estimate(n: int, previous: list[dict]) -> dict | None:
+    """Seconds rank-bm25 would take at `n`, scaled linearly from the largest size it ran at."""
+    done = [p for p in previous if not p["rank_bm25"].get("skipped")]
+    if not done:
+        return None
+    last = done[-1]
+    build, query = last["rank_bm25"]["build"], last["rank_bm25"]["query"]
+    seconds = build["seconds"] * build["runs"] + query["mean_ms"] / 1000 * query["calls"] * query["runs"]
+    return {"estimated_seconds": seconds * n / last["n"], "from_n": last["n"]}
+
+
+def _rules() -> dict:
+    """The size rules and index parameters in force (what the defaults are)."""
+    return {
+        "exact_max_vectors": dense.EXACT_MAX_VECTORS, "mmap_min_bytes": store.MMAP_MIN_BYTES,
+        "hnsw": {"m": dense.HNSW_M, "ef_construction": dense.EF_CONSTRUCTION, "ef_search": dense.EF_SEARCH},
+        "ivf": {"nlist": "4 * sqrt(n), at most n / 39", "nprobe": dense.NPROBE,
+                "train_per_list": dense.IVF_TRAIN_PER_LIST},
+        "recall_target": suites.RECALL_TARGET,
+    }
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    return {**library_versions(), "matplotlib": md.version("matplotlib")}
+
+
+def _say(message: str) -> None:
+    print(f"perf {time.strftime('%H:%M:%S')}: {message}", file=sys.stderr, flush=True)
+
+
+__all__ = ["FULL_SIZES", "PerfConfig", "run_perf"]

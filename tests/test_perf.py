@@ -1,0 +1,64 @@
+import json
+
+import numpy as np
+import pytest
+
+from retrieval.cli import main
+from retrieval.perf import PerfConfig, run_perf, suites, synthetic
+
+
+def test_quick_run_writes_json_markdown_and_plots(tmp_path):
+    assert main(["perf", "--quick", "--out-dir", str(tmp_path), "--aila-dir", ""]) == 0
+    result = json.loads((tmp_path / "performance.json").read_text())
+    assert {"machine", "versions", "config", "rules", "sizes", "fusion", "aila", "wall_seconds"} <= set(result)
+    assert result["machine"]["cpu"] and result["machine"]["usable_cores"] >= 1
+    assert [s["n"] for s in result["sizes"]] == [200, 1000]
+    last = result["sizes"][-1]
+    assert last["bm25s"]["build"]["seconds"] > 0 and last["bm25s"]["query"]["p50_ms"] > 0
+    assert last["rank_bm25"]["query"]["p95_ms"] >= last["rank_bm25"]["query"]["p50_ms"] > 0
+    kinds = last["dense"]["kinds"]
+    assert set(kinds) == {"flat", "hnsw", "ivf"} and kinds["flat"]["recall_at_10"] == 1.0
+    assert kinds["hnsw"]["ef_search"] in [p["ef_search"] for p in kinds["hnsw"]["sweep"]]
+    assert 0 < kinds["ivf"]["recall_at_10"] <= 1 and kinds["ivf"]["nprobe"] >= 1
+    index = last["index"]
+    assert set(index["load"]) == {"read", "mmap", "read+sha256", "default"}
+    assert index["files_mb"] > 0 and index["sha256_check"]["seconds"] > 0
+    assert set(index["query"]) == {"hybrid", "dense", "bm25"}
+    assert result["fusion"]["length"] == 1000 and result["fusion"]["p50_ms"] > 0
+    assert "skipped" in result["aila"]
+    md = (tmp_path / "performance.md").read_text()
+    assert md.startswith("# Performance") and "Preliminary run" in md and "p50" in md and "recall" in md
+    for kind in ("build", "query", "load", "memory"):
+        png = tmp_path / f"performance-{kind}.png"
+        assert png.read_bytes()[:4] == b"\x89PNG" and f"]({png.name})" in md
+
+
+def test_rank_bm25_skipped_when_estimated_over_budget(tmp_path):
+    result = _quick(tmp_path, sizes=(100, 200), queries=5, rank_bm25_budget_s=1e-6)
+    assert "build" in result["sizes"][0]["rank_bm25"]
+    skipped = result["sizes"][1]["rank_bm25"]
+    assert skipped["skipped"] and skipped["from_n"] == 100 and skipped["estimated_seconds"] > 0
+    assert "rank-bm25 | skipped: estimated" in (tmp_path / "performance.md").read_text()
+
+
+def test_aila_end_to_end_quick(tmp_path, aila_dir):
+    out = suites.aila(aila_dir, n_queries=2, repeats=1, work=tmp_path, statutes=5)
+    assert out["statutes"] == 5 and out["distinct_queries"] == 50 and out["queries"] == 2
+    assert set(out["search"]) == {"hybrid", "dense", "bm25"} and out["encode"]["p50_ms"] > 0
+    assert out["model"].startswith("all-MiniLM-L6-v2")
+
+
+def test_synthetic_data_are_deterministic_prefixes():
+    small, large = synthetic.documents(30), synthetic.documents(60)
+    assert small == large[:30] and len({d.id for d in large}) == 60
+    assert all(50 <= len(d.text.split()) <= 300 for d in large)
+    v = synthetic.vectors(25, dim=16)
+    assert np.array_equal(v, synthetic.vectors(50, dim=16)[:25])
+    assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    assert synthetic.queries(5) == synthetic.queries(5) and len(synthetic.queries(5)) == 5
+
+
+def _quick(tmp_path, **changes) -> dict:
+    config = PerfConfig(**{**PerfConfig.quick_config().__dict__, **changes})
+    run_perf(config, tmp_path)
+    return json.loads((tmp_path / "performance.json").read_text())
