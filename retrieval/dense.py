@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 
 KINDS = ("flat", "hnsw", "ivf")
-EXACT_MAX_VECTORS = 50_000  # above this, exact search costs more per query than HNSW (docs/performance.md)
+# Exact search reads every vector for every query: up to 50,000 384-d float32 vectors (73 MiB) it
+# stays within a few ms a query on one core; above, HNSW is faster (docs/performance.md).
+EXACT_MAX_BYTES = 50_000 * 384 * 4
 HNSW_M, EF_CONSTRUCTION, EF_SEARCH = 32, 200, 128  # graph degree, build and query breadth
 NPROBE = 16  # IVF lists searched per query
 IVF_TRAIN_PER_LIST = 50  # training vectors per IVF list (k-means sample)
@@ -47,7 +49,7 @@ class DenseIndex:
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n, d = vectors.shape
-        kind = default_kind(n) if kind == "auto" else kind
+        kind = default_kind(n, d) if kind == "auto" else kind
         if kind == "flat":
             index = faiss.IndexFlatIP(d)
         elif kind == "hnsw":
@@ -116,9 +118,9 @@ class DenseIndex:
             np.save(folder / TITLES_FILE, self.titles, allow_pickle=False)
 
 
-def default_kind(n: int) -> str:
-    """The index kind for `n` vectors: exact up to EXACT_MAX_VECTORS, HNSW above."""
-    return "flat" if n <= EXACT_MAX_VECTORS else "hnsw"
+def default_kind(n: int, dim: int = 384) -> str:
+    """The index kind for `n` vectors of `dim` float32s: exact up to EXACT_MAX_BYTES of vectors, HNSW above."""
+    return "flat" if n * dim * 4 <= EXACT_MAX_BYTES else "hnsw"
 
 
 def ivf_nlist(n: int) -> int:

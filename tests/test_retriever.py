@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from retrieval.cli import main
-from retrieval.dense import EXACT_MAX_VECTORS, DenseIndex, default_kind
+from retrieval.dense import DenseIndex, default_kind
 from retrieval.retriever import FusionConfig, HybridRetriever
 from retrieval.store import IndexFileError
 
@@ -137,7 +137,8 @@ def test_build_script_example(tmp_path, tiny_docs):
 
 
 def test_default_kind_rule_and_ivf():
-    assert default_kind(EXACT_MAX_VECTORS) == "flat" and default_kind(EXACT_MAX_VECTORS + 1) == "hnsw"
+    assert default_kind(50_000) == "flat" and default_kind(50_001) == "hnsw"  # 384-d
+    assert default_kind(18_750, 1024) == "flat" and default_kind(18_751, 1024) == "hnsw"  # the same bytes
     vectors = _unit_vectors(2000, 32)
     assert DenseIndex.build(vectors).kind == "flat"
     ivf = DenseIndex.build(vectors, "ivf", nprobe=8)

@@ -126,7 +126,7 @@ def _rank_bm25_estimate(n: int, previous: list[dict]) -> dict | None:
 def _rules() -> dict:
     """The size rules and index parameters in force (what the defaults are)."""
     return {
-        "exact_max_vectors": dense.EXACT_MAX_VECTORS, "mmap_min_bytes": store.MMAP_MIN_BYTES,
+        "exact_max_bytes": dense.EXACT_MAX_BYTES, "mmap_min_bytes": store.MMAP_MIN_BYTES,
         "hnsw": {"m": dense.HNSW_M, "ef_construction": dense.EF_CONSTRUCTION, "ef_search": dense.EF_SEARCH},
         "ivf": {"nlist": "4 * sqrt(n), at most n / 39", "nprobe": dense.NPROBE,
                 "train_per_list": dense.IVF_TRAIN_PER_LIST},

@@ -50,7 +50,8 @@ def dense(vectors: np.ndarray, query_vectors: np.ndarray, repeats: int, build_bu
     truth = exact.search(query_vectors, K)[1]
     truth_depth = exact.search(query_vectors, depth)[1]
     del exact
-    out: dict = {"n": n, "dim": int(vectors.shape[1]), "default_kind": default_kind(n), "kinds": {}}
+    dim = int(vectors.shape[1])
+    out: dict = {"n": n, "dim": dim, "default_kind": default_kind(n, dim), "kinds": {}}
     keep = None
     for kind in KINDS:
         runs, index = repeated_runs(lambda: DenseIndex.build(vectors, kind), repeats, build_budget_s)
@@ -72,7 +73,7 @@ def dense(vectors: np.ndarray, query_vectors: np.ndarray, repeats: int, build_bu
                           else {"nlist": ivf_nlist(n)})
         result["depth"] = depth
         out["kinds"][kind] = result
-        if kind == default_kind(n):
+        if kind == out["default_kind"]:
             keep = index
         del index
     return out, keep
