@@ -1,7 +1,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from retrieval.cli import main
 from retrieval.perf import PerfConfig, run_perf, suites, synthetic

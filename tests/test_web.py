@@ -9,7 +9,6 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode
 
-import httpx
 import pytest
 
 from fastapi.testclient import TestClient

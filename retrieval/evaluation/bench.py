@@ -7,11 +7,9 @@ BM25 baseline and HybridSearch on the same model and data and records the differ
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from ..chunking import ChunkSettings
@@ -22,7 +20,6 @@ from .scoring import metric_scores, ndcg_at_10
 from .search_model import RetrieverSearch, SharedLegs
 from .stats import paired_difference
 
-log = logging.getLogger(__name__)
 PARITY_TOLERANCE = 1e-4
 
 
