@@ -186,7 +186,7 @@ class HybridRetriever:
             t = time.perf_counter()
             owner = titles = None
             if enc is not None and (encode_titles or (encode_titles is None and chunking.title_weight > 0)):
-                titles = enc.encode_documents([d.title for d in docs], progress=False)
+                titles = enc.encode_documents([d.title for d in docs], progress=progress)
                 titles[[not d.title for d in docs]] = 0.0  # no title: the text's score stands alone
             if chunking.documents:
                 if vectors is not None:

@@ -78,6 +78,9 @@ def test_report_schema_and_files(small_report):
     assert r["query_prompt"] == "" and r["encoder"]["weights_sha256"]
     for name in ("report.md", "ndcg10.png", "mteb/dense.json", "runs/hybrid.trec"):
         assert (small_report / name).is_file(), name
+    ablation_json = {p.name for p in (small_report / "mteb").iterdir()} - {f"{run}.json" for run in r["runs"]}
+    assert "tuned_with_equal-weight_RRF_k-60.json" in ablation_json
+    assert not any(" " in name for name in ablation_json)
     first = (small_report / "runs" / "hybrid.trec").read_text().splitlines()[0].split()
     assert len(first) == 6 and first[1] == "Q0" and first[3] == "1"
     md = (small_report / "report.md").read_text()

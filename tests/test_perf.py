@@ -3,7 +3,7 @@ import json
 import numpy as np
 
 from retrieval.cli import main
-from retrieval.perf import PerfConfig, run_perf, suites, synthetic
+from retrieval.perf import PerfConfig, measure, report, run_perf, suites, synthetic
 
 
 def test_quick_run_writes_json_markdown_and_plots(tmp_path):
@@ -11,6 +11,7 @@ def test_quick_run_writes_json_markdown_and_plots(tmp_path):
     result = json.loads((tmp_path / "performance.json").read_text())
     assert {"machine", "versions", "config", "rules", "sizes", "fusion", "aila", "wall_seconds"} <= set(result)
     assert result["machine"]["cpu"] and result["machine"]["usable_cores"] >= 1
+    assert 0 <= result["machine"]["other_processes_cpu_share"] <= 1
     assert [s["n"] for s in result["sizes"]] == [200, 1000]
     last = result["sizes"][-1]
     assert last["bm25s"]["build"]["seconds"] > 0 and last["bm25s"]["query"]["p50_ms"] > 0
@@ -45,6 +46,21 @@ def test_aila_end_to_end_quick(tmp_path, aila_dir):
     assert out["statutes"] == 5 and out["distinct_queries"] == 50 and out["queries"] == 2
     assert set(out["search"]) == {"hybrid", "dense", "bm25"} and out["encode"]["p50_ms"] > 0
     assert out["model"].startswith("all-MiniLM-L6-v2")
+
+
+def test_other_processes_cpu_share_and_shared_cpu_warning():
+    start = {"machine": 100.0, "own": 10.0}
+    # 20 s wall on 2 cores = 40 core-seconds; the machine used 30, this process 10: others took 20 = half
+    assert measure.other_cpu_share(start, {"machine": 130.0, "own": 20.0}, wall=20.0, cores=2) == 0.5
+    assert measure.other_cpu_share(start, {"machine": 110.0, "own": 20.0}, wall=20.0, cores=2) == 0.0
+    assert measure.other_cpu_share(None, start, wall=1.0, cores=2) is None
+    reading = measure.cpu_seconds()
+    assert reading is None or reading["machine"] >= reading["own"] >= 0
+    run = {"sizes": [{"n": 1_000_000}], "config": {"quick": False, "repeats": 3}, "started": "t", "wall_seconds": 60,
+           "machine": {"other_processes_cpu_share": 0.2}}
+    assert "Other processes used 20%" in report._header(run)
+    run["machine"]["other_processes_cpu_share"] = 0.01
+    assert "Shared CPU" not in report._header(run)
 
 
 def test_synthetic_data_are_deterministic_prefixes():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ def write_report(out: Path, report: dict[str, Any], results: dict, mteb_json: di
     out.mkdir(parents=True, exist_ok=True)
     written = [_write_json(out / "report.json", report)]
     for run, data in mteb_json.items():
-        written.append(_write_json(out / "mteb" / f"{run}.json", data))
+        written.append(_write_json(out / "mteb" / f"{_file_stem(run)}.json", data))
     (out / "report.md").write_text(markdown(report), encoding="utf-8")
     written.append(out / "report.md")
     written.append(plot_ndcg10(report, out / "ndcg10.png"))
@@ -33,6 +34,11 @@ def write_report(out: Path, report: dict[str, Any], results: dict, mteb_json: di
         for run, res in results.items():
             written.append(write_trec(out / "runs" / f"{run}.trec", res, tag=report["run_names"][run]))
     return written
+
+
+def _file_stem(name: str) -> str:
+    """A run name as a file name: letters, digits, '.', '-' and '_' only ('tuned with k=60' -> 'tuned_with_k-60')."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("=", "-")).strip("_")
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from .. import dense, store
 from ..retriever import HybridRetriever, library_versions
 from . import report, suites, synthetic
-from .measure import MB, highest_rss, machine, return_freed_memory
+from .measure import MB, cpu_seconds, highest_rss, machine, other_cpu_share, return_freed_memory
 
 FULL_SIZES = (1000, 10_000, 100_000, 1_000_000)
 
@@ -54,7 +54,7 @@ def run_perf(config: PerfConfig, out_dir: Path) -> list[Path]:
     """Measure every size in `config`; write performance.json, performance.md and plots into `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     return_freed_memory()
-    started = time.perf_counter()
+    started, cpu_start = time.perf_counter(), cpu_seconds()
     result: dict = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(), "versions": _versions(),
@@ -74,6 +74,8 @@ def run_perf(config: PerfConfig, out_dir: Path) -> list[Path]:
             result["aila"] = {"skipped": "no AILA 2019 folder given (--aila-dir or AILA2019_DIR)"}
     result["machine"]["load_average_end"] = list(os.getloadavg())
     result["wall_seconds"] = time.perf_counter() - started
+    result["machine"]["other_processes_cpu_share"] = other_cpu_share(
+        cpu_start, cpu_seconds(), result["wall_seconds"], result["machine"]["logical_cores"] or 1)
     json_path = out_dir / "performance.json"
     json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return [json_path, *report.write(result, out_dir)]

@@ -115,6 +115,28 @@ def machine() -> dict:
     }
 
 
+def cpu_seconds() -> dict[str, float] | None:
+    """CPU seconds used so far by the whole machine (/proc/stat, every core) and by this process with its
+    children: the difference over a run is what other processes took from it. None off Linux."""
+    fields = _read("/proc/stat").split("\n", 1)[0].split()
+    if not fields or fields[0] != "cpu":
+        return None
+    ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    busy = sum(ticks) - ticks[3] - ticks[4]
+    own = os.times()
+    return {"machine": busy / os.sysconf("SC_CLK_TCK"),
+            "own": own.user + own.system + own.children_user + own.children_system}
+
+
+def other_cpu_share(start: dict[str, float] | None, end: dict[str, float] | None, wall: float,
+                    cores: int) -> float | None:
+    """Share of the machine's CPU capacity that other processes used between two `cpu_seconds()` readings."""
+    if start is None or end is None or wall <= 0:
+        return None
+    other = (end["machine"] - start["machine"]) - (end["own"] - start["own"])
+    return max(other, 0.0) / (wall * cores)
+
+
 def _read(path: str) -> str:
     try:
         return Path(path).read_text()

@@ -7,6 +7,7 @@ from pathlib import Path
 from .measure import WARMUP
 
 FULL_SIZE = 1_000_000
+SHARED_CPU_SHARE = 0.05  # other processes above this share of CPU time: the report warns that timings are noisy
 TARGETS = (  # goals for the full run on 2 cores, worded so that only a full run's rows name the million
     "hybrid query, AILA index, MiniLM loaded: p50 < 30 ms",
     "BM25 query at a million passages: p50 < 50 ms",
@@ -46,12 +47,10 @@ def _header(r: dict) -> str:
         lines += [f"> **Preliminary run.** Sizes {', '.join(_n(n) for n in sizes)} only, "
                   f"{r['config']['repeats']} run(s) per figure. The full run (default sizes, see *Reproduce*) "
                   "replaces this file; do not quote these figures.", ""]
-    cores = r["machine"]["usable_cores"] or 1
-    busy = max(r["machine"]["load_average"][0], r["machine"]["load_average_end"][0])
-    if busy > 0.5 * cores:
-        lines += [f"> **Shared CPU.** The 1-minute load average reached {busy:.1f} on {cores} cores while "
-                  "this ran: other work competed for the CPU, so timings are higher and noisier than on a "
-                  "quiet machine.", ""]
+    share = r["machine"].get("other_processes_cpu_share")
+    if share is not None and share > SHARED_CPU_SHARE:
+        lines += [f"> **Shared CPU.** Other processes used {share:.0%} of the machine's CPU time while this ran, "
+                  "so timings are higher and noisier than on a quiet machine.", ""]
     lines.append(f"Measured {r['started']} in {r['wall_seconds'] / 60:.1f} min. Every figure is also in "
                  "[performance.json](performance.json).")
     return "\n".join(lines)
@@ -65,6 +64,7 @@ def _machine(r: dict) -> str:
     rows = [("CPU", m["cpu"]), ("cores", f"{m['logical_cores']} logical, {m['usable_cores']} usable by this process"),
             ("memory", f"{m['memory_gib']} GiB"), ("OS", m["os"]),
             ("load average (1, 5, 15 min)", f"start {_load(m['load_average'])}; end {_load(m['load_average_end'])}"),
+            ("CPU used by other processes during the run", _share(m.get("other_processes_cpu_share"))),
             ("threads", f"torch {m['torch_threads']}, faiss (OpenMP) {m['faiss_threads']}"), ("libraries", libs)]
     return "## Machine\n\n" + _table(["", ""], [list(row) for row in rows])
 
@@ -372,6 +372,10 @@ def _mb(x: float | None) -> str:
 
 def _recall(x: float | None) -> str:
     return "–" if x is None else f"{x:.3f}"
+
+
+def _share(x: float | None) -> str:
+    return "not recorded by this run" if x is None else f"{x:.1%} of all cores' time"
 
 
 def _load(values: list[float]) -> str:
