@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="dense vs BM25 vs hybrid through MTEB (AILAStatutes or a data-set folder)")
     be.add_argument("--out", required=True, help="folder for report.json, report.md, ndcg10.png, MTEB JSONs")
     _data_args(be)
+    _analysis_args(be)
     be.add_argument("--fusion-config", help="settings file from `tune`: adds a 'tuned' run")
     be.add_argument("--parity", action="store_true", help="also run MTEB's own dense, BM25 and HybridSearch")
     be.add_argument("--trec-runs", action="store_true", help="also write each run as a TREC run file")
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tune", help="choose fusion and chunking settings by cross-validation over queries")
     t.add_argument("--out", required=True, help="folder for tune.json, tune.md and fusion.json (the settings)")
     _data_args(t)
+    _analysis_args(t)
     t.add_argument("--folds", type=int, default=5)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-chunking", action="store_true", help="leave long-text chunking out of the search")
@@ -136,16 +138,21 @@ def _analysis_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--user-dict", help="Chinese, jieba modes: a file of extra words (legal terms), one per line")
 
 
-def _analysis_settings(args: argparse.Namespace, docs):
-    """The BM25 analysis: --language's defaults (auto: detected from the documents) with the options given."""
-    from .analysis import resolve_settings
-
+def _analysis_overrides(args: argparse.Namespace) -> dict:
+    """The BM25 analysis options given on the command line (each overrides the language's default)."""
     options = {"zh_mode": args.zh_mode, "title": args.title, "title_weight": args.title_weight,
                "article_numbers": args.article_numbers, "law_names": args.law_names}
     overrides = {k: v for k, v in options.items() if v is not None}
     if args.stopwords:
         overrides["stopwords"] = None if args.stopwords == "none" else args.stopwords
-    return resolve_settings(args.language, [d.indexed_text() for d in docs[:200]], **overrides)
+    return overrides
+
+
+def _analysis_settings(args: argparse.Namespace, docs):
+    """The BM25 analysis: --language's defaults (auto: detected from the documents) with the options given."""
+    from .analysis import resolve_settings
+
+    return resolve_settings(args.language, [d.indexed_text() for d in docs[:200]], **_analysis_overrides(args))
 
 
 def _encoder_args(p: argparse.ArgumentParser) -> None:
@@ -255,7 +262,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cfg = BenchConfig(data=_bench_data(args), encoder=_encoder_config(args), legs=legs,
                       tuned=read_settings(args.fusion_config) if args.fusion_config else None,
                       tuned_protocol=_tuned_protocol(args.fusion_config),
-                      parity=args.parity, language=args.language, bm25_backend=args.bm25_backend)
+                      parity=args.parity, language=args.language, bm25_backend=args.bm25_backend,
+                      analysis=_analysis_overrides(args))
     report, results, mteb_json = run_bench(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
     write_report(Path(args.out), report, results, mteb_json, trec_runs=args.trec_runs)
@@ -287,7 +295,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     legs = tuple(leg.strip() for leg in args.legs.split(",") if leg.strip())
     cfg = TuneConfig(data=data, encoder=_encoder_config(args), legs=legs, folds=args.folds,
                      seed=args.seed, chunking=not args.no_chunking, language=args.language, depth=args.depth,
-                     bm25_backend=args.bm25_backend,
+                     bm25_backend=args.bm25_backend, analysis=_analysis_overrides(args),
                      prompts=prompt_presets(args.prompts.split(",")) if args.prompts else None)
     report, settings = run_tune(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])

@@ -57,6 +57,18 @@ def test_tune_command_writes_report_and_settings_used_by_bench_and_build(tmp_pat
     assert main(["query", str(tmp_path / "ix"), "wife burned for dowry", "--json"]) == 0
 
 
+def test_tune_and_bench_take_the_bm25_analysis_options(tmp_path):
+    data = write_dataset(tmp_path / "tiny")
+    args = ["--dataset", str(data), "--legs", "bm25", "--stopwords", "none", "--title", "none"]
+    assert main(["tune", *args, "--out", str(tmp_path / "t"), "--folds", "3"]) == 0
+    analysis = json.loads((tmp_path / "t" / "tune.json").read_text())["bm25_analysis"]
+    assert analysis["stopwords"] is None and analysis["title"] == "none" and analysis["language"] == "en"
+    assert '"stopwords": null' in (tmp_path / "t" / "tune.md").read_text()
+    assert main(["bench", *args, "--out", str(tmp_path / "b")]) == 0
+    bench = json.loads((tmp_path / "b" / "report.json").read_text())["bm25"]["analysis"]
+    assert bench == analysis
+
+
 def test_tune_rejects_more_folds_than_queries(tmp_path, capsys):
     data = write_dataset(tmp_path / "tiny")
     assert main(["tune", "--dataset", str(data), "--out", str(tmp_path / "t"), "--legs", "bm25"]) == 2

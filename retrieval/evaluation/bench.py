@@ -35,6 +35,7 @@ class BenchConfig:
     parity: bool = False
     language: str = "auto"
     bm25_backend: str = "bm25s"
+    analysis: dict = field(default_factory=dict)  # BM25 analysis options over the language's defaults
 
 
 def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
@@ -48,7 +49,8 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
         _say(f"loading model {cfg.encoder.model or 'all-MiniLM-L6-v2 (bundled)'}")
         encoder = Encoder(cfg.encoder)
         phases["model_load_seconds"] = time.perf_counter() - t0
-    shared = SharedLegs(encoder, cfg.legs, language=cfg.language, bm25_backend=cfg.bm25_backend)
+    shared = SharedLegs(encoder, cfg.legs, language=cfg.language, bm25_backend=cfg.bm25_backend,
+                        analysis=cfg.analysis)
     label = encoder.model_name if encoder else "bm25"
     runs, results, names, mteb_json = {}, {}, {}, {}
 

@@ -157,6 +157,7 @@ def tune_markdown(report: dict[str, Any], top: int = 15) -> str:
         f"# Tuning on {report['task']} ({report['queries']} queries, {report['documents']} documents)",
         "",
         f"- model: `{report['model']}`; texts longer than the model reads: {json.dumps(report.get('truncated', {}))}",
+        f"- BM25 analysis: `{json.dumps(report.get('bm25_analysis'), ensure_ascii=False)}`",
         f"- protocol: {report['protocol']}",
         "",
         f"**Out-of-fold nDCG@10: {oof['ndcg_at_10']:.4f}** (quote this one; with a plain argmax selection: "

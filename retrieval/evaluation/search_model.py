@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..analysis import resolve_settings
 from ..corpus import Document, fingerprint
 from ..encoders import Encoder
 from ..retriever import HybridRetriever, Settings
@@ -21,9 +22,10 @@ class SharedLegs:
     """One corpus's legs and the queries' rankings, built on first use and reused by every run."""
 
     def __init__(self, encoder: Encoder | None, legs: Sequence[str] = ("dense", "bm25"), *,
-                 language: str = "auto", bm25_backend: str = "bm25s"):
+                 language: str = "auto", bm25_backend: str = "bm25s", analysis: dict | None = None):
         self.encoder, self.legs = encoder, tuple(legs)
         self.language, self.bm25_backend = language, bm25_backend
+        self.analysis_options = dict(analysis or {})  # over the language's defaults
         self.seconds: dict[str, float] = {}
         self.truncated: dict[str, int] = {}
         self._retrievers: dict[str, HybridRetriever] = {}
@@ -35,7 +37,9 @@ class SharedLegs:
         key = f"{fingerprint(documents)}/{sorted(chunking.to_dict().items())}/{sorted(settings.bm25.items())}"
         if key not in self._retrievers:
             t = time.perf_counter()
-            r = HybridRetriever.build(documents, encoder=self.encoder, legs=self.legs, language=self.language,
+            analysis = resolve_settings(self.language, [d.indexed_text() for d in documents],
+                                        **self.analysis_options) if "bm25" in self.legs else None
+            r = HybridRetriever.build(documents, encoder=self.encoder, legs=self.legs, analysis=analysis,
                                       bm25_backend=self.bm25_backend, chunking=chunking, bm25_params=settings.bm25)
             self._retrievers[key] = r
             build = r.info["build"]

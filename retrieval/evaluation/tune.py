@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..analysis import AnalyzerSettings, resolve_settings
 from ..chunking import ChunkSettings
 from ..corpus import Document
 from ..encoders import QWEN3_INSTRUCTIONS, Encoder, EncoderConfig, qwen3_prompt
@@ -51,6 +52,7 @@ class TuneConfig:
     depth: int | None = None  # each leg's list length; None: the whole corpus, at most 1000
     language: str = "auto"
     bm25_backend: str = "bm25s"
+    analysis: dict = field(default_factory=dict)  # BM25 analysis options over the language's defaults
 
 
 @dataclass(frozen=True)
@@ -109,10 +111,11 @@ def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if encoder is not None:
         encoder.cache = {}
     _say(f"{data.name}: {len(qids)} queries, {len(docs)} documents; building legs")
-    base = HybridRetriever.build(docs, encoder=encoder, legs=cfg.legs, language=cfg.language,
+    analysis = resolve_settings(cfg.language, [d.indexed_text() for d in docs], **cfg.analysis) if "bm25" in cfg.legs else None
+    base = HybridRetriever.build(docs, encoder=encoder, legs=cfg.legs, analysis=analysis,
                                  bm25_backend=cfg.bm25_backend, encode_titles=encoder is not None)
     depth = min(cfg.depth, len(docs)) if cfg.depth else base.depth()
-    bm25 = _bm25_variants(cfg, docs, texts, depth) if "bm25" in cfg.legs else {}
+    bm25 = _bm25_variants(cfg, analysis, docs, texts, depth) if analysis else {}
     dense_variants = _dense_variants(cfg, base, encoder, docs, texts, depth) if encoder else {}
     _say(f"{len(dense_variants)} dense x {len(bm25)} BM25 variants; scoring the grid")
     candidates, scores = _score_grid(cfg, base, qids, bm25, dense_variants)
@@ -125,6 +128,7 @@ def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         "task": data.name,
         "model": encoder.model_name if encoder else None,
         "encoder": encoder.info() if encoder else None,
+        "bm25_analysis": analysis.to_dict() if analysis else None,
         "queries": len(qids),
         "documents": len(docs),
         "protocol": f"{cfg.folds}-fold cross-validation over queries (seed {cfg.seed}): each fold's setting is the "
@@ -241,11 +245,12 @@ def _chunk_variants(cfg: TuneConfig) -> list[ChunkSettings]:
     return [ChunkSettings(**{**c.to_dict(), "title_weight": t}) for c in shapes for t in cfg.title_weights]
 
 
-def _bm25_variants(cfg: TuneConfig, docs: list[Document], texts: list[str], depth: int) -> dict[tuple, list]:
+def _bm25_variants(cfg: TuneConfig, analysis: AnalyzerSettings, docs: list[Document], texts: list[str],
+                   depth: int) -> dict[tuple, list]:
     """BM25 rankings per (k1, b, query window) setting."""
     out = {}
     for params in cfg.bm25_params:
-        r = HybridRetriever.build(docs, legs=["bm25"], language=cfg.language, bm25_backend=cfg.bm25_backend,
+        r = HybridRetriever.build(docs, legs=["bm25"], analysis=analysis, bm25_backend=cfg.bm25_backend,
                                   bm25_params=params, progress=False)
         for window in cfg.bm25_query_windows:
             r.bm25_query_window = window
