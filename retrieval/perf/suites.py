@@ -75,7 +75,7 @@ def dense(vectors: np.ndarray, query_vectors: np.ndarray, repeats: int, build_bu
         out["kinds"][kind] = result
         if kind == out["default_kind"]:
             keep = index
-        del index
+        index = None  # free this kind before building the next (two million-vector indexes at once skew memory)
     return out, keep
 
 
