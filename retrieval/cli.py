@@ -148,6 +148,18 @@ def _analysis_overrides(args: argparse.Namespace) -> dict:
     return overrides
 
 
+def _user_words(args: argparse.Namespace) -> tuple[str, ...]:
+    """The words of --user-dict (jieba's extra dictionary), if given."""
+    from .chinese import read_user_dict
+
+    return tuple(read_user_dict(args.user_dict)) if args.user_dict else ()
+
+
+def _legs(args: argparse.Namespace) -> tuple[str, ...]:
+    """--legs as a tuple ('dense,bm25' -> ('dense', 'bm25'))."""
+    return tuple(leg.strip() for leg in args.legs.split(",") if leg.strip())
+
+
 def _analysis_settings(args: argparse.Namespace, docs):
     """The BM25 analysis: --language's defaults (auto: detected from the documents) with the options given."""
     from .analysis import resolve_settings
@@ -186,17 +198,16 @@ def _encoder_config(args: argparse.Namespace):
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Read and validate the corpus, build the legs, write the index atomically."""
-    from .chinese import read_user_dict
     from .corpus import read_corpus
     from .retriever import HybridRetriever
 
     t0 = time.perf_counter()
     docs = read_corpus(args.corpus)
-    legs = [leg.strip() for leg in args.legs.split(",") if leg.strip()]
+    legs = _legs(args)
     settings = _settings(args)
     encoder = _encoder_config(args) if "dense" in legs else None
     analysis = _analysis_settings(args, docs) if "bm25" in legs else None
-    user_words = read_user_dict(args.user_dict) if args.user_dict else ()
+    user_words = _user_words(args)
     print(f"read {len(docs)} documents from {args.corpus}", file=sys.stderr)
     retriever = HybridRetriever.build(docs, encoder=encoder, legs=legs, analysis=analysis, user_words=user_words,
                                       bm25_backend=args.bm25_backend, dense_kind=args.dense_index,
@@ -258,12 +269,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .evaluation.report import write_report
     from .retriever import read_settings
 
-    legs = tuple(leg.strip() for leg in args.legs.split(",") if leg.strip())
+    legs = _legs(args)
     cfg = BenchConfig(data=_bench_data(args), encoder=_encoder_config(args), legs=legs,
                       tuned=read_settings(args.fusion_config) if args.fusion_config else None,
                       tuned_protocol=_tuned_protocol(args.fusion_config),
                       parity=args.parity, language=args.language, bm25_backend=args.bm25_backend,
-                      analysis=_analysis_overrides(args))
+                      analysis=_analysis_overrides(args), user_words=_user_words(args))
     report, results, mteb_json = run_bench(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
     write_report(Path(args.out), report, results, mteb_json, trec_runs=args.trec_runs)
@@ -292,10 +303,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     data = _bench_data(args)
     if args.folds > len(data.queries):
         raise ValueError(f"--folds {args.folds} is more than the {len(data.queries)} queries")
-    legs = tuple(leg.strip() for leg in args.legs.split(",") if leg.strip())
+    legs = _legs(args)
     cfg = TuneConfig(data=data, encoder=_encoder_config(args), legs=legs, folds=args.folds,
                      seed=args.seed, chunking=not args.no_chunking, language=args.language, depth=args.depth,
                      bm25_backend=args.bm25_backend, analysis=_analysis_overrides(args),
+                     user_words=_user_words(args),
                      prompts=prompt_presets(args.prompts.split(",")) if args.prompts else None)
     report, settings = run_tune(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])

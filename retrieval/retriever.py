@@ -65,7 +65,6 @@ class FusionConfig:
         return cls(**{k: v for k, v in d.items() if k in keys})
 
 
-
 @dataclass(frozen=True)
 class Settings:
     """What `tune` chooses and build/query/bench accept (--fusion-config): fusion, dense long-text, BM25 k1/b."""
@@ -549,7 +548,5 @@ def library_versions() -> dict:
     return out
 
 
-__all__ = ["FusionConfig", "Hit", "HybridRetriever", "LegHit", "LEGS", "MODES", "Settings", "read_settings"]
-
-
-__all__ = ["FusionConfig", "Hit", "HybridRetriever", "LegHit", "LEGS", "MODES", "results_json"]
+__all__ = ["FusionConfig", "Hit", "HybridRetriever", "LegHit", "LEGS", "MODES", "Settings", "read_settings",
+           "results_json"]

@@ -69,6 +69,17 @@ def test_tune_and_bench_take_the_bm25_analysis_options(tmp_path):
     assert bench == analysis
 
 
+def test_tune_and_bench_pass_the_user_dictionary_on(tmp_path, capsys):
+    data = write_dataset(tmp_path / "tiny")
+    words = tmp_path / "words.txt"
+    words.write_text("dowry death\n", encoding="utf-8")
+    args = ["--dataset", str(data), "--legs", "bm25", "--user-dict", str(words)]
+    # English analysis has no jieba: the words reach the analyzer, which refuses them (not silently dropped)
+    assert main(["tune", *args, "--out", str(tmp_path / "t"), "--folds", "3"]) == 2
+    assert main(["bench", *args, "--out", str(tmp_path / "b")]) == 2
+    assert capsys.readouterr().err.count("a user dictionary needs Chinese analysis") == 2
+
+
 def test_tune_rejects_more_folds_than_queries(tmp_path, capsys):
     data = write_dataset(tmp_path / "tiny")
     assert main(["tune", "--dataset", str(data), "--out", str(tmp_path / "t"), "--legs", "bm25"]) == 2

@@ -36,6 +36,7 @@ class BenchConfig:
     language: str = "auto"
     bm25_backend: str = "bm25s"
     analysis: dict = field(default_factory=dict)  # BM25 analysis options over the language's defaults
+    user_words: tuple[str, ...] = ()  # extra words for jieba's dictionary
 
 
 def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
@@ -50,7 +51,7 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
         encoder = Encoder(cfg.encoder)
         phases["model_load_seconds"] = time.perf_counter() - t0
     shared = SharedLegs(encoder, cfg.legs, language=cfg.language, bm25_backend=cfg.bm25_backend,
-                        analysis=cfg.analysis)
+                        analysis=cfg.analysis, user_words=cfg.user_words)
     label = encoder.model_name if encoder else "bm25"
     runs, results, names, mteb_json = {}, {}, {}, {}
 

@@ -22,10 +22,12 @@ class SharedLegs:
     """One corpus's legs and the queries' rankings, built on first use and reused by every run."""
 
     def __init__(self, encoder: Encoder | None, legs: Sequence[str] = ("dense", "bm25"), *,
-                 language: str = "auto", bm25_backend: str = "bm25s", analysis: dict | None = None):
+                 language: str = "auto", bm25_backend: str = "bm25s", analysis: dict | None = None,
+                 user_words: Sequence[str] = ()):
         self.encoder, self.legs = encoder, tuple(legs)
         self.language, self.bm25_backend = language, bm25_backend
         self.analysis_options = dict(analysis or {})  # over the language's defaults
+        self.user_words = tuple(user_words)
         self.seconds: dict[str, float] = {}
         self.truncated: dict[str, int] = {}
         self._retrievers: dict[str, HybridRetriever] = {}
@@ -40,7 +42,7 @@ class SharedLegs:
             analysis = resolve_settings(self.language, [d.indexed_text() for d in documents],
                                         **self.analysis_options) if "bm25" in self.legs else None
             r = HybridRetriever.build(documents, encoder=self.encoder, legs=self.legs, analysis=analysis,
-                                      bm25_backend=self.bm25_backend, chunking=chunking, bm25_params=settings.bm25)
+                                      user_words=self.user_words, bm25_backend=self.bm25_backend, chunking=chunking, bm25_params=settings.bm25)
             self._retrievers[key] = r
             build = r.info["build"]
             tag = "index" if not (chunking.active or settings.bm25) else "index_tuned"

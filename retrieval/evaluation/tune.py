@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis import AnalyzerSettings, resolve_settings
+from ..analysis import resolve_settings
 from ..chunking import ChunkSettings
 from ..corpus import Document
 from ..encoders import QWEN3_INSTRUCTIONS, Encoder, EncoderConfig, qwen3_prompt
@@ -53,6 +53,7 @@ class TuneConfig:
     language: str = "auto"
     bm25_backend: str = "bm25s"
     analysis: dict = field(default_factory=dict)  # BM25 analysis options over the language's defaults
+    user_words: tuple[str, ...] = ()  # extra words for jieba's dictionary
 
 
 @dataclass(frozen=True)
@@ -111,11 +112,12 @@ def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if encoder is not None:
         encoder.cache = {}
     _say(f"{data.name}: {len(qids)} queries, {len(docs)} documents; building legs")
-    analysis = resolve_settings(cfg.language, [d.indexed_text() for d in docs], **cfg.analysis) if "bm25" in cfg.legs else None
-    base = HybridRetriever.build(docs, encoder=encoder, legs=cfg.legs, analysis=analysis,
+    analysis = (resolve_settings(cfg.language, [d.indexed_text() for d in docs], **cfg.analysis)
+                if "bm25" in cfg.legs else None)
+    base = HybridRetriever.build(docs, encoder=encoder, legs=cfg.legs, analysis=analysis, user_words=cfg.user_words,
                                  bm25_backend=cfg.bm25_backend, encode_titles=encoder is not None)
     depth = min(cfg.depth, len(docs)) if cfg.depth else base.depth()
-    bm25 = _bm25_variants(cfg, analysis, docs, texts, depth) if analysis else {}
+    bm25 = _bm25_variants(cfg, base, docs, texts, depth) if analysis else {}
     dense_variants = _dense_variants(cfg, base, encoder, docs, texts, depth) if encoder else {}
     _say(f"{len(dense_variants)} dense x {len(bm25)} BM25 variants; scoring the grid")
     candidates, scores = _score_grid(cfg, base, qids, bm25, dense_variants)
@@ -162,7 +164,7 @@ def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         report["track_split"] = track
     if cfg.prompts:
         report["prompts"] = _prompt_summary(candidates, matrix, oof)
-    report["truncated"] = _truncation(encoder, docs, texts)
+    report["truncated"] = _truncation(encoder, base, texts)
     report["seconds"] = time.perf_counter() - t0
     settings = {**candidates[best_all].to_dict(), "tuned_on": f"{data.name}, all {len(qids)} queries",
                 "out_of_fold_ndcg_at_10": report["out_of_fold"]["ndcg_at_10"], "model": report["model"]}
@@ -245,17 +247,19 @@ def _chunk_variants(cfg: TuneConfig) -> list[ChunkSettings]:
     return [ChunkSettings(**{**c.to_dict(), "title_weight": t}) for c in shapes for t in cfg.title_weights]
 
 
-def _bm25_variants(cfg: TuneConfig, analysis: AnalyzerSettings, docs: list[Document], texts: list[str],
+def _bm25_variants(cfg: TuneConfig, base: HybridRetriever, docs: list[Document], texts: list[str],
                    depth: int) -> dict[tuple, list]:
-    """BM25 rankings per (k1, b, query window) setting."""
+    """BM25 rankings per (k1, b, query window) setting; the base retriever's BM25 serves the default k1, b."""
     out = {}
     for params in cfg.bm25_params:
-        r = HybridRetriever.build(docs, legs=["bm25"], analysis=analysis, bm25_backend=cfg.bm25_backend,
-                                  bm25_params=params, progress=False)
+        r = base if not params else HybridRetriever.build(
+            docs, legs=["bm25"], analysis=base.analyzer.settings, user_words=base.analyzer.user_words,
+            bm25_backend=cfg.bm25_backend, bm25_params=params, progress=False)
         for window in cfg.bm25_query_windows:
             r.bm25_query_window = window
             key = tuple(sorted({**params, **({"query_window": window} if window else {})}.items()))
             out[key] = r.leg_rankings(texts, ["bm25"], depth)["bm25"]
+    base.bm25_query_window = 0
     return out
 
 
@@ -352,10 +356,11 @@ def _prompt_summary(candidates: list[Candidate], matrix: np.ndarray, oof: dict) 
     return {"best_ndcg_at_10_per_prompt_all_queries": best, "chosen_per_fold": chosen}
 
 
-def _truncation(encoder: Encoder | None, docs: list[Document], texts: list[str]) -> dict[str, int]:
+def _truncation(encoder: Encoder | None, base: HybridRetriever, texts: list[str]) -> dict[str, int]:
+    """Documents (as the base build counted them) and queries longer than the model reads."""
     if encoder is None:
         return {}
-    return {"documents": encoder.count_truncated([d.indexed_text() for d in docs], encoder.document_prompt),
+    return {"documents": base.info["build"]["truncated_documents"],
             "queries": encoder.count_truncated(texts, encoder.query_prompt),
             "max_seq_length": encoder.max_seq_length}
 
