@@ -22,24 +22,18 @@ def main() -> int:
     args = p.parse_args()
     t0 = time.perf_counter()
     import mteb
-    from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
     from sentence_transformers import SentenceTransformer
 
-    from retrieval.encoders import resolve_model
+    from retrieval.encoders import DEFAULT_MODEL, resolve_model
     from retrieval.evaluation.datasets import load_aila, load_aila_from_hub, mteb_task
+    from retrieval.evaluation.mteb_reference import mteb_reference_models
 
     data = load_aila(args.aila_dir) if args.aila_dir else load_aila_from_hub()
     path = resolve_model(args.model)
-
-    def dense():
-        return SentenceTransformerEncoderWrapper(SentenceTransformer(path, device="cpu"))
-
-    def bm25():
-        return mteb.get_model_meta("mteb/baseline-bm25s").load_model()
+    models = mteb_reference_models(lambda: SentenceTransformer(path, device="cpu"), args.model or DEFAULT_MODEL)
 
     out = {"import_and_data_seconds": time.perf_counter() - t0, "runs": {}}
-    makers = {"dense": dense, "bm25": bm25,
-              "hybrid_rrf": lambda: mteb.HybridSearch([bm25(), dense()], fusion_strategy="rrf", rrf_k=60)}
+    makers = {"dense": models["dense"][1], "bm25": models["bm25"][1], "hybrid_rrf": models["hybrid"][1]}
     for name in args.runs.split(","):
         make = makers[name]
         t = time.perf_counter()

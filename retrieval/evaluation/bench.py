@@ -16,6 +16,7 @@ from ..chunking import ChunkSettings
 from ..encoders import Encoder, EncoderConfig
 from ..retriever import LEGS, FusionConfig, Settings
 from .datasets import RetrievalData, mteb_task
+from .mteb_reference import mteb_reference_models
 from .scoring import metric_scores, ndcg_at_10
 from .search_model import RetrieverSearch, SharedLegs
 from .stats import paired_difference
@@ -141,25 +142,9 @@ def _comparisons(per_query: dict[str, dict[str, float]]) -> dict[str, dict]:
 def _parity(cfg: BenchConfig, encoder: Encoder | None, runs: dict) -> dict[str, Any]:
     """Our dense, BM25 and RRF against MTEB's own implementations on the same model and data."""
     import mteb
-    from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
 
-    def bm25():
-        return mteb.get_model_meta("mteb/baseline-bm25s").load_model()
-
-    def dense():
-        wrapper = SentenceTransformerEncoderWrapper(encoder.model)
-        wrapper.mteb_model_meta = mteb.models.model_meta.ModelMeta.create_empty(
-            overwrites={"name": f"parity/{encoder.model_name[-60:]}", "revision": "local"})
-        return wrapper
-
-    theirs: dict[str, Any] = {}
-    if "bm25" in runs:
-        theirs["bm25"] = ("mteb/baseline-bm25s", bm25)
-    if "dense" in runs:
-        theirs["dense"] = ("MTEB exact search of the same SentenceTransformer", dense)
-    if "hybrid" in runs:
-        theirs["hybrid"] = ("mteb.HybridSearch([bm25, dense], fusion_strategy='rrf', rrf_k=60)",
-                            lambda: mteb.HybridSearch([bm25(), dense()], fusion_strategy="rrf", rrf_k=60))
+    name = encoder.model_name if encoder else "bm25"
+    theirs = {run: made for run, made in mteb_reference_models(lambda: encoder.model, name).items() if run in runs}
     out = {}
     for run, (what, make) in theirs.items():
         _say(f"parity {run}: {what}")
