@@ -31,7 +31,8 @@ def timed(cmd: list[str]) -> float:
     t = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if proc.returncode:
-        sys.exit(f"bench_vs_mteb: {' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
+        last = (proc.stderr.strip().splitlines() or ["no error output"])[-1]
+        sys.exit(f"bench_vs_mteb: {' '.join(cmd)} failed ({proc.returncode}): {last}")
     return time.perf_counter() - t
 
 
@@ -42,6 +43,8 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3, help="rounds; medians are reported")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = p.parse_args()
+    if args.repeats < 1:
+        p.error(f"--repeats must be >= 1, got {args.repeats}")
     common = (["--aila-dir", args.aila_dir] if args.aila_dir else []) + (["--model", args.model] if args.model else [])
     py = sys.executable
     seconds: dict[str, list[float]] = {"bench": [], "mteb_one_process": [], "mteb_processes": []}
