@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -200,8 +203,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     """Read and validate the corpus, build the legs, write the index atomically."""
     from .corpus import read_corpus
     from .retriever import HybridRetriever
+    from .store import check_target
 
     t0 = time.perf_counter()
+    check_target(Path(args.out), corpus=args.corpus)  # before any work: never a user's folder, never the corpus
     docs = read_corpus(args.corpus)
     legs = _legs(args)
     settings = _settings(args)
@@ -244,10 +249,11 @@ def _settings(args: argparse.Namespace):
 
 def cmd_query(args: argparse.Namespace) -> int:
     """One query (printed or as JSON), or an interactive prompt when no text is given."""
-    from .retriever import HybridRetriever, read_settings
+    from .retriever import HybridRetriever, check_k, check_query, read_settings
 
-    if args.k < 1:
-        raise ValueError(f"-k must be >= 1, got {args.k}")
+    check_k(args.k)
+    if args.text is not None:
+        check_query(args.text)
     settings = read_settings(args.fusion_config) if args.fusion_config else None
     retriever = HybridRetriever.load(args.index, model=args.model, device=args.device, mmap=args.mmap,
                                      dense_backend=args.dense_backend,
@@ -376,8 +382,6 @@ def cmd_perf(args: argparse.Namespace) -> int:
 def _answer(retriever, text: str, args: argparse.Namespace) -> None:
     from .retriever import results_json
 
-    if not text.strip():
-        raise ValueError("empty query")
     t = time.perf_counter()
     hits = retriever.search(text, k=args.k, mode=args.mode)
     took = time.perf_counter() - t
@@ -408,7 +412,7 @@ def _interactive(retriever, args: argparse.Namespace) -> None:
     except OSError:
         pass
     print(f"{args.index}: {len(retriever)} documents, legs {', '.join(retriever.legs)}. "
-          "Type a query; ':mode hybrid|dense|bm25', ':k N', ':q' to quit.", file=sys.stderr)
+          f"Type a query; {_REPL_HELP}", file=sys.stderr)
     try:
         while True:
             try:
@@ -421,14 +425,7 @@ def _interactive(retriever, args: argparse.Namespace) -> None:
             if line in (":q", ":quit", ":exit"):
                 break
             try:
-                if line.startswith(":mode "):
-                    mode = line.split(maxsplit=1)[1]
-                    retriever._legs_for(mode)
-                    args.mode = mode
-                elif line.startswith(":k "):
-                    args.k = max(1, int(line.split(maxsplit=1)[1]))
-                else:
-                    _answer(retriever, line, args)
+                _command_or_query(retriever, line, args)
             except ValueError as e:
                 print(f"error: {e}", file=sys.stderr)
     finally:
@@ -436,3 +433,31 @@ def _interactive(retriever, args: argparse.Namespace) -> None:
             readline.write_history_file(history)
         except OSError:
             pass
+
+
+_REPL_HELP = "':mode hybrid|dense|bm25', ':k N' (hits, N >= 1), ':help', ':q' to quit."
+
+
+def _command_or_query(retriever, line: str, args: argparse.Namespace) -> None:
+    """One line of the interactive prompt: a ':' command, or a query (ValueError with the message when bad)."""
+    from .retriever import check_k
+
+    if not line.startswith(":"):
+        _answer(retriever, line, args)
+        return
+    name, _, value = line.partition(" ")
+    value = value.strip()
+    if name == ":help":
+        print(_REPL_HELP, file=sys.stderr)
+    elif name == ":mode" and value:
+        retriever._legs_for(value)
+        args.mode = value
+    elif name == ":k" and value:
+        try:
+            k = int(value)
+        except ValueError:
+            raise ValueError(f":k needs a whole number >= 1, got {value!r}") from None
+        check_k(k)
+        args.k = k
+    else:
+        raise ValueError(f"unknown command {line!r}; {_REPL_HELP}")

@@ -36,8 +36,16 @@ class DenseIndex:
         self.owner = owner  # document of each vector when documents are chunked (sorted), else None
         self.titles = titles  # one title vector per document (zero rows: no title), or None
         self._matrix: np.ndarray | None = None
-        self.backend = resolve_backend(backend, kind)
-        self._searcher = _make_searcher(index, self.backend)
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown dense backend {backend!r} (choose from {', '.join(BACKENDS)})")
+        self._backend, self._searcher = backend, None  # resolved on first search: loading touches no GPU
+
+    @property
+    def backend(self) -> str:
+        """The backend searches run on ('auto' resolved: this may import torch to look for CUDA)."""
+        if self._backend == "auto":
+            self._backend = resolve_backend("auto", self.kind)
+        return self._backend
 
     @classmethod
     def build(cls, vectors: np.ndarray, kind: str = "auto", *, hnsw_m: int = HNSW_M,
@@ -99,6 +107,8 @@ class DenseIndex:
         """Top-`depth` (scores, row indices) per query, best first."""
         depth = min(depth, len(self))
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if self._searcher is None:
+            self._searcher = _make_searcher(self.index, self.backend)
         return self._searcher(queries, depth)
 
     def all_scores(self, queries: np.ndarray) -> np.ndarray:

@@ -236,8 +236,8 @@ class Encoder:
     def info(self) -> dict:
         """What the manifest and reports record about this encoder."""
         return {
-            "model": self.model_name,
-            "model_path": self.model_path,
+            # the bundled default by name (its folder is found again at load), else the folder or Hub id
+            "model": self.model_name if self.model_name == DEFAULT_MODEL else self.model_path,
             "weights_sha256": weights_sha256(self.model_path),
             "dim": self.dim,
             "normalized": True,
@@ -250,7 +250,20 @@ class Encoder:
             "max_seq_length": self.max_seq_length,
             "batch_size": self.config.batch_size,
             "max_tokens_per_batch": self.token_budget,
+            "vector_config": self.vector_config(),
         }
+
+    def vector_config(self) -> dict:
+        """Everything besides the weights that shapes the vectors: modules and their settings (pooling,
+        normalisation, dense layers), dimension, maximum length and prompts; compared when an index is loaded."""
+        import json
+
+        modules = [{"type": type(m).__name__, **(m.get_config_dict() if hasattr(m, "get_config_dict") else {})}
+                   for m in self.model]
+        return json.loads(json.dumps({
+            "modules": modules, "dim": self.dim, "max_seq_length": self.max_seq_length,
+            "query_prompt": self.query_prompt, "document_prompt": self.document_prompt,
+        }, default=str))
 
     def plan(self, texts: Sequence[str], prompt: str = "") -> list[list[int]]:
         """The batches (text indices, longest first) that encoding runs: under the token budget, else batch_size."""

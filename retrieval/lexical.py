@@ -29,6 +29,13 @@ class LexicalIndex(Protocol):
         """Write the index files into `folder`."""
         ...
 
+    def present(self, row: int, tokens: list[str]) -> set[str]:
+        """Which of `tokens` document `row` contains (from the postings: no text is re-read)."""
+        ...
+
+    def __len__(self) -> int:
+        ...
+
 
 def build_lexical(token_lists: list[list[str]], engine: str = "bm25s", *, k1: float = 1.5,
                   b: float = 0.75, method: str = "lucene", title_tokens: list[list[str]] | None = None,
@@ -73,6 +80,13 @@ class TitleFieldIndex:
         """Text score + weight * title score of every document."""
         return self.text.scores(tokens) + np.float32(self.weight) * self.title.scores(tokens)
 
+    def present(self, row: int, tokens: list[str]) -> set[str]:
+        """Tokens found in the document's text or title."""
+        return self.text.present(row, tokens) | self.title.present(row, tokens)
+
+    def __len__(self) -> int:
+        return len(self.text)
+
     def save(self, folder: Path) -> None:
         """The text index in `folder`, the title index in its subfolder `title/`."""
         self.text.save(folder)
@@ -115,6 +129,19 @@ class Bm25sIndex:
             return np.zeros(self._model.scores["num_docs"], dtype=np.float32)
         return np.asarray(self._model.get_scores(ids), dtype=np.float32)
 
+    def present(self, row: int, tokens: list[str]) -> set[str]:
+        """Tokens whose posting list (a CSC column of document rows) holds `row`."""
+        vocab, s = self._model.vocab_dict, self._model.scores
+        found = set()
+        for token in dict.fromkeys(tokens):
+            t = vocab.get(token)
+            if t is not None and np.any(s["indices"][s["indptr"][t]:s["indptr"][t + 1]] == row):
+                found.add(token)
+        return found
+
+    def __len__(self) -> int:
+        return int(self._model.scores["num_docs"])
+
     def vocabulary_size(self) -> int:
         """Number of distinct tokens indexed."""
         return len(self._model.vocab_dict)
@@ -140,6 +167,14 @@ class RankBm25Index:
     def scores(self, tokens: list[str]) -> np.ndarray:
         """BM25Okapi score of every document."""
         return np.asarray(self._model.get_scores(tokens), dtype=np.float32)
+
+    def present(self, row: int, tokens: list[str]) -> set[str]:
+        """Tokens in the document's term counts."""
+        counts = self._model.doc_freqs[row]
+        return {t for t in tokens if t in counts}
+
+    def __len__(self) -> int:
+        return len(self._tokens)
 
     def save(self, folder: Path) -> None:
         """The token lists as JSON lines; the model is rebuilt from them on load."""

@@ -13,6 +13,7 @@ import platform
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +25,15 @@ from .corpus import Document, fingerprint
 from .dense import DenseIndex
 from .encoders import Encoder, EncoderConfig, resolve_model, weights_sha256
 from .lexical import LexicalIndex, build_lexical, load_lexical
-from .store import (DocumentTable, IndexFileError, prefers_mmap, rank_ids, read_manifest, verify_checksums,
-                    write_index)
+from .store import (DocumentTable, IndexFileError, check_count, current_generation, data_dir, prefers_mmap, rank_ids, read_manifest,
+                    verify_checksums, write_index)
 
 log = logging.getLogger(__name__)
 
 LEGS = ("dense", "bm25")
 MODES = ("hybrid", "dense", "bm25")
 MAX_DEPTH = 1000
+_LOAD_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,8 @@ class HybridRetriever:
         self.chunking = chunking
         self.bm25_query_window = bm25_query_window
         self.ids = docs.ids if isinstance(docs, DocumentTable) else [d.id for d in docs]
-        self.encoder, self.dense = encoder, dense
+        self._encoder, self._load_encoder = encoder, None  # _load_encoder: loads it on first use
+        self.dense = dense
         self.analyzer, self.lexical = analyzer, lexical
         self.fusion = fusion_config
         self.info = info or {}
@@ -205,6 +208,13 @@ class HybridRetriever:
                    bm25_query_window=int((bm25_params or {}).get("query_window", 0)))
 
     @property
+    def encoder(self) -> Encoder | None:
+        """The query encoder, loaded (and checked against the index's model) on first use."""
+        if self._encoder is None and self._load_encoder is not None:
+            self._encoder, self._load_encoder = self._load_encoder(), None
+        return self._encoder
+
+    @property
     def legs(self) -> tuple[str, ...]:
         """The legs this retriever has."""
         return tuple(leg for leg, part in (("dense", self.dense), ("bm25", self.lexical)) if part is not None)
@@ -256,25 +266,49 @@ class HybridRetriever:
         `verify` None: sha256 of every file when the index is read, sizes only when mapped.
         """
         folder = Path(path)
-        manifest = read_manifest(folder, verify=False)
+        for attempt in range(_LOAD_ATTEMPTS):  # a build may switch generations while we read this one
+            generation = current_generation(folder)
+            try:
+                manifest = read_manifest(folder, verify=False)
+                return cls._open(folder, manifest, model=model, device=device, dense_backend=dense_backend, mmap=mmap,
+                                 verify=verify, fusion_config=fusion_config, chunking=chunking,
+                                 load_encoder=load_encoder)
+            except (IndexFileError, OSError) as e:
+                if attempt + 1 < _LOAD_ATTEMPTS and current_generation(folder) != generation:
+                    continue
+                if isinstance(e, IndexFileError):
+                    raise
+                raise IndexFileError(f"{folder}: cannot load index ({type(e).__name__}: {e})") from None
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _open(cls, folder: Path, manifest: dict, *, model, device, dense_backend, mmap, verify, fusion_config,
+              chunking, load_encoder) -> HybridRetriever:
+        """The retriever of one generation of an index folder (see load)."""
+        data = data_dir(folder, manifest)
         mmap = prefers_mmap(manifest) if mmap is None else mmap
         if (not mmap) if verify is None else verify:
             verify_checksums(folder, manifest)
+        make_encoder = None
         try:
-            docs = DocumentTable.load(folder, mmap=mmap)
-            enc = dense = analyzer = lexical = None
+            docs = DocumentTable.load(data, mmap=mmap)
+            check_count(f"{data / DocumentTable.IDS}", len(docs), manifest)
+            dense = analyzer = lexical = None
             if "dense" in manifest["legs"]:
                 meta = manifest["dense"]
-                dense = DenseIndex.load(folder / "dense", meta["index"], mmap=mmap, backend=dense_backend)
+                dense = DenseIndex.load(data / "dense", meta["index"], mmap=mmap, backend=dense_backend)
+                rows = len(dense.titles) if dense.titles is not None else (
+                    len(docs) if dense.owner is None else int(dense.owner.max(initial=-1)) + 1)
+                check_count(f"{data / 'dense'}", rows, manifest)
                 if load_encoder and (model or meta.get("model")):  # no model: built from given vectors
-                    enc = Encoder(_encoder_config(meta, model, device))
-                    _check_same_model(meta, enc)
+                    make_encoder = partial(_checked_encoder, _encoder_config(meta, model, device), meta)
             if "bm25" in manifest["legs"]:
                 meta = manifest["bm25"]
                 settings = AnalyzerSettings.from_dict(meta["analysis"])
-                analyzer = Analyzer.load(folder, settings)
-                lexical = load_lexical(folder / "lexical", meta["engine"], meta["params"], mmap=mmap,
+                analyzer = Analyzer.load(data, settings)
+                lexical = load_lexical(data / "lexical", meta["engine"], meta["params"], mmap=mmap,
                                        title_weight=settings.title_weight if settings.title == "field" else None)
+                check_count(f"{data / 'lexical'}", len(lexical), manifest)
         except IndexFileError:
             raise
         except (OSError, ValueError, RuntimeError, KeyError) as e:
@@ -284,10 +318,11 @@ class HybridRetriever:
         if chunking is not None and _doc_side(chunking) != _doc_side(built):
             raise ValueError(f"{folder}: the settings ask for document chunking {_doc_side(chunking)}, the index "
                              f"was built with {_doc_side(built)}; rebuild with these settings")
-        chunking = chunking or built
-        return cls(docs, encoder=enc, dense=dense, analyzer=analyzer, lexical=lexical,
-                   fusion_config=fusion_config, info=manifest, chunking=chunking,
-                   bm25_query_window=int(manifest.get("bm25", {}).get("query_window", 0)))
+        retriever = cls(docs, encoder=None, dense=dense, analyzer=analyzer, lexical=lexical,
+                        fusion_config=fusion_config, info=manifest, chunking=chunking or built,
+                        bm25_query_window=int(manifest.get("bm25", {}).get("query_window", 0)))
+        retriever._load_encoder = make_encoder
+        return retriever
 
     # ---- searching --------------------------------------------------------------------
     def depth(self) -> int:
@@ -309,7 +344,7 @@ class HybridRetriever:
             scores, rows = self.dense.search(query_vectors, depth)
             out["dense"] = [self._order(r[r >= 0], s[r >= 0]) for s, r in zip(scores, rows)]
         if "bm25" in legs:
-            out["bm25"] = [self.top(self.bm25_scores(q), depth) for q in queries]
+            out["bm25"] = [self.top_positive(self.bm25_scores(q), depth) for q in queries]
         return out
 
     def bm25_scores(self, query: str) -> np.ndarray:
@@ -379,6 +414,9 @@ class HybridRetriever:
     def search_many(self, queries: Sequence[str], k: int = 10, mode: str = "hybrid",
                     query_vectors: np.ndarray | None = None) -> list[list[Hit]]:
         """Top-k Hits for each query (encoded in one batch unless `query_vectors` are given)."""
+        check_k(k)
+        for q in queries:
+            check_query(q)
         legs = self._legs_for(mode)
         per_leg = self.leg_rankings(queries, legs, query_vectors=query_vectors)
         results = []
@@ -386,7 +424,7 @@ class HybridRetriever:
             rankings = {leg: per_leg[leg][qi] for leg in legs}
             fused = self.fuse(rankings, legs[0] if len(legs) == 1 else mode)
             places = {leg: {self.ids[r]: (r, i + 1, s) for i, (r, s) in enumerate(rankings[leg])} for leg in legs}
-            terms = self.analyzer.terms(query) if self.analyzer is not None else []
+            terms = self.analyzer.terms(query) if self.lexical is not None else []
             results.append([self._hit(rank, doc_id, score, places, terms)
                             for rank, (doc_id, score) in enumerate(fused[:k], start=1)])
         return results
@@ -394,12 +432,6 @@ class HybridRetriever:
     def document(self, doc_id: str) -> dict:
         """A document's id, title and text by id (KeyError when unknown)."""
         return self._doc(self._row_of(doc_id))
-
-    def matched_terms(self, query: str, text: str) -> tuple[str, ...]:
-        """Query words whose index token occurs in `text` (empty without the BM25 leg)."""
-        if self.analyzer is None:
-            return ()
-        return self._matched(self.analyzer.terms(query), text)
 
     # ---- internals --------------------------------------------------------------------
     def _legs_for(self, mode: str) -> tuple[str, ...]:
@@ -416,13 +448,14 @@ class HybridRetriever:
         found = {leg: p[doc_id] for leg, p in places.items() if doc_id in p}
         doc = self._doc(next(iter(found.values()))[0])
         legs = {leg: LegHit(leg_rank, float(leg_score)) for leg, (_, leg_rank, leg_score) in found.items()}
-        matched = self._matched(terms, Document(**doc).indexed_text()) if terms else ()
+        matched = self._matched(terms, next(iter(found.values()))[0]) if terms else ()
         return Hit(rank, doc_id, doc["title"], float(score), dense=legs.get("dense"), bm25=legs.get("bm25"),
                    matched_terms=matched)
 
-    def _matched(self, terms: list[tuple[str, str]], text: str) -> tuple[str, ...]:
-        """Surface words of `terms` whose token occurs in `text`, first occurrence order."""
-        doc_tokens = set(self.analyzer(text))
+    def _matched(self, terms: list[tuple[str, str]], row: int) -> tuple[str, ...]:
+        """Surface words of `terms` whose token document `row` contains (from the index, so the cost does not
+        grow with the document's length), first occurrence order."""
+        doc_tokens = self.lexical.present(row, [token for _, token in terms])
         seen: dict[str, None] = {}
         for word, token in terms:
             if token in doc_tokens:
@@ -454,18 +487,43 @@ class HybridRetriever:
 
     def top(self, scores: np.ndarray, depth: int) -> list[tuple[int, float]]:
         """Top-`depth` rows of a full score vector; of the ties at the cut, those with the highest ids."""
-        n = len(scores)
-        if depth >= n:
-            return self._order(np.arange(n), scores)
+        return self._top(np.arange(len(scores)), scores, depth)
+
+    def top_positive(self, scores: np.ndarray, depth: int) -> list[tuple[int, float]]:
+        """Top-`depth` rows among those scoring above 0: a document that matches no query term is not listed."""
+        rows = np.flatnonzero(scores > 0)
+        return self._top(rows, scores[rows], depth)
+
+    def _top(self, rows: np.ndarray, scores: np.ndarray, depth: int) -> list[tuple[int, float]]:
+        """Top-`depth` of `rows` by their `scores`, ordered as _order."""
+        if depth >= len(rows):
+            return self._order(rows, scores)
         # the depth-th highest score; numpy partitions the negated scores at the front fast, but takes
-        # ~20x longer to partition at the back when most scores tie (e.g. 0), as BM25's do
+        # ~20x longer to partition at the back when most scores tie, as BM25's do
         kth = -np.partition(-scores, depth - 1)[depth - 1]
         above, tied = np.flatnonzero(scores > kth), np.flatnonzero(scores == kth)
         need = depth - len(above)
-        if len(tied) > need:  # e.g. every zero-score document when few match: keep `need` of them
-            tied = tied[np.argpartition(-self._id_ranks()[tied], need - 1)[:need]]
-        rows = np.concatenate([above, tied])
-        return self._order(rows, scores[rows])
+        if len(tied) > need:  # many documents tie at the cut: keep the `need` with the highest ids
+            tied = tied[np.argpartition(-self._id_ranks()[rows[tied]], need - 1)[:need]]
+        keep = np.concatenate([above, tied])
+        return self._order(rows[keep], scores[keep])
+
+
+def check_k(k: int) -> None:
+    """Refuse a hit count below 1 (or not an integer)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+
+
+def check_query(query: str) -> None:
+    """Refuse an empty query, or one with bytes that are not UTF-8 (surrogate escapes from the command line)."""
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError("empty query")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"query is not valid UTF-8 text (byte {query[e.start].encode('utf-8', 'surrogateescape')!r} "
+                         f"at character {e.start})") from None
 
 
 def _check_vectors(vectors: np.ndarray, n: int, encoder: Encoder | None) -> None:
@@ -517,13 +575,19 @@ def _encoder_config(meta: dict, model: str | None, device: str | None) -> Encode
     """The build-time encoder settings (attention and batching are the query machine's own); a query-time
     `model` must be the same model."""
     return EncoderConfig(
-        model=model or meta.get("model_path") or meta["model"], device=device, dtype=meta.get("dtype", "auto"),
+        model=model or meta["model"], device=device, dtype=meta.get("dtype", "auto"),
         batch_size=meta.get("batch_size", 32), query_prompt=meta.get("query_prompt"),
         max_seq_length=meta.get("max_seq_length"),
     )
 
 
-def _check_same_model(meta: dict, enc: Encoder) -> None:
+def _checked_encoder(config: EncoderConfig, meta: dict) -> Encoder:
+    """The index's encoder, loaded; refused when its weights or vector settings differ from the build's."""
+    try:
+        enc = Encoder(config)
+    except (OSError, ValueError) as e:
+        raise IndexFileError(f"cannot load the index's model {config.model} ({type(e).__name__}: {str(e)[:200]}); "
+                             "pass --model with a local folder of that model") from None
     built = meta.get("weights_sha256")
     now = weights_sha256(resolve_model(enc.model_path))
     if built and now and built != now:
@@ -532,6 +596,12 @@ def _check_same_model(meta: dict, enc: Encoder) -> None:
             f"but {enc.model_name} has weights sha256 {now[:12]}; rebuild or use the index's model")
     if enc.dim != meta["dim"]:
         raise IndexFileError(f"model mismatch: index vectors have {meta['dim']} dimensions, {enc.model_name} gives {enc.dim}")
+    for key, was in (meta.get("vector_config") or {}).items():
+        now = enc.vector_config().get(key)
+        if now != was:
+            raise IndexFileError(f"model mismatch: {enc.model_name} has {key} {now!r}, the index was built with "
+                                 f"{was!r} (its vectors would differ); rebuild or use the index's model")
+    return enc
 
 
 def library_versions() -> dict:

@@ -1,30 +1,47 @@
-"""The on-disk index folder: manifest with checksums, atomic writes, verified loads.
+"""The on-disk index folder: manifest with checksums, generations swapped atomically, verified loads.
 
-A build writes into a hidden temporary sibling folder and renames it into place only when
-every file and the manifest are complete, so an interrupted or failed build leaves any
-previous index at the same path untouched. Nothing is pickled.
+An index folder holds `manifest.json` and one generation folder (`gen-000001/`, ...) with the
+data files. A build writes the next generation into a temporary folder marked as partial,
+renames it into place, then replaces `manifest.json` in one rename: a reader always sees a
+complete index, an interrupted or failed build leaves the previous one intact, and builds
+into one folder take a lock (`.NAME.lock` beside it). Only a folder whose manifest carries
+this project's format marker is ever replaced. Nothing is pickled; permissions follow the umask.
 """
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
-import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+
+FORMAT = "statute-retrieval-index"
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+PARTIAL = ".partial"  # marker file in a folder that a build is still writing
 MMAP_MIN_BYTES = 256 << 20  # indexes this large are memory-mapped, not read (docs/performance.md)
+_GEN = re.compile(r"gen-(\d{6,})$")
 
 
 class IndexFileError(RuntimeError):
     """A missing, damaged or incompatible index; the message names the file and the cause."""
+
+
+class IndexTargetError(ValueError):
+    """An output path that must not be written (not an index folder, a file, inside the corpus)."""
 
 
 def sha256_file(path: Path) -> str:
@@ -36,32 +53,184 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_index(path: str | Path, fill: Callable[[Path], dict]) -> dict:
-    """Let `fill(tmp_folder)` write files and return the manifest body; then checksum and swap in."""
-    target = Path(path).resolve()
+def is_index_manifest(manifest: object) -> bool:
+    """True for a manifest this project wrote (format marker, or the marker-less format 1)."""
+    if not isinstance(manifest, dict):
+        return False
+    if manifest.get("format") == FORMAT:
+        return True
+    return manifest.get("format_version") == 1 and isinstance(manifest.get("files"), dict) and "legs" in manifest
+
+
+def write_index(path: str | Path, fill: Callable[[Path], dict], *, wait: bool = True) -> dict:
+    """Let `fill(folder)` write the data files and return the manifest body; then checksum and switch to them.
+
+    The new data becomes the index's next generation; the manifest switch is one rename.
+    `wait` False: stop at once, instead of waiting, when another build holds the folder's lock.
+    """
+    target = Path(path).absolute()
+    state = check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    with _build_lock(target, wait):
+        _remove_partials(target)
+        state = check_target(target)  # another build may have finished while we waited
+        if state == "index":
+            return _next_generation(target, fill)
+        tmp = _partial_dir(target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:12]}")
+        try:
+            manifest = _fill_generation(tmp, "gen-000001", fill)
+            _write_manifest(tmp, manifest)
+            os.remove(tmp / PARTIAL)
+            if state == "old-index":
+                _replace_folder(tmp, target)
+            else:  # absent, or an empty folder (rename replaces an empty directory)
+                os.rename(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return manifest
+
+
+def check_target(target: Path, corpus: str | Path | None = None) -> str:
+    """What an output path holds: 'absent', 'empty', 'index' (this format) or 'old-index' (format 1).
+
+    Anything else, or a path equal to or inside `corpus`, raises IndexTargetError: it must not be replaced.
+    """
+    target = Path(target).absolute()
+    if corpus is not None:
+        source = Path(corpus).resolve()
+        if target.resolve() == source or source in target.resolve().parents:
+            raise IndexTargetError(f"{target}: is the corpus path or inside it ({source}); choose another --out")
+    if not target.exists():
+        return "absent"
+    if not target.is_dir():
+        raise IndexTargetError(f"{target}: exists and is not a folder; choose another --out")
+    manifest = _read_json(target / MANIFEST)
+    if is_index_manifest(manifest):
+        return "index" if manifest.get("format") == FORMAT else "old-index"
+    if not any(target.iterdir()):
+        return "empty"
+    raise IndexTargetError(f"{target}: exists and is not an index folder (no statute-retrieval manifest); "
+                           "not replacing it, choose another --out")
+
+
+@contextmanager
+def _build_lock(target: Path, wait: bool) -> Iterator[None]:
+    """An exclusive lock on `.NAME.lock` beside the index folder for the length of one build; the file is
+    removed when the build ends (a waiter that then holds a removed file's lock takes the new file's)."""
+    lock_path = target.parent / f".{target.name}.lock"
+    while True:
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                os.close(fd)
+                raise IndexTargetError(f"{target}: another build or update is writing this index; try again "
+                                       "when it has finished") from None
+            log.warning("%s: another build or update is writing this index; waiting for it", target)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(lock_path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder removed the file as we waited: lock the new one
     try:
-        manifest = dict(fill(tmp))
-        manifest["format_version"] = FORMAT_VERSION
-        manifest["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        manifest["files"] = {
-            str(f.relative_to(tmp)): {"bytes": f.stat().st_size, "sha256": sha256_file(f)}
-            for f in sorted(tmp.rglob("*")) if f.is_file()
-        }
-        with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2, ensure_ascii=False)
-            f.flush()
-            os.fsync(f.fileno())
-        _swap_in(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        yield
+    finally:
+        os.unlink(lock_path)
+        os.close(fd)
+
+
+def _remove_partials(target: Path) -> None:
+    """Remove what killed builds of this index left: its temporary folders that carry the partial marker."""
+    candidates = list(target.parent.glob(f".{glob.escape(target.name)}.tmp-*"))
+    if target.is_dir():
+        candidates += list(target.glob(".tmp-*"))
+    for folder in candidates:
+        if folder.is_dir() and (folder / PARTIAL).is_file():
+            log.info("removing %s, left by an interrupted build", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _partial_dir(path: Path) -> Path:
+    """A new folder (mode from the umask) marked as being written."""
+    path.mkdir()
+    (path / PARTIAL).touch()
+    return path
+
+
+def _fill_generation(root: Path, generation: str, fill: Callable[[Path], dict]) -> dict:
+    """Create `root/generation`, let `fill` write into it, and return the complete manifest."""
+    data = root / generation
+    data.mkdir()
+    manifest = dict(fill(data))
+    manifest.update(format=FORMAT, format_version=FORMAT_VERSION, generation=generation,
+                    created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    manifest["files"] = {str(f.relative_to(data)): {"bytes": f.stat().st_size, "sha256": sha256_file(f)}
+                         for f in sorted(data.rglob("*")) if f.is_file()}
     return manifest
 
 
+def _next_generation(target: Path, fill: Callable[[Path], dict]) -> dict:
+    """Write the next generation inside an existing index, switch the manifest to it, drop older ones."""
+    current = _read_json(target / MANIFEST).get("generation", "gen-000000")
+    number = max([int(m.group(1)) for p in target.iterdir() if (m := _GEN.match(p.name))] + [0]) + 1
+    generation = f"gen-{number:06d}"
+    tmp = _partial_dir(target / f".tmp-{uuid.uuid4().hex[:12]}")
+    try:
+        manifest = _fill_generation(tmp, generation, fill)
+        os.rename(tmp / generation, target / generation)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write_manifest(target, manifest)
+    except BaseException:
+        shutil.rmtree(target / generation, ignore_errors=True)
+        raise
+    for p in target.iterdir():  # readers of an older generation retry with the new manifest (open_index)
+        if _GEN.match(p.name) and p.name != generation:
+            shutil.rmtree(p, ignore_errors=True)
+    log.debug("%s: switched from %s to %s", target, current, generation)
+    return manifest
+
+
+def _write_manifest(folder: Path, manifest: dict) -> None:
+    """`manifest.json` written beside, synced, and renamed into place (readers see old or new, never half)."""
+    tmp = folder / f".{MANIFEST}.{uuid.uuid4().hex[:8]}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2, ensure_ascii=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, folder / MANIFEST)
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Swap a format-1 index folder for a new one: the old one is moved aside first and removed last."""
+    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:12]}"
+    os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _read_json(path: Path) -> dict:
+    """A JSON object from `path`, or {} when it is missing or not a JSON object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def read_manifest(path: str | Path, verify: bool = True) -> dict:
-    """The manifest of an index folder, after checking every listed file's size (and sha256 when `verify`)."""
+    """The manifest of an index folder, after checking it lists every file with its size (and sha256 when `verify`)."""
     folder = Path(path)
     mpath = folder / MANIFEST
     if not folder.is_dir():
@@ -72,11 +241,16 @@ def read_manifest(path: str | Path, verify: bool = True) -> dict:
         raise IndexFileError(f"{mpath}: missing (not an index folder, or an unfinished build)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise IndexFileError(f"{mpath}: damaged manifest ({e})") from None
+    if not is_index_manifest(manifest):
+        raise IndexFileError(f"{mpath}: not a statute-retrieval index manifest")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
-        raise IndexFileError(f"{mpath}: index format {version}, this version reads {FORMAT_VERSION}; rebuild the index")
-    for name, meta in manifest.get("files", {}).items():
-        f = folder / name
+        raise IndexFileError(f"{mpath}: index format {version}, this version reads {FORMAT_VERSION}; rebuild the "
+                             f"index: retrieval build CORPUS --out {folder}")
+    _check_manifest_fields(mpath, manifest)
+    data = data_dir(folder, manifest)
+    for name, meta in manifest["files"].items():
+        f = data / name
         if not f.is_file():
             raise IndexFileError(f"{f}: missing from the index folder")
         size = f.stat().st_size
@@ -87,10 +261,42 @@ def read_manifest(path: str | Path, verify: bool = True) -> dict:
     return manifest
 
 
+def _check_manifest_fields(mpath: Path, manifest: dict) -> None:
+    """Refuse a manifest whose file table, generation or document count is missing or malformed."""
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise IndexFileError(f"{mpath}: no file table ('files'); the index cannot be checked, rebuild it")
+    for name, meta in files.items():
+        if not (isinstance(meta, dict) and isinstance(meta.get("bytes"), int) and isinstance(meta.get("sha256"), str)):
+            raise IndexFileError(f"{mpath}: file table entry {name!r} lacks bytes/sha256")
+    if not _GEN.match(str(manifest.get("generation", ""))):
+        raise IndexFileError(f"{mpath}: field 'generation' missing or malformed")
+    count = manifest.get("documents")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise IndexFileError(f"{mpath}: field 'documents' missing or not a positive count")
+
+
+def current_generation(folder: str | Path) -> str | None:
+    """The generation the manifest names now (None when it cannot be read): loads retry when it changes."""
+    return _read_json(Path(folder) / MANIFEST).get("generation")
+
+
+def data_dir(folder: str | Path, manifest: dict) -> Path:
+    """The folder of the index's current generation (where the manifest's files are)."""
+    return Path(folder) / manifest["generation"]
+
+
+def check_count(what: str, found: int, manifest: dict) -> None:
+    """An index part must hold as many documents as the manifest says."""
+    if found != manifest["documents"]:
+        raise IndexFileError(f"{what}: holds {found} documents, the manifest says {manifest['documents']}")
+
+
 def verify_checksums(folder: Path, manifest: dict) -> None:
     """Check every listed file's sha256 against the manifest (reads every byte)."""
-    for name, meta in manifest.get("files", {}).items():
-        f = folder / name
+    data = data_dir(folder, manifest)
+    for name, meta in manifest["files"].items():
+        f = data / name
         if sha256_file(f) != meta["sha256"]:
             raise IndexFileError(f"{f}: damaged (sha256 differs from the manifest)")
 
@@ -103,23 +309,6 @@ def index_bytes(manifest: dict) -> int:
 def prefers_mmap(manifest: dict) -> bool:
     """Map an index's arrays rather than read them when its files total MMAP_MIN_BYTES or more."""
     return index_bytes(manifest) >= MMAP_MIN_BYTES
-
-
-def _swap_in(tmp: Path, target: Path) -> None:
-    """Replace `target` by `tmp`; the old folder is moved aside first and removed last."""
-    if not target.exists():
-        os.rename(tmp, target)
-        return
-    if not (target / MANIFEST).is_file() and any(target.iterdir()):
-        raise IndexFileError(f"{target}: exists and is not an index folder; not replacing it")
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.rename(target, old / "index")
-    try:
-        os.rename(tmp, target)
-    except BaseException:
-        os.rename(old / "index", target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def rank_ids(ids: list[str]) -> np.ndarray:
@@ -139,7 +328,8 @@ class DocumentTable:
     def __init__(self, folder: Path, ids: list[str], offsets, id_ranks: np.ndarray | None = None):
         self.ids = ids
         self.id_ranks = id_ranks
-        self._path = folder / self.FILE
+        # opened once: texts stay readable after a newer build removes this generation's folder
+        self._file = open(folder / self.FILE, "rb")  # noqa: SIM115 - lives as long as the table
         self._offsets = offsets
         self._cache: dict[int, dict] = {}
 
@@ -176,7 +366,5 @@ class DocumentTable:
         """Document `i` as {"id", "title", "text"}."""
         if i not in self._cache:
             start, end = int(self._offsets[i]), int(self._offsets[i + 1])
-            with open(self._path, "rb") as f:
-                f.seek(start)
-                self._cache[i] = json.loads(f.read(end - start))
+            self._cache[i] = json.loads(os.pread(self._file.fileno(), end - start, start))
         return self._cache[i]

@@ -30,7 +30,7 @@ def main() -> int:
 
     data = load_aila(args.aila_dir) if args.aila_dir else load_aila_from_hub()
     path = resolve_model(args.model)
-    models = mteb_reference_models(lambda: SentenceTransformer(path, device="cpu"), args.model or DEFAULT_MODEL)
+    models = mteb_reference_models(lambda: SentenceTransformer(path, device="cpu"), args.model or DEFAULT_MODEL, stock=True)
 
     out = {"import_and_data_seconds": time.perf_counter() - t0, "runs": {}}
     makers = {"dense": models["dense"][1], "bm25": models["bm25"][1], "hybrid_rrf": models["hybrid"][1]}

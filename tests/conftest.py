@@ -98,3 +98,19 @@ def aila_index(tmp_path_factory, aila_dir, encoder) -> Path:
     path = tmp_path_factory.mktemp("aila") / "ix"
     HybridRetriever.build(read_corpus(aila_dir / "Object_statutes"), encoder=encoder, progress=False).save(path)
     return path
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say in one line what was skipped and how to run it (as .ci/run does)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons: dict[str, int] = {}
+    for report in skipped:
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    what = "; ".join(f"{n} x {reason}" for reason, n in sorted(reasons.items()))
+    terminalreporter.write_line(
+        f"skipped {len(skipped)} tests ({what}). To run them: AILA2019_DIR=<AILA 2019 folder> STARD_DIR=<STARD folder> "
+        "make test, with Chromium installed for the browser test (bash .ci/run does both)", yellow=True)

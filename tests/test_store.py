@@ -3,7 +3,12 @@ import json
 import pytest
 
 from retrieval.retriever import HybridRetriever
-from retrieval.store import MMAP_MIN_BYTES, IndexFileError, prefers_mmap, read_manifest, write_index
+from retrieval.store import MMAP_MIN_BYTES, IndexFileError, IndexTargetError, data_dir, prefers_mmap, read_manifest, write_index
+
+
+def current(path):
+    """The folder of an index's current generation."""
+    return data_dir(path, read_manifest(path, verify=False))
 
 
 def test_manifest_lists_checksums_and_no_pickles(tiny_index):
@@ -21,7 +26,7 @@ def test_damaged_file_is_named(tmp_path, tiny_docs, victim):
     path = tmp_path / "ix"
     HybridRetriever.build(tiny_docs, legs=["bm25"] if victim.startswith("lexical") else ["dense", "bm25"],
                           progress=False).save(path)
-    f = path / victim
+    f = current(path) / victim
     with open(f, "r+b") as fh:
         fh.truncate(max(1, f.stat().st_size // 2))
     with pytest.raises(IndexFileError, match=victim.split("/")[-1]):
@@ -31,7 +36,7 @@ def test_damaged_file_is_named(tmp_path, tiny_docs, victim):
 def test_flipped_byte_is_caught_by_sha256(tmp_path, tiny_docs):
     path = tmp_path / "ix"
     HybridRetriever.build(tiny_docs, legs=["bm25"], progress=False).save(path)
-    f = path / "documents.jsonl"
+    f = current(path) / "documents.jsonl"
     data = bytearray(f.read_bytes())
     data[5] ^= 1
     f.write_bytes(bytes(data))
@@ -63,7 +68,7 @@ def test_rebuild_replaces_and_refuses_foreign_folder(tmp_path, tiny_docs):
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
-    with pytest.raises(IndexFileError, match="not an index folder"):
+    with pytest.raises(IndexTargetError, match="not an index folder"):
         HybridRetriever.build(tiny_docs, legs=["bm25"], progress=False).save(other)
     assert (other / "notes.txt").read_text() == "keep me"
 
@@ -89,7 +94,7 @@ def test_mmap_and_verify_follow_index_size(tmp_path, tiny_docs, monkeypatch):
     assert not prefers_mmap(manifest)
     monkeypatch.setattr("retrieval.store.MMAP_MIN_BYTES", 1)
     assert prefers_mmap(manifest) and MMAP_MIN_BYTES > 1
-    f = tmp_path / "ix" / "documents.jsonl"
+    f = current(tmp_path / "ix") / "documents.jsonl"
     data = bytearray(f.read_bytes())
     data[data.index(b"burns")] ^= 1
     f.write_bytes(bytes(data))

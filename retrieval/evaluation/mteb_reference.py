@@ -1,6 +1,11 @@
 """MTEB's own implementations that our runs are checked and timed against: exact dense search of a
 SentenceTransformer, the mteb/baseline-bm25s model and mteb.HybridSearch (RRF, k 60).
 
+Stock MTEB's BM25 lists documents that share no term with the query (score 0) after the matching
+ones, and RRF rewards those places. This project leaves them out (a document with no lexical
+evidence is not in the BM25 list), so parity wraps MTEB's BM25 in `MatchingOnly`, which drops
+score-0 entries from its output and changes nothing else; `stock=True` gives MTEB unchanged.
+
 Kept apart from the benchmark so that a script timing plain MTEB imports nothing else of ours.
 """
 
@@ -10,14 +15,37 @@ from collections.abc import Callable
 from typing import Any
 
 
-def mteb_reference_models(load_model: Callable[[], Any], name: str) -> dict[str, tuple[str, Callable[[], Any]]]:
+class MatchingOnly:
+    """An MTEB search model whose results keep only documents scoring above 0 (used on MTEB's BM25)."""
+
+    def __init__(self, model: Any):
+        self.model = model
+
+    @property
+    def mteb_model_meta(self) -> Any:
+        """The wrapped model's metadata."""
+        return self.model.mteb_model_meta
+
+    def index(self, *args: Any, **kwargs: Any) -> None:
+        """Index as the wrapped model does."""
+        self.model.index(*args, **kwargs)
+
+    def search(self, *args: Any, **kwargs: Any) -> dict[str, dict[str, float]]:
+        """The wrapped model's results without score-0 (no matching term) documents."""
+        return {q: {d: s for d, s in docs.items() if s > 0} for q, docs in self.model.search(*args, **kwargs).items()}
+
+
+def mteb_reference_models(load_model: Callable[[], Any], name: str, *, stock: bool = False
+                          ) -> dict[str, tuple[str, Callable[[], Any]]]:
     """MTEB's own dense exact search, BM25 baseline and HybridSearch (RRF, k 60), each as
-    (description, factory); `load_model` gives the SentenceTransformer for the dense side."""
+    (description, factory); `load_model` gives the SentenceTransformer for the dense side. BM25 lists
+    only matching documents unless `stock` (see the module's docstring)."""
     import mteb
     from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
 
     def bm25():
-        return mteb.get_model_meta("mteb/baseline-bm25s").load_model()
+        model = mteb.get_model_meta("mteb/baseline-bm25s").load_model()
+        return model if stock else MatchingOnly(model)
 
     def dense():
         wrapper = SentenceTransformerEncoderWrapper(load_model())
@@ -25,9 +53,10 @@ def mteb_reference_models(load_model: Callable[[], Any], name: str) -> dict[str,
             overwrites={"name": f"parity/{name[-60:]}", "revision": "local"})
         return wrapper
 
+    bm25_name = "mteb/baseline-bm25s" + ("" if stock else " without score-0 documents")
     return {
-        "bm25": ("mteb/baseline-bm25s", bm25),
+        "bm25": (bm25_name, bm25),
         "dense": ("MTEB exact search of the same SentenceTransformer", dense),
-        "hybrid": ("mteb.HybridSearch([bm25, dense], fusion_strategy='rrf', rrf_k=60)",
+        "hybrid": (f"mteb.HybridSearch([{bm25_name}, dense], fusion_strategy='rrf', rrf_k=60)",
                    lambda: mteb.HybridSearch([bm25(), dense()], fusion_strategy="rrf", rrf_k=60)),
     }

@@ -95,6 +95,14 @@ def markdown(report: dict[str, Any]) -> str:
             if isinstance(p, dict):
                 lines.append(f"| {run} | {p['ours']:.5f} | {p['mteb']:.5f} | {p['abs_diff']:.1e} | "
                              f"{'yes' if p['ok'] else 'NO'} | {p['mteb_model']} |")
+    if "stock_mteb" in report:
+        stock = report["stock_mteb"]
+        lines += ["", "## Stock MTEB (BM25 lists score-0 documents too)", "", stock["rule"] + ".", "",
+                  "| run | this project | stock MTEB | difference |", "| --- | ---: | ---: | ---: |"]
+        for run, p in stock.items():
+            if isinstance(p, dict):
+                ours = report["runs"][run]["ndcg_at_10"]
+                lines.append(f"| {run} | {ours:.5f} | {p['ndcg_at_10']:.5f} | {ours - p['ndcg_at_10']:+.5f} |")
     lines += ["", "## Time per phase (seconds)", "", "| phase | seconds |", "| --- | ---: |"]
     lines += [f"| {k.removesuffix('_seconds')} | {v:.2f} |" for k, v in report["phases"].items()]
     lines += [f"| run {run} (mteb.evaluate) | {s['seconds']:.2f} |" for run, s in report["runs"].items()]
