@@ -1,6 +1,6 @@
 """Hybrid legal statute retrieval: dense (sentence-transformers + FAISS) and BM25, fused by RRF."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .corpus import CorpusError, Document, read_corpus  # noqa: E402
 from .retriever import FusionConfig, Hit, HybridRetriever  # noqa: E402

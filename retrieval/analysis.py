@@ -30,7 +30,7 @@ LANGUAGES = ("en", "zh")
 ZH_MODES = ("accurate", "search", "char", "ngram")
 JIEBA_MODES = ("accurate", "search")
 TITLE_MODES = ("join", "field", "none")
-USER_DICT = "lexical/user_dict.txt"  # where an index keeps its user dictionary
+USER_DICT = "user_dict.txt"  # where the BM25 leg keeps its user dictionary, in its folder
 
 
 @dataclass(frozen=True)

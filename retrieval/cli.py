@@ -13,8 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+from .chunking import DOC_AGGREGATIONS
 from .corpus import CorpusError
+from .lexical import ENGINES
 from .store import IndexFileError
+from .stores.faiss import BACKEND_CHOICES, KINDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,35 +42,50 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The command line: one sub-parser per command."""
     p = argparse.ArgumentParser(prog="retrieval", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
+    _build_parser(sub)
+    _query_parser(sub)
+    _bench_parser(sub)
+    _tune_parser(sub)
+    _serve_parser(sub)
+    _perf_parser(sub)
+    return p
 
+
+def _build_parser(sub) -> None:
+    """Options of the `build` command."""
     b = sub.add_parser("build", help="build an index folder from a corpus")
     b.add_argument("corpus", help="AILA release folder, folder of S*.txt, .jsonl or .csv (id, title, text)")
     b.add_argument("--out", required=True, help="index folder to write (replaced atomically if it exists)")
-    b.add_argument("--legs", default="dense,bm25", help="legs to build: dense,bm25 (default), dense or bm25")
+    b.add_argument("--legs", default="dense,bm25", help="legs to build, comma-separated: dense,bm25 (default), "
+                                                        "dense, bm25, or any registered leg")
     b.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
     _analysis_args(b)
-    b.add_argument("--bm25-backend", choices=("bm25s", "rank-bm25"), default="bm25s")
-    b.add_argument("--dense-index", choices=("auto", "flat", "hnsw", "ivf"), default="auto",
+    b.add_argument("--bm25-backend", choices=ENGINES, default="bm25s")
+    b.add_argument("--dense-index", choices=("auto", *KINDS), default="auto",
                    help="exact (flat), HNSW or IVF; auto (default): flat for small corpora, HNSW for large")
     b.add_argument("--fusion-config", help="JSON settings from `tune` (fusion, chunking) stored with the index")
     b.add_argument("--chunk", choices=("none", "documents", "queries", "both"),
                    help="encode long texts as token windows for the dense leg (default: none, or the settings file's)")
-    b.add_argument("--chunk-agg", choices=("max", "mean", "topn"), help="chunk-to-statute aggregation")
+    b.add_argument("--chunk-agg", choices=DOC_AGGREGATIONS, help="chunk-to-statute aggregation")
     _encoder_args(b)
     b.set_defaults(func=cmd_build)
 
+
+def _query_parser(sub) -> None:
+    """Options of the `query` command."""
     q = sub.add_parser("query", help="query an index; with no text, an interactive prompt")
     q.add_argument("index", help="index folder")
     q.add_argument("text", nargs="?", help="query text (omit for the interactive prompt)")
-    q.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid")
+    q.add_argument("--mode", default="hybrid", help="hybrid (default: all legs fused) or one leg's name (dense, bm25)")
     q.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.add_argument("--fusion-config", help="JSON fusion settings overriding the index's")
     q.add_argument("--model", help="query-time model; must be the index's model")
     q.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    q.add_argument("--dense-backend", choices=("auto", "faiss", "faiss-gpu", "torch"), default="auto",
+    q.add_argument("--dense-backend", choices=BACKEND_CHOICES, default="auto",
                    help="dense search: auto (faiss-gpu when faiss sees a GPU, torch on CUDA, else faiss)")
     q.add_argument("--mmap", action=argparse.BooleanOptionalAction,
                    help="memory-map index arrays instead of reading them (default: for indexes of 256 MiB or more)")
@@ -75,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="check every file's sha256 on load (default: unless memory-mapped; sizes are always checked)")
     q.set_defaults(func=cmd_query)
 
+
+def _bench_parser(sub) -> None:
+    """Options of the `bench` command."""
     be = sub.add_parser("bench", help="dense vs BM25 vs hybrid through MTEB (AILAStatutes or a data-set folder)")
     be.add_argument("--out", required=True, help="folder for report.json, report.md, ndcg10.png, MTEB JSONs")
     _data_args(be)
@@ -85,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     _encoder_args(be)
     be.set_defaults(func=cmd_bench)
 
+
+def _tune_parser(sub) -> None:
+    """Options of the `tune` command."""
     t = sub.add_parser("tune", help="choose fusion and chunking settings by cross-validation over queries")
     t.add_argument("--out", required=True, help="folder for tune.json, tune.md and fusion.json (the settings)")
     _data_args(t)
@@ -97,6 +121,9 @@ def _parser() -> argparse.ArgumentParser:
     _encoder_args(t)
     t.set_defaults(func=cmd_tune)
 
+
+def _serve_parser(sub) -> None:
+    """Options of the `serve` command."""
     s = sub.add_parser("serve", help="serve the search page and REST API over index folders")
     s.add_argument("index", nargs="+", help="index folder(s); each is named by its folder name")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -104,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     s.set_defaults(func=cmd_serve)
 
+
+def _perf_parser(sub) -> None:
+    """Options of the `perf` command."""
     f = sub.add_parser("perf", help="measure build, query, load and memory costs against corpus size")
     f.add_argument("--sizes", help="comma-separated corpus sizes (default 1000,10000,100000,1000000)")
     f.add_argument("--repeats", type=int, help="runs per figure, the median reported (default 3)")
@@ -112,8 +142,10 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--aila-dir", default=os.environ.get("AILA2019_DIR"),
                    help="AILA 2019 release folder for the end-to-end MiniLM figures (default: $AILA2019_DIR)")
     f.add_argument("--quick", action="store_true", help="tiny sizes and one repeat (a smoke test)")
+    f.add_argument("--passages", type=int, metavar="N",
+                   help="instead: chunked statutes (windows + titles) as N passages in an HNSW store, statute "
+                        "ranking latency and recall vs exact (performance-passages.json/.md)")
     f.set_defaults(func=cmd_perf)
-    return p
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -122,7 +154,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", help="folder with corpus.jsonl, queries.jsonl, qrels.tsv (instead of AILAStatutes)")
     p.add_argument("--legs", default="dense,bm25", help="legs: dense,bm25 (default), dense or bm25")
     p.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
-    p.add_argument("--bm25-backend", choices=("bm25s", "rank-bm25"), default="bm25s")
+    p.add_argument("--bm25-backend", choices=ENGINES, default="bm25s")
 
 
 def _analysis_args(p: argparse.ArgumentParser) -> None:
@@ -188,13 +220,17 @@ def _encoder_args(p: argparse.ArgumentParser) -> None:
     prompt.add_argument("--query-prompt", metavar="TEXT", help="raw text put directly before each query")
 
 
-def _encoder_config(args: argparse.Namespace):
+def _encoder_config(args: argparse.Namespace, settings=None):
+    """The encoder options; a settings file's query prompt (from `tune --prompts`) unless one is given here."""
     from .encoders import EncoderConfig
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    prompt = args.query_prompt
+    if prompt is None and args.query_instruction is None and settings is not None:
+        prompt = settings.query_prompt
     return EncoderConfig(model=args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-                         query_prompt=args.query_prompt, query_instruction=args.query_instruction,
+                         query_prompt=prompt, query_instruction=args.query_instruction,
                          max_seq_length=args.max_seq_length, attn=args.attn,
                          max_tokens_per_batch=args.max_tokens_per_batch)
 
@@ -210,14 +246,13 @@ def cmd_build(args: argparse.Namespace) -> int:
     docs = read_corpus(args.corpus)
     legs = _legs(args)
     settings = _settings(args)
-    encoder = _encoder_config(args) if "dense" in legs else None
+    encoder = _encoder_config(args, settings) if "dense" in legs else None
     analysis = _analysis_settings(args, docs) if "bm25" in legs else None
     user_words = _user_words(args)
     print(f"read {len(docs)} documents from {args.corpus}", file=sys.stderr)
     retriever = HybridRetriever.build(docs, encoder=encoder, legs=legs, analysis=analysis, user_words=user_words,
                                       bm25_backend=args.bm25_backend, dense_kind=args.dense_index,
-                                      fusion_config=settings.fusion, chunking=settings.chunking,
-                                      bm25_params=settings.bm25)
+                                      fusion_config=settings.fusion, chunking=settings.chunking, bm25=settings.bm25)
     manifest = retriever.save(args.out)
     took = time.perf_counter() - t0
     parts = ", ".join(f"{k.removesuffix('_seconds')} {v:.1f}s" for k, v in manifest["build"].items()
@@ -235,7 +270,7 @@ def _settings(args: argparse.Namespace):
     """Fusion and chunk settings of `build`: from --fusion-config, then --chunk flags on top."""
     from dataclasses import replace
 
-    from .retriever import Settings, read_settings
+    from .settings import Settings, read_settings
 
     settings = read_settings(args.fusion_config) if args.fusion_config else Settings()
     if args.chunk is not None:
@@ -258,10 +293,12 @@ def cmd_query(args: argparse.Namespace) -> int:
     retriever = HybridRetriever.load(args.index, model=args.model, device=args.device, mmap=args.mmap,
                                      dense_backend=args.dense_backend,
                                      fusion_config=settings.fusion if settings else None,
-                                     chunking=settings.chunking if settings else None, verify=args.verify)
-    if args.mode != "hybrid" and args.mode not in retriever.legs:
-        raise ValueError(f"{args.index} has no {args.mode} leg (it has: {', '.join(retriever.legs)}); "
-                         f"use --mode {retriever.legs[0]} or hybrid")
+                                     chunking=settings.chunking if settings else None,
+                                     bm25=settings.bm25 if settings else None, verify=args.verify)
+    try:
+        retriever.legs_for(args.mode)
+    except ValueError as e:
+        raise ValueError(f"{args.index}: {e}") from None
     if args.text is not None:
         _answer(retriever, args.text, args)
         return 0
@@ -370,12 +407,30 @@ def cmd_perf(args: argparse.Namespace) -> int:
     """Run the speed and scale benchmark; write performance.md, performance.json and plots."""
     from .perf import PerfConfig, run_perf
 
+    if args.passages:
+        return _perf_passages(args)
     base = PerfConfig.quick_config() if args.quick else PerfConfig()
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else base.sizes
     config = PerfConfig(sizes=sizes, repeats=args.repeats or base.repeats, queries=args.queries or base.queries,
                         aila_dir=Path(args.aila_dir) if args.aila_dir else None, quick=args.quick)
     written = run_perf(config, Path(args.out_dir))
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return 0
+
+
+def _perf_passages(args: argparse.Namespace) -> int:
+    """`perf --passages N`: the chunked dense leg at scale; writes performance-passages.json and .md."""
+    from .perf import passages
+
+    if args.passages < 10:
+        raise ValueError(f"--passages must be at least 10, got {args.passages}")
+    result = passages.measure(args.passages, n_queries=args.queries or 200, repeats=args.repeats or 3)
+    result["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "performance-passages.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    (out / "performance-passages.md").write_text(passages.report(result), encoding="utf-8")
+    print(passages.markdown(result))
     return 0
 
 
@@ -389,8 +444,7 @@ def _answer(retriever, text: str, args: argparse.Namespace) -> None:
         print(json.dumps(results_json(text, args.mode, retriever.legs, hits, took), ensure_ascii=False))
         return
     for h in hits:
-        legs = "  ".join(f"{leg} #{p.rank} {p.score:.4g}" if p else f"{leg} -"
-                         for leg, p in (("dense", h.dense), ("bm25", h.bm25)) if leg in retriever.legs)
+        legs = "  ".join(f"{leg} #{p.rank} {p.score:.4g}" if (p := h.leg(leg)) else f"{leg} -" for leg in retriever.legs)
         print(f"{h.rank:>3}. {h.id:<10} {h.title[:70]}")
         print(f"     fused {h.score:.4g}   {legs}")
         if h.matched_terms:
@@ -450,7 +504,7 @@ def _command_or_query(retriever, line: str, args: argparse.Namespace) -> None:
     if name == ":help":
         print(_REPL_HELP, file=sys.stderr)
     elif name == ":mode" and value:
-        retriever._legs_for(value)
+        retriever.legs_for(value)
         args.mode = value
     elif name == ":k" and value:
         try:

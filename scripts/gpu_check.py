@@ -28,7 +28,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from qwen3_tiny import QWEN3_06B_SHAPE, STATUTE_TEXT, build_qwen3_folder  # noqa: E402
 
 from retrieval.corpus import read_corpus  # noqa: E402
-from retrieval.dense import DenseIndex, faiss_gpu_count  # noqa: E402
+from retrieval.stores.faiss import FaissStore, faiss_gpu_count  # noqa: E402
 from retrieval.encoders import Encoder, EncoderConfig  # noqa: E402
 
 # Per mode: search sizes, model shape, tokenizer vocabulary, texts, token budget, seq cap, timed repeats.
@@ -108,10 +108,10 @@ def compare_search(device: str, n: int, dim: int, nq: int, k: int) -> dict:
     rng = np.random.default_rng(0)
     vectors = _unit(rng.standard_normal((n, dim), dtype=np.float32))
     queries = _unit(vectors[rng.choice(n, nq, replace=False)] + 0.3 * rng.standard_normal((nq, dim), dtype=np.float32))
-    ref_scores, ref_rows = _timed_search(DenseIndex.build(vectors, backend="faiss"), queries, k)[:2]
+    ref_scores, ref_rows = _timed_search(FaissStore.build(vectors, backend="faiss"), queries, k)[:2]
     out: dict = {"vectors": n, "dim": dim, "queries": nq, "k": k, "reference": "faiss (cpu)", "backends": {}}
     for backend in ["torch"] + (["faiss-gpu"] if faiss_gpu_count() else []):
-        scores, rows, seconds = _timed_search(DenseIndex.build(vectors, backend=backend), queries, k)
+        scores, rows, seconds = _timed_search(FaissStore.build(vectors, backend=backend), queries, k)
         same = (rows == ref_rows).all(axis=1)
         # A list may differ only by swapping near-equal scores: rank-by-rank scores then still agree.
         near_ties = np.array([np.allclose(scores[q], ref_scores[q], atol=1e-5) for q in range(nq)])
@@ -193,7 +193,7 @@ def _texts(limit: int | None) -> list[str]:
     return texts
 
 
-def _timed_search(index: DenseIndex, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
+def _timed_search(index: FaissStore, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
     index.search(queries[:1], k)  # warm-up (moves the matrix to the GPU)
     t = time.perf_counter()
     scores, rows = index.search(queries, k)

@@ -30,7 +30,7 @@ def test_chinese_is_segmented_not_one_token():
 
 def test_settings_round_trip_and_detection():
     s = AnalyzerSettings(language="zh", stemmer=None, zh_mode="search", law_names=True, title="field",
-                         title_weight=0.5, user_dict="lexical/user_dict.txt")
+                         title_weight=0.5, user_dict="user_dict.txt")
     assert AnalyzerSettings.from_dict(s.to_dict()) == s
     first_format = {"language": "en", "stopwords": True, "stemmer": "english", "zh_mode": "accurate", "user_words": []}
     assert AnalyzerSettings.from_dict(first_format) == AnalyzerSettings.for_language("en")

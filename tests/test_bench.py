@@ -11,7 +11,7 @@ from retrieval.cli import main
 from retrieval.evaluation.search_model import RetrieverSearch, SharedLegs, run_name
 from retrieval.evaluation.stats import paired_difference
 from retrieval.chunking import ChunkSettings
-from retrieval.retriever import FusionConfig, Settings
+from retrieval.settings import Bm25Params, FusionConfig, Settings
 
 CORPUS = [
     {"id": "d1", "title": "Theft", "text": "Whoever dishonestly takes movable property commits theft."},
@@ -56,9 +56,9 @@ def test_search_model_is_not_a_cross_encoder_and_names_differ():
     assert not hasattr(model, "predict")
     names = {run_name("m", "dense"), run_name("m", "hybrid"), run_name("m", "hybrid", Settings(FusionConfig(k=10))),
              run_name("m", "hybrid", Settings(FusionConfig(weights={"dense": 2, "bm25": 1}))),
-             run_name("m", "hybrid", Settings(bm25={"k1": 2.0})),
+             run_name("m", "hybrid", Settings(bm25=Bm25Params(k1=2.0))), run_name("m", "hybrid", Settings(query_prompt="q: ")),
              run_name("m", "hybrid", Settings(chunking=ChunkSettings(queries=True))), run_name("other", "dense")}
-    assert len(names) == 7
+    assert len(names) == 8
 
 
 def test_report_schema_and_files(small_report):

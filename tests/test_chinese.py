@@ -109,10 +109,10 @@ def _bm25(docs, **settings) -> HybridRetriever:
 def test_title_join_field_none():
     tokens = Analyzer(zh(zh_mode="accurate"))("促进发展")  # words only in the title of lrb-3
     row = [d.id for d in ZH].index("lrb-3")
-    scores = {title: _bm25(ZH, zh_mode="accurate", title=title, title_weight=2.0).lexical.scores(tokens)[row]
+    scores = {title: _bm25(ZH, zh_mode="accurate", title=title, title_weight=2.0).leg["bm25"].index.scores(tokens)[row]
               for title in ("join", "field", "none")}
     assert scores["join"] > 0 and scores["field"] > 0 and scores["none"] == 0
-    one = _bm25(ZH, zh_mode="accurate", title="field", title_weight=1.0).lexical.scores(tokens)[row]
+    one = _bm25(ZH, zh_mode="accurate", title="field", title_weight=1.0).leg["bm25"].index.scores(tokens)[row]
     assert scores["field"] == pytest.approx(2 * one)
 
 
@@ -122,12 +122,13 @@ def test_settings_and_user_dict_round_trip(tmp_path):
     manifest = built.save(tmp_path / "ix")
     saved = manifest["bm25"]["analysis"]
     assert saved["user_dict"] == USER_DICT and saved["title"] == "field" and "user_words" not in saved
-    assert USER_DICT in manifest["files"] and "lexical/title/params.index.json" in manifest["files"]
+    assert f"bm25/{USER_DICT}" in manifest["files"] and "bm25/title/params.index.json" in manifest["files"]
     assert "劳动合同法" not in (tmp_path / "ix" / "manifest.json").read_text(encoding="utf-8")
     loaded = HybridRetriever.load(tmp_path / "ix")
-    assert loaded.analyzer.settings == built.analyzer.settings
-    assert loaded.analyzer.user_words == built.analyzer.user_words
-    assert "工商业经营" in loaded.analyzer.user_words and "劳动合同法" in loaded.analyzer.user_words
+    loaded_analyzer, built_analyzer = loaded.leg["bm25"].analyzer, built.leg["bm25"].analyzer
+    assert loaded_analyzer.settings == built_analyzer.settings
+    assert loaded_analyzer.user_words == built_analyzer.user_words
+    assert "工商业经营" in loaded_analyzer.user_words and "劳动合同法" in loaded_analyzer.user_words
     q = "劳动合同法规定用人单位不签书面合同要付两倍工资吗"
     assert [(h.id, h.score) for h in loaded.search(q, k=3)] == [(h.id, h.score) for h in built.search(q, k=3)]
 
@@ -144,7 +145,7 @@ def test_cli_bm25_only_zh_index(tmp_path, capsys):
         assert main(["query", ix, text, "--json", "--mode", mode]) == 0
         out = json.loads(capsys.readouterr().out)
         assert out["legs"] == ["bm25"] and out["hits"][0]["id"] == "2"
-        assert out["hits"][0]["dense"] == {"rank": None, "score": None}
+        assert "dense" not in out["hits"][0] and out["hits"][0]["bm25"]["rank"] == 1  # the index's legs only
     assert main(["query", ix, "谁可以成为个体工商户？"]) == 0
     assert "hybrid = bm25 only" in capsys.readouterr().out
     assert main(["query", ix, "合同", "--mode", "dense"]) == 2

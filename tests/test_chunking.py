@@ -54,15 +54,15 @@ def test_chunked_index_build_save_load_search(tmp_path, tiny_docs, encoder):
     assert r.info["build"]["document_chunks"] > len(tiny_docs)
     r.save(tmp_path / "ix")
     loaded = HybridRetriever.load(tmp_path / "ix")
-    assert loaded.chunking == chunking and loaded.dense.owner is not None
+    assert loaded.leg["dense"].chunking == chunking and loaded.leg["dense"].passage_docs is not None
     q = "a woman died of burns seven years after her marriage because of dowry cruelty"
     assert loaded.search(q, k=1, mode="dense")[0].id == "S1"
-    assert loaded.chunked_dense_scores([q]).shape == (1, len(tiny_docs))
+    assert loaded.leg["dense"].exact_scores([q]).shape == (1, len(tiny_docs))
     settings = tmp_path / "fusion.json"
     settings.write_text(json.dumps({"fusion": {"method": "rsf", "weights": {"dense": 1, "bm25": 0.5}},
                                     "chunking": {"documents": False}}))
     read = read_settings(settings)
-    assert read.fusion.method == "rsf" and not read.chunking.documents and read.bm25 == {}
+    assert read.fusion.method == "rsf" and not read.chunking.documents and read.bm25.to_dict() == {}
     with pytest.raises(ValueError, match="document chunking"):
         HybridRetriever.load(tmp_path / "ix", chunking=read.chunking)
     assert main(["build", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "x"), "--chunk", "both"]) == 2  # no such file

@@ -16,7 +16,7 @@ import pytest
 
 from retrieval.cli import main
 from retrieval.retriever import HybridRetriever
-from retrieval.store import IndexFileError, IndexTargetError, data_dir, read_manifest, write_index
+from retrieval.store import IndexFileError, IndexTargetError, data_dir, read_manifest, sha256_file, write_index
 
 
 def _bm25_index(docs, path: Path) -> dict:
@@ -70,7 +70,7 @@ def test_manifest_names_the_bundled_model_and_bm25_queries_load_no_model(tiny_in
     def no_model(*args, **kwargs):
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr("retrieval.retriever.Encoder", no_model)
+    monkeypatch.setattr("retrieval.legs.dense.Encoder", no_model)
     r = HybridRetriever.load(tiny_index)
     assert r.search("theft", k=1, mode="bm25")[0].id == "S3"
 
@@ -87,9 +87,13 @@ def test_bundled_model_is_found_after_the_environment_moves(tiny_index, tmp_path
 def test_a_missing_model_names_the_way_out(tiny_index, tmp_path):
     copy = tmp_path / "ix"
     shutil.copytree(tiny_index, copy)
-    m = json.loads((copy / "manifest.json").read_text())
-    m["dense"]["model"] = str(tmp_path / "gone")
-    (copy / "manifest.json").write_text(json.dumps(m))
+    manifest = read_manifest(copy)
+    config = data_dir(copy, manifest) / "dense" / "config.json"
+    m = json.loads(config.read_text())
+    m["model"] = str(tmp_path / "gone")
+    config.write_text(json.dumps(m))
+    manifest["files"]["dense/config.json"] = {"bytes": config.stat().st_size, "sha256": sha256_file(config)}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexFileError, match="--model"):
         HybridRetriever.load(copy).search("theft", mode="dense")
 
@@ -187,8 +191,9 @@ def test_matched_terms_do_not_analyse_document_texts(tiny_docs, monkeypatch):
     huge = Document("S9", "Long", "theft " + "word " * 200_000)
     r = HybridRetriever.build([*tiny_docs, huge], legs=["bm25"], progress=False)
     analysed = []
-    original = type(r.analyzer).__call__
-    monkeypatch.setattr(type(r.analyzer), "__call__", lambda self, text: analysed.append(len(text)) or original(self, text))
+    analyzer = r.leg["bm25"].analyzer
+    original = type(analyzer).__call__
+    monkeypatch.setattr(type(analyzer), "__call__", lambda self, text: analysed.append(len(text)) or original(self, text))
     hits = r.search("theft", k=2, mode="bm25")
     assert {h.id for h in hits} == {"S3", "S9"} and "theft" in hits[0].matched_terms
     assert max(analysed) < 100  # only the query was analysed
@@ -243,7 +248,7 @@ def test_interactive_commands(tiny_index, capsys):
 
     r = HybridRetriever.load(tiny_index)
     args = argparse.Namespace(mode="bm25", k=3, json=False)
-    for bad, message in ((":k abc", "whole number"), (":k 0", ">= 1"), (":mode sideways", "unknown mode"),
+    for bad, message in ((":k abc", "whole number"), (":k 0", ">= 1"), (":mode sideways", "no sideways leg"),
                          (":nonsense", "unknown command")):
         with pytest.raises(ValueError, match=message):
             _command_or_query(r, bad, args)

@@ -183,7 +183,8 @@ def test_qwen3_cli_build_query_manifest(qwen3_dir, tiny_docs, test_device, tmp_p
     assert dense["attn"] == "sdpa" and dense["max_seq_length"] == 32 and dense["dim"] == 64
     assert dense["weights_sha256"] == weights_sha256(str(qwen3_dir))
     loaded = HybridRetriever.load(ix, device=test_device)
-    assert loaded.encoder.query_prompt == dense["query_prompt"] and loaded.encoder.max_seq_length == 32
+    enc = loaded.leg["dense"].encoder
+    assert enc.query_prompt == dense["query_prompt"] and enc.max_seq_length == 32
     rankings = []
     for backend in ("faiss", "torch"):
         assert main(["query", str(ix), "burns within seven years of marriage", "--json", "-k", "5",

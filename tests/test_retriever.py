@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from retrieval.cli import main
-from retrieval.dense import DenseIndex, default_kind
+from retrieval.stores.faiss import FaissStore, StoreParams, default_kind
 from retrieval.retriever import FusionConfig, HybridRetriever
 from retrieval.store import IndexFileError, data_dir, read_manifest
 
@@ -15,11 +15,11 @@ def test_search_modes_and_hit_fields(tiny_index):
     assert [h.rank for h in hits] == [1, 2, 3]
     top = hits[0]
     assert top.id == "S1" and top.title == "Dowry death"
-    assert top.dense.rank >= 1 and top.bm25.rank >= 1
-    assert top.score == pytest.approx(1 / (60 + top.dense.rank) + 1 / (60 + top.bm25.rank))
+    assert top.leg('dense').rank == 1 and top.leg('bm25').rank == 1
+    assert top.score == pytest.approx(1 / (60 + top.leg('dense').rank) + 1 / (60 + top.leg('bm25').rank))
     assert "dowry" in top.matched_terms
     assert r.search("theft of movable property", k=1, mode="bm25")[0].id == "S3"
-    assert r.search("theft of movable property", k=1, mode="dense")[0].dense.rank == 1
+    assert r.search("theft of movable property", k=1, mode="dense")[0].leg('dense').rank == 1
 
 
 def test_fusion_config_weights_change_ranking(tiny_index):
@@ -52,8 +52,8 @@ def test_torch_topk_matches_faiss():
     vecs = rng.standard_normal((300, 16)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     queries = vecs[:7] + 0.1 * rng.standard_normal((7, 16)).astype(np.float32)
-    faiss_s, faiss_i = DenseIndex.build(vecs, backend="faiss").search(queries, 20)
-    torch_s, torch_i = DenseIndex.build(vecs, backend="torch").search(queries, 20)
+    faiss_s, faiss_i = FaissStore.build(vecs, backend="faiss").search(queries, 20)
+    torch_s, torch_i = FaissStore.build(vecs, backend="torch").search(queries, 20)
     assert (faiss_i == torch_i).all()
     assert np.allclose(faiss_s, torch_s, atol=1e-5)
 
@@ -61,10 +61,11 @@ def test_torch_topk_matches_faiss():
 def test_dense_backend_auto_selection(monkeypatch):
     import torch
 
-    from retrieval import dense
+    from retrieval.stores import faiss as dense
 
     monkeypatch.setattr(dense, "faiss_gpu_count", lambda: 1)
-    assert dense.resolve_backend("auto") == "faiss-gpu"
+    assert dense.resolve_backend("auto") == "faiss-gpu" and dense.resolve_backend("auto", "ivf") == "faiss-gpu"
+    assert dense.resolve_backend("auto", "hnsw") == "faiss"  # FAISS has no GPU HNSW
     monkeypatch.setattr(dense, "faiss_gpu_count", lambda: 0)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert dense.resolve_backend("auto") == "torch"
@@ -73,7 +74,7 @@ def test_dense_backend_auto_selection(monkeypatch):
     assert dense.resolve_backend("auto") == "faiss"
     assert dense.resolve_backend("torch") == "torch"
     with pytest.raises(RuntimeError, match="faiss sees no GPU"):  # at the first search: loading touches no GPU
-        DenseIndex.build(np.eye(4, dtype=np.float32), backend="faiss-gpu").search(np.eye(4, dtype=np.float32), 1)
+        FaissStore.build(np.eye(4, dtype=np.float32), backend="faiss-gpu").search(np.eye(4, dtype=np.float32), 1)
     with pytest.raises(ValueError, match="unknown dense backend"):
         dense.resolve_backend("gpu")
 
@@ -144,10 +145,10 @@ def test_default_kind_rule_and_ivf():
     assert default_kind(50_000) == "flat" and default_kind(50_001) == "hnsw"  # 384-d
     assert default_kind(18_750, 1024) == "flat" and default_kind(18_751, 1024) == "hnsw"  # the same bytes
     vectors = _unit_vectors(2000, 32)
-    assert DenseIndex.build(vectors).kind == "flat"
-    ivf = DenseIndex.build(vectors, "ivf", nprobe=8)
-    assert ivf.kind == "ivf" and ivf.index.nlist == 51 and ivf.index.nprobe == 8
-    exact = DenseIndex.build(vectors, "flat").search(vectors[:5], 1)[1]
+    assert FaissStore.build(vectors).kind == "flat"
+    ivf = FaissStore.build(vectors, "ivf", params=StoreParams(nprobe=8))
+    assert ivf.kind == "ivf" and ivf.index.nlist == 51 and ivf.params.nprobe == 8
+    exact = FaissStore.build(vectors, "flat").search(vectors[:5], 1)[1]
     ivf.set_search_params(nprobe=ivf.index.nlist)  # every list: exact
     assert (ivf.search(vectors[:5], 1)[1] == exact).all()
     with pytest.raises(ValueError, match="ef_search is for HNSW"):
@@ -162,9 +163,9 @@ def test_index_from_given_vectors_saves_loads_and_searches(tmp_path, tiny_docs):
     assert manifest["dense"]["chunking"]["documents"] is False
     assert "documents.idranks.npy" in manifest["files"]
     loaded = HybridRetriever.load(tmp_path / "ix")
-    assert loaded.encoder is None and loaded.legs == ("dense", "bm25")
+    assert loaded.leg["dense"].encoder is None and loaded.legs == ("dense", "bm25")
     hit = loaded.search("theft of property", k=1, mode="dense", query_vector=vectors[2])[0]
-    assert hit.id == "S3" and hit.dense.rank == 1
+    assert hit.id == "S3" and hit.leg('dense').rank == 1
     with pytest.raises(RuntimeError, match="pass query vectors"):
         loaded.search("theft")
     with pytest.raises(ValueError, match="one row per document"):

@@ -14,17 +14,17 @@ def current(path):
 def test_manifest_lists_checksums_and_no_pickles(tiny_index):
     m = read_manifest(tiny_index)
     assert m["documents"] == 5 and m["legs"] == ["dense", "bm25"]
-    assert set(m["files"]) >= {"documents.jsonl", "dense/index.faiss", "lexical/vocab.index.json"}
+    assert set(m["files"]) >= {"documents.jsonl", "dense/index.faiss", "bm25/vocab.index.json"}
     assert all(len(f["sha256"]) == 64 for f in m["files"].values())
     assert m["dense"]["weights_sha256"] and m["dense"]["normalized"] is True
     assert m["bm25"]["engine"] == "bm25s" and m["bm25"]["params"]["method"] == "lucene"
     assert not [p for p in tiny_index.rglob("*") if p.suffix in (".pkl", ".pickle")]
 
 
-@pytest.mark.parametrize("victim", ["documents.jsonl", "dense/index.faiss", "lexical/data.csc.index.npy"])
+@pytest.mark.parametrize("victim", ["documents.jsonl", "dense/index.faiss", "bm25/data.csc.index.npy"])
 def test_damaged_file_is_named(tmp_path, tiny_docs, victim):
     path = tmp_path / "ix"
-    HybridRetriever.build(tiny_docs, legs=["bm25"] if victim.startswith("lexical") else ["dense", "bm25"],
+    HybridRetriever.build(tiny_docs, legs=["bm25"] if victim.startswith("bm25") else ["dense", "bm25"],
                           progress=False).save(path)
     f = current(path) / victim
     with open(f, "r+b") as fh:
@@ -101,3 +101,15 @@ def test_mmap_and_verify_follow_index_size(tmp_path, tiny_docs, monkeypatch):
     assert HybridRetriever.load(tmp_path / "ix").search("theft", k=1)  # mapped: sizes checked, not sha256
     with pytest.raises(IndexFileError, match="sha256"):
         HybridRetriever.load(tmp_path / "ix", verify=True)
+
+
+def test_format_1_index_stops_with_how_to_rebuild_and_can_be_replaced(tmp_path, tiny_docs):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "documents.jsonl").write_text("{}\n")
+    (old / "manifest.json").write_text(json.dumps({"format_version": 1, "legs": ["bm25"], "documents": 1,
+                                                   "files": {"documents.jsonl": {"bytes": 3, "sha256": "x"}}}))
+    with pytest.raises(IndexFileError, match="index format 1, this version reads 2; rebuild the index: retrieval build"):
+        HybridRetriever.load(old)
+    HybridRetriever.build(tiny_docs, legs=["bm25"], progress=False).save(old)  # ours: replaced
+    assert read_manifest(old)["format_version"] == 2 and not (old / "documents.jsonl").exists()

@@ -14,7 +14,8 @@ from typing import Any
 
 from ..chunking import ChunkSettings
 from ..encoders import Encoder, EncoderConfig
-from ..retriever import LEGS, FusionConfig, Settings
+from ..retriever import LEGS
+from ..settings import Bm25Params, FusionConfig, Settings
 from .datasets import RetrievalData, mteb_task
 from .mteb_reference import mteb_reference_models
 from .scoring import metric_scores, ndcg_at_10
@@ -75,20 +76,7 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
     phases["runs_seconds"] = sum(r["seconds"] for r in runs.values())
     per_query = {run: ndcg_at_10(results[run], cfg.data.qrels) for run in runs}
     report = {
-        "mteb_version": mteb.__version__,
-        "task": cfg.data.name,
-        "language": cfg.data.language,
-        "queries": len(cfg.data.queries),
-        "documents": len(cfg.data.corpus),
-        "protocol": "every query of the test split, scored by mteb.evaluate (no tuning on these queries "
-                    "except in a 'tuned' run, whose settings come from --fusion-config)",
-        "model": encoder.model_name if encoder else None,
-        "query_prompt": encoder.query_prompt if encoder else None,
-        "device": encoder.device if encoder else "cpu",
-        "encoder": encoder.info() if encoder else None,
-        "legs": list(cfg.legs),
-        "bm25": {"engine": cfg.bm25_backend, "analysis": shared.analysis()},
-        "truncated": dict(shared.truncated),
+        **_setup(cfg, encoder, shared),
         "run_names": names,
         "runs": runs,
         "per_query": per_query,  # {run: {query_id: nDCG@10}}
@@ -106,12 +94,35 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
     return report, results, mteb_json
 
 
+def _setup(cfg: BenchConfig, encoder: Encoder | None, shared: SharedLegs) -> dict[str, Any]:
+    """What the report says about the data, model, analysis and protocol."""
+    import mteb
+
+    return {
+        "mteb_version": mteb.__version__,
+        "task": cfg.data.name,
+        "language": cfg.data.language,
+        "queries": len(cfg.data.queries),
+        "documents": len(cfg.data.corpus),
+        "protocol": "every query of the test split, scored by mteb.evaluate (no tuning on these queries "
+                    "except in a 'tuned' run, whose settings come from --fusion-config)",
+        "model": encoder.model_name if encoder else None,
+        "query_prompt": encoder.query_prompt if encoder else None,
+        "device": encoder.device if encoder else "cpu",
+        "encoder": encoder.info() if encoder else None,
+        "legs": list(cfg.legs),
+        "bm25": {"engine": cfg.bm25_backend, "analysis": shared.analysis()},
+        "truncated": dict(shared.truncated),
+    }
+
+
 def _run_specs(cfg: BenchConfig) -> list[tuple[str, str, Settings]]:
-    """(run, mode, settings): each leg alone, equal-weight RRF, and the tuned settings."""
+    """(run, mode, settings): each leg alone, equal-weight RRF of them all, and the tuned settings (which `tune`
+    makes for the dense and BM25 legs)."""
     specs = [(leg, leg, Settings()) for leg in cfg.legs]
-    if set(cfg.legs) == set(LEGS):
+    if len(cfg.legs) > 1:
         specs.append(("hybrid", "hybrid", Settings()))
-        if cfg.tuned is not None:
+        if cfg.tuned is not None and set(cfg.legs) == set(LEGS):
             specs.append(("tuned", "hybrid", cfg.tuned))
     return specs
 
@@ -124,7 +135,7 @@ def _ablation_specs(cfg: BenchConfig) -> list[tuple[str, str, Settings]]:
     return [
         ("tuned without chunking or titles", "hybrid", replace(t, chunking=ChunkSettings())),
         ("tuned with equal-weight RRF k=60", "hybrid", replace(t, fusion=FusionConfig())),
-        ("tuned with default BM25 (k1 1.5, b 0.75, whole query)", "hybrid", replace(t, bm25={})),
+        ("tuned with default BM25 (k1 1.5, b 0.75, whole query)", "hybrid", replace(t, bm25=Bm25Params())),
         ("tuned dense leg alone", "dense", t),
         ("tuned BM25 leg alone", "bm25", t),
     ]

@@ -87,6 +87,17 @@ def markdown(report: dict[str, Any]) -> str:
                   f"| tuned | {report['runs']['tuned']['ndcg_at_10']:.5f} | |"]
         for name, a in report["ablation"].items():
             lines.append(f"| {name} | {a['ndcg_at_10']:.5f} | {a['ndcg_at_10'] - report['runs']['tuned']['ndcg_at_10']:+.5f} |")
+    lines += _checks_against_mteb(report)
+    lines += ["", "## Time per phase (seconds)", "", "| phase | seconds |", "| --- | ---: |"]
+    lines += [f"| {k.removesuffix('_seconds')} | {v:.2f} |" for k, v in report["phases"].items()]
+    lines += [f"| run {run} (mteb.evaluate) | {s['seconds']:.2f} |" for run, s in report["runs"].items()]
+    lines += ["", "![nDCG@10 per run](ndcg10.png)", ""]
+    return "\n".join(lines)
+
+
+def _checks_against_mteb(report: dict[str, Any]) -> list[str]:
+    """The parity table (our runs vs MTEB's implementations) and stock MTEB's figures beside ours."""
+    lines: list[str] = []
     if "parity" in report:
         par = report["parity"]
         lines += ["", f"## Parity with MTEB's own implementations (tolerance {par['tolerance']:g})", "",
@@ -103,11 +114,7 @@ def markdown(report: dict[str, Any]) -> str:
             if isinstance(p, dict):
                 ours = report["runs"][run]["ndcg_at_10"]
                 lines.append(f"| {run} | {ours:.5f} | {p['ndcg_at_10']:.5f} | {ours - p['ndcg_at_10']:+.5f} |")
-    lines += ["", "## Time per phase (seconds)", "", "| phase | seconds |", "| --- | ---: |"]
-    lines += [f"| {k.removesuffix('_seconds')} | {v:.2f} |" for k, v in report["phases"].items()]
-    lines += [f"| run {run} (mteb.evaluate) | {s['seconds']:.2f} |" for run, s in report["runs"].items()]
-    lines += ["", "![nDCG@10 per run](ndcg10.png)", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def plot_ndcg10(report: dict[str, Any], path: Path) -> Path:

@@ -7,6 +7,7 @@ settings evaluated. The class has no `predict`, so MTEB does not take it for a c
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Sequence
@@ -15,7 +16,8 @@ from typing import Any
 from ..analysis import resolve_settings
 from ..corpus import Document, fingerprint
 from ..encoders import Encoder
-from ..retriever import HybridRetriever, Settings
+from ..retriever import HybridRetriever
+from ..settings import Settings
 
 
 class SharedLegs:
@@ -31,21 +33,24 @@ class SharedLegs:
         self.seconds: dict[str, float] = {}
         self.truncated: dict[str, int] = {}
         self._retrievers: dict[str, HybridRetriever] = {}
+        self._prompts: dict[str, str | None] = {}  # query prompt of each retriever's settings (None: the encoder's)
         self._rankings: dict[tuple[str, str], dict[str, list]] = {}
 
     def retriever(self, documents: list[Document], settings: Settings = Settings()) -> HybridRetriever:
         """The retriever of this corpus with these chunk and BM25 settings, built once (timings in `seconds`)."""
         chunking = settings.chunking
-        key = f"{fingerprint(documents)}/{sorted(chunking.to_dict().items())}/{sorted(settings.bm25.items())}"
+        key = (f"{fingerprint(documents)}/{sorted(chunking.to_dict().items())}/"
+               f"{sorted(settings.bm25.to_dict().items())}/{settings.query_prompt}")
         if key not in self._retrievers:
             t = time.perf_counter()
             analysis = resolve_settings(self.language, [d.indexed_text() for d in documents],
                                         **self.analysis_options) if "bm25" in self.legs else None
             r = HybridRetriever.build(documents, encoder=self.encoder, legs=self.legs, analysis=analysis,
-                                      user_words=self.user_words, bm25_backend=self.bm25_backend, chunking=chunking, bm25_params=settings.bm25)
-            self._retrievers[key] = r
+                                      user_words=self.user_words, bm25_backend=self.bm25_backend, chunking=chunking,
+                                      bm25=settings.bm25)
+            self._retrievers[key], self._prompts[key] = r, settings.query_prompt
             build = r.info["build"]
-            tag = "index" if not (chunking.active or settings.bm25) else "index_tuned"
+            tag = "index" if not (chunking.active or settings.bm25.to_dict()) else "index_tuned"
             self.seconds[f"{tag}_seconds"] = time.perf_counter() - t
             self.seconds.update({f"{tag}_{k}": v for k, v in build.items()
                                  if k.endswith("_seconds") and k != "model_load_seconds"})
@@ -56,7 +61,7 @@ class SharedLegs:
     def analysis(self) -> dict | None:
         """The BM25 analysis settings in use (None before indexing or without BM25)."""
         for r in self._retrievers.values():
-            return r.analyzer.settings.to_dict() if r.analyzer else None
+            return r.leg["bm25"].info() if "bm25" in r.leg else None
         return None
 
     def rankings(self, retriever: HybridRetriever, queries: list[str]) -> list[dict[str, list]]:
@@ -65,7 +70,15 @@ class SharedLegs:
         todo = [q for q in dict.fromkeys(queries) if (corpus, q) not in self._rankings]
         if todo:
             t = time.perf_counter()
-            per_leg = retriever.leg_rankings(todo)
+            prompt = self._prompts[corpus]
+            default = self.encoder.query_prompt if self.encoder is not None else None
+            if prompt is not None and self.encoder is not None:
+                self.encoder.query_prompt = prompt  # the settings' prompt (from `tune --prompts`) for these queries
+            try:
+                per_leg = retriever.leg_rankings(todo)
+            finally:
+                if self.encoder is not None:
+                    self.encoder.query_prompt = default
             for i, q in enumerate(todo):
                 self._rankings[(corpus, q)] = {leg: lists[i] for leg, lists in per_leg.items()}
             self.seconds["query_seconds"] = self.seconds.get("query_seconds", 0.0) + time.perf_counter() - t
@@ -120,6 +133,8 @@ def run_name(model_label: str, mode: str, settings: Settings = Settings()) -> st
         c = chunking
         name += (f"__chunk-{'d' if c.documents else ''}{'q' if c.queries else ''}-w{c.window or 'auto'}"
                  f"-o{c.overlap}-{c.doc_agg}{c.top_n if c.doc_agg == 'topn' else ''}-{c.query_agg}-t{c.title_weight:g}")
-    if settings.bm25 and mode != "dense":
-        name += "__bm25-" + "-".join(f"{k}{v:g}" for k, v in sorted(settings.bm25.items()))
+    if settings.bm25.to_dict() and mode != "dense":
+        name += "__bm25-" + "-".join(f"{k}{v:g}" for k, v in sorted(settings.bm25.to_dict().items()))
+    if settings.query_prompt is not None and mode != "bm25":
+        name += "__prompt-" + hashlib.sha256(settings.query_prompt.encode()).hexdigest()[:8]
     return name

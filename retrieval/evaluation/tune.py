@@ -23,7 +23,8 @@ from ..analysis import resolve_settings
 from ..chunking import ChunkSettings
 from ..corpus import Document
 from ..encoders import QWEN3_INSTRUCTIONS, Encoder, EncoderConfig, qwen3_prompt
-from ..retriever import FusionConfig, HybridRetriever, Settings
+from ..retriever import HybridRetriever
+from ..settings import Bm25Params, FusionConfig, Settings
 from .datasets import RetrievalData
 
 AILA_TRACK_TRAIN = {f"AILA_Q{i}" for i in range(1, 11)}
@@ -91,13 +92,11 @@ class Candidate:
 
     def settings(self) -> Settings:
         """As build/query/bench take them."""
-        return Settings(self.fusion, self.chunking, dict(self.bm25))
+        return Settings(self.fusion, self.chunking, Bm25Params.from_dict(dict(self.bm25)), self.prompt)
 
     def to_dict(self) -> dict:
         """JSON form (as the settings file holds it)."""
         d: dict[str, Any] = self.settings().to_dict()
-        if self.prompt is not None:
-            d["query_prompt"] = self.prompt
         return d
 
 
@@ -133,20 +132,9 @@ def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         "bm25_analysis": analysis.to_dict() if analysis else None,
         "queries": len(qids),
         "documents": len(docs),
-        "protocol": f"{cfg.folds}-fold cross-validation over queries (seed {cfg.seed}): each fold's setting is the "
-                    "best mean nDCG@10 on the other folds' queries" + (
-                        " after averaging each setting with its neighbours in dense weight (±0.1, same method and legs)"
-                        if cfg.selection == "smooth" else "") +
-                    ", scored on the fold's queries only; out_of_fold.ndcg_at_10 is the mean over all queries of "
-                    "those held-out scores",
+        "protocol": _protocol(cfg),
         "selection": cfg.selection,
-        "out_of_fold": {
-            "ndcg_at_10": float(np.mean([oof["per_query"][q] for q in qids])),
-            "ndcg_at_10_plain_argmax": float(np.mean([plain["per_query"][q] for q in qids])),
-            "folds": [{**f, "chosen": candidates[f["chosen"]].label(), "chosen_id": f["chosen"]}
-                      for f in oof["folds"]],
-            "per_query": oof["per_query"],
-        },
+        "out_of_fold": _out_of_fold(oof, plain, qids, candidates),
         "baselines_all_queries": _baselines(candidates, matrix),
         "chosen": {"id": best_all, "label": candidates[best_all].label(), **candidates[best_all].to_dict(),
                    "ndcg_at_10_all_queries_in_sample": float(matrix[best_all].mean())},
@@ -169,6 +157,25 @@ def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     settings = {**candidates[best_all].to_dict(), "tuned_on": f"{data.name}, all {len(qids)} queries",
                 "out_of_fold_ndcg_at_10": report["out_of_fold"]["ndcg_at_10"], "model": report["model"]}
     return report, settings
+
+
+def _out_of_fold(oof: dict, plain: dict, qids: list[str], candidates: list[Candidate]) -> dict[str, Any]:
+    """The cross-validated figures: mean held-out nDCG@10 (smoothed and plain selection), folds, per query."""
+    return {
+        "ndcg_at_10": float(np.mean([oof["per_query"][q] for q in qids])),
+        "ndcg_at_10_plain_argmax": float(np.mean([plain["per_query"][q] for q in qids])),
+        "folds": [{**f, "chosen": candidates[f["chosen"]].label(), "chosen_id": f["chosen"]} for f in oof["folds"]],
+        "per_query": oof["per_query"],
+    }
+
+
+def _protocol(cfg: TuneConfig) -> str:
+    """How the out-of-fold figure was made, in words."""
+    smoothing = (" after averaging each setting with its neighbours in dense weight (±0.1, same method and legs)"
+                 if cfg.selection == "smooth" else "")
+    return (f"{cfg.folds}-fold cross-validation over queries (seed {cfg.seed}): each fold's setting is the best mean "
+            f"nDCG@10 on the other folds' queries{smoothing}, scored on the fold's queries only; "
+            "out_of_fold.ndcg_at_10 is the mean over all queries of those held-out scores")
 
 
 def cross_validate(matrix: np.ndarray, qids: Sequence[str], folds: int, seed: int,
@@ -226,8 +233,9 @@ def _dense_variants(cfg: TuneConfig, base: HybridRetriever, encoder: Encoder, do
                 r = doc_side[key]
             else:
                 r = base
-            if c.active:
-                out[(prompt, c)] = [r.top(s, depth) for s in r.chunked_dense_scores(texts, c)]
+            leg = r.leg["dense"]
+            if c.active:  # exact scores over every passage, re-aggregated per setting (the grid's fast path)
+                out[(prompt, c)] = [leg.order.top(s, depth) for s in leg.exact_scores(texts, c)]
             else:
                 out[(prompt, c)] = r.leg_rankings(texts, ["dense"], depth)["dense"]
     encoder.query_prompt = default_prompt
@@ -252,14 +260,15 @@ def _bm25_variants(cfg: TuneConfig, base: HybridRetriever, docs: list[Document],
     """BM25 rankings per (k1, b, query window) setting; the base retriever's BM25 serves the default k1, b."""
     out = {}
     for params in cfg.bm25_params:
+        analyzer = base.leg["bm25"].analyzer
         r = base if not params else HybridRetriever.build(
-            docs, legs=["bm25"], analysis=base.analyzer.settings, user_words=base.analyzer.user_words,
-            bm25_backend=cfg.bm25_backend, bm25_params=params, progress=False)
+            docs, legs=["bm25"], analysis=analyzer.settings, user_words=analyzer.user_words,
+            bm25_backend=cfg.bm25_backend, bm25=Bm25Params.from_dict(params), progress=False)
         for window in cfg.bm25_query_windows:
-            r.bm25_query_window = window
+            r.leg["bm25"].query_window = window
             key = tuple(sorted({**params, **({"query_window": window} if window else {})}.items()))
             out[key] = r.leg_rankings(texts, ["bm25"], depth)["bm25"]
-    base.bm25_query_window = 0
+    base.leg["bm25"].query_window = 0
     return out
 
 

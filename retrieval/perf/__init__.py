@@ -16,7 +16,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .. import dense, store
+from .. import store
+from ..stores import faiss as dense
+from ..legs.dense import DenseLeg
 from ..retriever import HybridRetriever, library_versions
 from . import report, suites, synthetic
 from .measure import MB, cpu_seconds, highest_rss, machine, other_cpu_share, return_freed_memory
@@ -103,8 +105,8 @@ def _measure_size(n: int, config: PerfConfig, tmp: Path, previous: list[dict]) -
     _say(f"n={n}: FAISS flat, HNSW, IVF")
     out["dense"], index = suites.dense(vectors, query_vectors, config.repeats, config.build_budget_s, work)
     _say(f"n={n}: index folder save and load")
-    retriever = HybridRetriever(docs, encoder=None, dense=index, analyzer=lexical.analyzer,
-                                lexical=lexical.lexical, info=lexical.info)
+    bm25 = lexical.leg["bm25"]
+    retriever = HybridRetriever(docs, {"dense": DenseLeg(index, bm25.order, n_docs=n), "bm25": bm25}, info=lexical.info)
     out["index"] = suites.index_folder(retriever, queries, query_vectors, config.repeats,
                                        config.build_budget_s, work)
     shutil.rmtree(work)
@@ -129,8 +131,9 @@ def _rules() -> dict:
     """The size rules and index parameters in force (what the defaults are)."""
     return {
         "exact_max_bytes": dense.EXACT_MAX_BYTES, "mmap_min_bytes": store.MMAP_MIN_BYTES,
-        "hnsw": {"m": dense.HNSW_M, "ef_construction": dense.EF_CONSTRUCTION, "ef_search": dense.EF_SEARCH},
-        "ivf": {"nlist": "4 * sqrt(n), at most n / 39", "nprobe": dense.NPROBE,
+        "hnsw": {"m": suites.DEFAULTS.hnsw_m, "ef_construction": suites.DEFAULTS.ef_construction,
+                 "ef_search": suites.DEFAULTS.ef_search},
+        "ivf": {"nlist": "4 * sqrt(n), at most n / 39", "nprobe": suites.DEFAULTS.nprobe,
                 "train_per_list": dense.IVF_TRAIN_PER_LIST},
         "recall_target": suites.RECALL_TARGET,
     }

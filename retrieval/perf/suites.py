@@ -13,11 +13,12 @@ import numpy as np
 
 from .. import fusion
 from ..corpus import Document, read_corpus
-from ..dense import EF_CONSTRUCTION, EF_SEARCH, HNSW_M, INDEX_FILE, KINDS, NPROBE, DenseIndex, default_kind, ivf_nlist
-from ..retriever import MODES, HybridRetriever
+from ..retriever import HYBRID, HybridRetriever
+from ..stores.faiss import INDEX_FILE, KINDS, FaissStore, StoreParams, default_kind, ivf_nlist
 from ..store import index_bytes, read_manifest, verify_checksums
 from .measure import MB, latency, repeated_runs, summarise_runs, timed_run
 
+DEFAULTS = StoreParams()
 RECALL_TARGET = 0.95
 EF_SEARCH_SWEEP = (16, 32, 64, 128, 256, 512)
 NPROBE_SWEEP = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -36,7 +37,7 @@ def bm25(docs: list[Document], queries: list[str], engine: str, repeats: int,
 
 
 def dense(vectors: np.ndarray, query_vectors: np.ndarray, repeats: int, build_budget_s: float,
-          work: Path) -> tuple[dict, DenseIndex]:
+          work: Path) -> tuple[dict, FaissStore]:
     """Exact, HNSW and IVF: build time and memory, file size, single-query latency, recall@10 vs exact.
 
     HNSW's efSearch and IVF's nprobe are swept; the smallest reaching RECALL_TARGET is reported.
@@ -46,7 +47,7 @@ def dense(vectors: np.ndarray, query_vectors: np.ndarray, repeats: int, build_bu
     """
     n = len(vectors)
     depth = min(1000, n)
-    exact = DenseIndex.build(vectors, "flat")
+    exact = FaissStore.build(vectors, "flat")
     truth = exact.search(query_vectors, K)[1]
     truth_depth = exact.search(query_vectors, depth)[1]
     del exact
@@ -54,22 +55,22 @@ def dense(vectors: np.ndarray, query_vectors: np.ndarray, repeats: int, build_bu
     out: dict = {"n": n, "dim": dim, "default_kind": default_kind(n, dim), "kinds": {}}
     keep = None
     for kind in KINDS:
-        runs, index = repeated_runs(lambda: DenseIndex.build(vectors, kind), repeats, build_budget_s)
+        runs, index = repeated_runs(lambda: FaissStore.build(vectors, kind), repeats, build_budget_s)
         index.save(work)
         result = {"build": summarise_runs(runs), "file_mb": (work / INDEX_FILE).stat().st_size / MB}
         if kind == "flat":
             result.update(_point(index, query_vectors, truth, repeats))
-            # FAISS's own search, every OpenMP thread on one query (DenseIndex.search uses one)
+            # FAISS's own search, every OpenMP thread on one query (FaissStore.search uses one)
             result["all_threads"] = latency(lambda v: index.index.search(v[None], K), list(query_vectors), repeats)
         else:
-            param, values, default = (("ef_search", EF_SEARCH_SWEEP, EF_SEARCH) if kind == "hnsw"
-                                      else ("nprobe", [v for v in NPROBE_SWEEP if v <= ivf_nlist(n)], NPROBE))
+            param, values, default = (("ef_search", EF_SEARCH_SWEEP, DEFAULTS.ef_search) if kind == "hnsw"
+                                      else ("nprobe", [v for v in NPROBE_SWEEP if v <= ivf_nlist(n)], DEFAULTS.nprobe))
             sweep = [{param: v, **_point(index, query_vectors, truth, repeats, **{param: v})} for v in values]
             chosen = next((p for p in sweep if p["recall_at_10"] >= RECALL_TARGET), sweep[-1])
             index.set_search_params(**{param: default})
             result.update({**chosen, "sweep": sweep, "default": default,
                            "recall_at_depth": _recall(index.search(query_vectors, depth)[1], truth_depth)})
-            result.update({"m": HNSW_M, "ef_construction": EF_CONSTRUCTION} if kind == "hnsw"
+            result.update({"m": DEFAULTS.hnsw_m, "ef_construction": DEFAULTS.ef_construction} if kind == "hnsw"
                           else {"nlist": ivf_nlist(n)})
         result["depth"] = depth
         out["kinds"][kind] = result
@@ -116,7 +117,8 @@ def index_folder(retriever: HybridRetriever, queries: list[str], query_vectors: 
         out["load"][label] = {**summarise_runs(runs), "first_query_ms": first.seconds * 1000}
     default = loaded  # loaded last, with the default (size-dependent) mmap and verify
     items = list(zip(queries, query_vectors))
-    out["query"] = {mode: latency(lambda it: _search(default, it, mode), items, repeats) for mode in MODES}
+    out["query"] = {mode: latency(lambda it: _search(default, it, mode), items, repeats)
+                    for mode in (HYBRID, *default.legs)}
     return out
 
 
@@ -129,16 +131,18 @@ def aila(aila_dir: Path, n_queries: int, repeats: int, work: Path, statutes: int
     built.save(work / "aila")
     del built
     load, retriever = timed_run(lambda: HybridRetriever.load(work / "aila"))
-    enc = retriever.encoder
+    leg = retriever.leg["dense"]
+    enc = leg.encoder
     out = {
         "statutes": len(docs), "distinct_queries": len(texts), "queries": len(items),
         "query_words_mean": float(np.mean([len(q.split()) for q in texts])),
         "model": retriever.info["dense"]["model"], "device": enc.device, "dtype": enc.dtype,
         "max_seq_length": enc.max_seq_length,
-        "dense_kind": retriever.dense.kind, "build_seconds": build.seconds, "load_seconds": load.seconds,
-        "encode": latency(lambda q: retriever.encode_queries([q]), items, repeats),
+        "dense_kind": leg.store.kind, "build_seconds": build.seconds, "load_seconds": load.seconds,
+        "encode": latency(lambda q: leg.encode_queries([q]), items, repeats),
     }
-    out["search"] = {mode: latency(lambda q: retriever.search(q, k=K, mode=mode), items, repeats) for mode in MODES}
+    out["search"] = {mode: latency(lambda q: retriever.search(q, k=K, mode=mode), items, repeats)
+                     for mode in (HYBRID, *retriever.legs)}
     return out
 
 
@@ -148,7 +152,7 @@ def aila_queries(path: Path) -> list[str]:
     return [line.split("||", 1)[1].strip() for line in lines if "||" in line]
 
 
-def _point(index: DenseIndex, query_vectors: np.ndarray, truth: np.ndarray, repeats: int, **params) -> dict:
+def _point(index: FaissStore, query_vectors: np.ndarray, truth: np.ndarray, repeats: int, **params) -> dict:
     """Recall@10 (batch search) and single-query latency at k=10 under `params`."""
     if params:
         index.set_search_params(**params)

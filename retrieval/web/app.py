@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
-from ..retriever import MODES, HybridRetriever, results_json
+from ..retriever import HybridRetriever, check_query, results_json
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def create_app(retrievers: Mapping[str, HybridRetriever]) -> FastAPI:
 
     @app.get("/api/search")
     def search(q: str = Query("", description=f"query text, at most {MAX_QUERY_CHARS:,} characters"),
-               mode: str = Query("hybrid", description="hybrid, dense or bm25", json_schema_extra={"enum": MODES}),
+               mode: str = Query("hybrid", description="hybrid (all legs fused) or one leg of the index: dense, bm25"),
                k: int = Query(10, ge=1, le=MAX_K, description="number of hits"),
                index: str | None = Query(None, description="index name (default: the first served)")) -> dict:
         """Top-k hits, as `retrieval query --json` prints them: {query, mode, hits, seconds}."""
@@ -89,11 +89,12 @@ def create_app(retrievers: Mapping[str, HybridRetriever]) -> FastAPI:
             raise HTTPException(413, f"query is {len(q):,} characters; the limit is {MAX_QUERY_CHARS:,}")
         if not q.strip():
             raise HTTPException(400, "empty query: pass the query text as q")
-        if mode not in MODES:
-            raise HTTPException(400, f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
         legs = target.retriever.legs
-        if mode != "hybrid" and mode not in legs:
-            raise HTTPException(400, f"index {target.name!r} has no {mode} leg (it has: {', '.join(legs)})")
+        try:
+            check_query(q)
+            target.retriever.legs_for(mode)
+        except ValueError as e:
+            raise HTTPException(400, f"index {target.name!r}: {e}") from None
         with target.lock:
             t = time.perf_counter()
             hits = target.retriever.search(q, k=k, mode=mode)

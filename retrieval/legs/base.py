@@ -1,0 +1,137 @@
+"""The Leg protocol: one ranking of the corpus per query, from one kind of evidence.
+
+A leg is built from documents, ranks a batch of queries to a depth (optionally inside a set of
+allowed documents), and saves/loads its own sub-folder, whose settings and checksums the index
+manifest gathers. The retriever composes legs by name; it never looks inside one. A leg type is
+registered under a name (`register_leg`), which the manifest records so `load` finds it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+Ranking = list[tuple[int, float]]  # (document row, score), best first
+
+
+@runtime_checkable
+class Leg(Protocol):
+    """One retrieval leg over the documents of an index (rows 0..n-1 in corpus order)."""
+
+    name: ClassVar[str]  # its registered type name, e.g. "dense", "bm25"
+
+    def __len__(self) -> int:
+        """Number of documents the leg covers."""
+        ...
+
+    def rank(self, queries: Sequence[str], depth: int, allowed: np.ndarray | None = None,
+             **inputs: Any) -> list[Ranking]:
+        """Per query, up to `depth` (row, score) pairs best first, ties by descending document id; only rows in
+        `allowed` (sorted) when given. `inputs` are leg-specific extras (e.g. the dense leg's query vectors)."""
+        ...
+
+    def matched_terms(self, query: str, row: int) -> tuple[str, ...]:
+        """Query words the document matches (legs without words return ())."""
+        ...
+
+    def save(self, folder: Path) -> dict:
+        """Write the leg's files into `folder` (its own sub-folder); returns its config for the manifest."""
+        ...
+
+
+@dataclass
+class BuildOptions:
+    """Everything `build` may pass to a leg; each leg reads the fields it needs and ignores the rest."""
+
+    encoder: Any = None  # Encoder or EncoderConfig (dense)
+    vectors: np.ndarray | None = None  # document vectors encoded elsewhere (dense)
+    dense_kind: str = "auto"
+    dense_backend: str = "auto"
+    chunking: Any = None  # ChunkSettings (dense)
+    encode_titles: bool | None = None
+    language: str = "auto"  # BM25 analysis
+    analysis: Any = None  # AnalyzerSettings
+    user_words: Sequence[str] = ()
+    bm25_backend: str = "bm25s"
+    bm25: Any = None  # Bm25Params
+    progress: bool = True
+    timings: dict[str, float] = field(default_factory=dict)  # legs add their build figures here
+
+
+@dataclass
+class LoadOptions:
+    """What `load` may pass to a leg: memory-mapping, the query-time model and device, the dense backend."""
+
+    mmap: bool = False
+    model: str | None = None
+    device: str | None = None
+    dense_backend: str = "auto"
+    load_encoder: bool = True
+    chunking: Any = None  # query-side chunk settings overriding the index's (ChunkSettings)
+    bm25: Any = None  # query-side BM25 settings overriding the index's (Bm25Params: query window)
+
+
+class RowOrder:
+    """Ranking order shared by every leg: descending score, ties by descending document id (trec_eval's)."""
+
+    def __init__(self, id_ranks: np.ndarray):
+        self.id_ranks = id_ranks  # each row's place in sorted id order
+
+    def order(self, rows: np.ndarray, scores: np.ndarray) -> Ranking:
+        """`rows` sorted by descending score, ties by descending id."""
+        order = np.lexsort((-self.id_ranks[rows], -scores))
+        return [(int(rows[i]), float(scores[i])) for i in order]
+
+    def top(self, scores: np.ndarray, depth: int, rows: np.ndarray | None = None) -> Ranking:
+        """Top-`depth` of `rows` (default: every row) by `scores` (aligned with rows); of the ties at the
+        cut, those with the highest ids."""
+        rows = np.arange(len(scores)) if rows is None else rows
+        if depth >= len(rows):
+            return self.order(rows, scores)
+        # the depth-th highest score; numpy partitions the negated scores at the front fast, but takes
+        # ~20x longer to partition at the back when most scores tie
+        kth = -np.partition(-scores, depth - 1)[depth - 1]
+        above, tied = np.flatnonzero(scores > kth), np.flatnonzero(scores == kth)
+        need = depth - len(above)
+        if len(tied) > need:
+            tied = tied[np.argpartition(-self.id_ranks[rows[tied]], need - 1)[:need]]
+        keep = np.concatenate([above, tied])
+        return self.order(rows[keep], scores[keep])
+
+
+LegType = Any  # a class with build(documents, options, order) and load(folder, config, options, order)
+_REGISTRY: dict[str, LegType] = {}
+
+
+def register_leg(name: str) -> Callable[[LegType], LegType]:
+    """Class decorator: make a leg type buildable and loadable by `name`."""
+
+    def add(cls: LegType) -> LegType:
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return add
+
+
+def leg_type(name: str) -> LegType:
+    """The registered leg type called `name`."""
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown leg {name!r} (choose from {', '.join(leg_names())})")
+    return _REGISTRY[name]
+
+
+def leg_names() -> tuple[str, ...]:
+    """Names of the registered leg types."""
+    _load_builtin()
+    return tuple(_REGISTRY)
+
+
+def _load_builtin() -> None:
+    """Register the built-in legs (imported late so a leg module may import this one)."""
+    from . import dense, lexical  # noqa: F401

@@ -1,0 +1,110 @@
+"""The BM25 leg: analyzer + lexical engine + query windows.
+
+A document that shares no analysed term with the query (score 0) is not in the leg's list.
+A query longer than `query_window` tokens scores by its best window (half-overlapping), so
+one issue of a long case description finds its statute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..analysis import Analyzer, AnalyzerSettings, bm25_fields, resolve_settings
+from ..lexical import LexicalIndex, build_lexical, load_lexical
+from ..settings import Bm25Params
+from .base import BuildOptions, LoadOptions, Ranking, RowOrder, register_leg
+
+
+@register_leg("bm25")
+class Bm25Leg:
+    """BM25 over analysed documents (bm25s by default, rank-bm25 as an option)."""
+
+    name = "bm25"
+
+    def __init__(self, analyzer: Analyzer, index: LexicalIndex, order: RowOrder, query_window: int = 0):
+        self.analyzer, self.index, self.order = analyzer, index, order
+        self.query_window = query_window
+
+    @classmethod
+    def build(cls, documents: Sequence, options: BuildOptions, order: RowOrder) -> Bm25Leg:
+        """Analyse and index `documents` with the options' analysis, engine and k1/b."""
+        import time
+
+        t = time.perf_counter()
+        docs = list(documents)
+        settings = options.analysis or resolve_settings(options.language, [d.indexed_text() for d in docs])
+        analyzer = Analyzer.for_documents(settings, docs, options.user_words)
+        texts, titles = bm25_fields(docs, analyzer.settings.title)
+        tokens = analyzer.many(_progress(texts, options.progress))
+        options.timings["bm25_analysis_seconds"] = time.perf_counter() - t
+        params = options.bm25 or Bm25Params()
+        index = build_lexical(tokens, options.bm25_backend, title_tokens=None if titles is None else analyzer.many(titles),
+                              title_weight=analyzer.settings.title_weight, progress=options.progress,
+                              **params.engine_params())
+        options.timings["bm25_seconds"] = time.perf_counter() - t
+        return cls(analyzer, index, order, params.query_window)
+
+    @classmethod
+    def load(cls, folder: Path, config: dict, options: LoadOptions, order: RowOrder) -> Bm25Leg:
+        """The leg saved in `folder`; a query-time `options.bm25` may change the query window."""
+        settings = AnalyzerSettings.from_dict(config["analysis"])
+        index = load_lexical(folder, config["engine"], config["params"], mmap=options.mmap,
+                             title_weight=settings.title_weight if settings.title == "field" else None)
+        window = options.bm25.query_window if options.bm25 is not None else config.get("query_window", 0)
+        return cls(Analyzer.load(folder, settings), index, order, int(window))
+
+    def save(self, folder: Path) -> dict:
+        """The engine's files and the user dictionary; config: engine, k1/b, analysis, query window."""
+        self.index.save(folder)
+        self.analyzer.save(folder)
+        return {"engine": self.index.engine, "params": self.index.params,
+                "analysis": self.analyzer.settings.to_dict(), "query_window": self.query_window}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def rank(self, queries: Sequence[str], depth: int, allowed: np.ndarray | None = None,
+             **inputs: Any) -> list[Ranking]:
+        """Per query, the top-`depth` documents scoring above 0 (inside `allowed` when given)."""
+        out = []
+        for q in queries:
+            scores = self.scores(q)
+            keep = scores > 0
+            if allowed is not None:
+                inside = np.zeros(len(scores), dtype=bool)
+                inside[allowed] = True
+                keep &= inside
+            rows = np.flatnonzero(keep)
+            out.append(self.order.top(scores[rows], depth, rows))
+        return out
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every document (best window's for a query longer than `query_window` tokens)."""
+        tokens, w = self.analyzer(query), self.query_window
+        if not w or len(tokens) <= w:
+            return self.index.scores(tokens)
+        step = max(1, w // 2)
+        return np.max([self.index.scores(tokens[i:i + w]) for i in range(0, len(tokens) - w + step, step)], axis=0)
+
+    def matched_terms(self, query: str, row: int) -> tuple[str, ...]:
+        """Query words whose token document `row` contains, from the postings (no text is re-read, so the cost
+        does not grow with the document's length), in query order."""
+        terms = self.analyzer.terms(query)
+        present = self.index.present(row, [token for _, token in terms])
+        return tuple(dict.fromkeys(word for word, token in terms if token in present))
+
+    def info(self) -> dict:
+        """The analysis in use (reports)."""
+        return self.analyzer.settings.to_dict()
+
+
+def _progress(items: list, show: bool):
+    if not show or len(items) < 2000:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc="Analysing", unit="doc")

@@ -1,0 +1,353 @@
+"""FAISS as the embedded vector store: unit vectors searched by inner product (= cosine similarity).
+
+Kinds (KINDS): exact ("flat"), HNSW graph or IVF lists (approximate); "auto" picks by size
+(`default_kind`, from docs/performance.md). Backends (BACKENDS), chosen at the first search:
+FAISS on the CPU, FAISS on a GPU (flat and IVF only: FAISS has no GPU HNSW; copied to the GPU
+lazily), or exact top-k with torch on CUDA. The exact backends return the same ranking. Each
+kind and backend is a small named implementation picked from its table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+# Exact search reads every vector for every query: up to 50,000 384-d float32 vectors (73 MiB) it
+# stays within a few ms a query on one core; above, HNSW is faster (docs/performance.md).
+EXACT_MAX_BYTES = 50_000 * 384 * 4
+IVF_TRAIN_PER_LIST = 50  # training vectors per IVF list (k-means sample)
+INDEX_FILE, IDS_FILE, DELETED_FILE = "index.faiss", "ids.npy", "deleted.npy"
+FEW_QUERIES = 8  # searched on one thread (a query and its windows)
+
+
+@dataclass(frozen=True)
+class StoreParams:
+    """Build and query breadth: HNSW degree / efConstruction / efSearch, IVF lists / nprobe."""
+
+    hnsw_m: int = 32
+    ef_construction: int = 200
+    ef_search: int = 128
+    nlist: int | None = None  # None: about 4 * sqrt(n)
+    nprobe: int = 16
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One FAISS index kind: how to make it and the search parameters it takes."""
+
+    name: str
+    exact: bool
+    make: Callable[[int, np.ndarray, StoreParams], object]
+    search_params: Callable[[StoreParams, object], object]  # (params, selector or None) -> faiss params
+
+
+def _make_flat(dim: int, sample: np.ndarray, p: StoreParams):
+    import faiss
+
+    return faiss.IndexFlatIP(dim)
+
+
+def _make_hnsw(dim: int, sample: np.ndarray, p: StoreParams):
+    import faiss
+
+    index = faiss.IndexHNSWFlat(dim, p.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = p.ef_construction
+    return index
+
+
+def _make_ivf(dim: int, sample: np.ndarray, p: StoreParams):
+    import faiss
+
+    nlist = p.nlist or ivf_nlist(len(sample))
+    index = faiss.index_factory(dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
+    index.train(_sample(sample, nlist * IVF_TRAIN_PER_LIST))
+    index.nprobe = p.nprobe
+    return index
+
+
+def _params(cls_name: str, **fields):
+    def make(p: StoreParams, selector):
+        import faiss
+
+        values = {k: getattr(p, v) for k, v in fields.items()}
+        return getattr(faiss, cls_name)(sel=selector, **values) if selector is not None else \
+            getattr(faiss, cls_name)(**values)
+
+    return make
+
+
+KINDS: dict[str, Kind] = {
+    "flat": Kind("flat", True, _make_flat, _params("SearchParameters")),
+    "hnsw": Kind("hnsw", False, _make_hnsw, _params("SearchParametersHNSW", efSearch="ef_search")),
+    "ivf": Kind("ivf", False, _make_ivf, _params("SearchParametersIVF", nprobe="nprobe")),
+}
+
+
+class FaissStore:
+    """A FAISS index over float32 unit vectors, with int64 ids and removal marks, searched on the chosen backend."""
+
+    def __init__(self, index, kind: str, ids: np.ndarray, deleted: np.ndarray | None = None,
+                 backend: str = "auto", params: StoreParams = StoreParams()):
+        if backend not in BACKENDS and backend != "auto":
+            raise ValueError(f"unknown dense backend {backend!r} (choose from auto, {', '.join(BACKENDS)})")
+        self.index, self.kind, self.params = index, kind, params
+        self._ids = np.asarray(ids, dtype=np.int64)
+        self._deleted = deleted if deleted is not None else np.zeros(len(self._ids), dtype=bool)
+        self._order = None  # argsort of ids, for id -> position look-ups
+        self._backend, self._searcher = backend, None  # resolved at the first search: loading touches no GPU
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, kind: str = "auto", *, ids: np.ndarray | None = None,
+              backend: str = "auto", params: StoreParams = StoreParams()) -> FaissStore:
+        """A store of `vectors` (n x d) under `ids` (default 0..n-1); kind 'auto' picks by size."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        n, d = vectors.shape
+        kind = default_kind(n, d) if kind == "auto" else kind
+        if kind not in KINDS:
+            raise ValueError(f"unknown dense index kind {kind!r} (choose from auto, {', '.join(KINDS)})")
+        store = cls(KINDS[kind].make(d, vectors, params), kind, np.zeros(0, np.int64), backend=backend, params=params)
+        store.add(np.arange(n, dtype=np.int64) if ids is None else ids, vectors)
+        return store
+
+    @classmethod
+    def load(cls, folder: Path, config: dict, *, mmap: bool = False, backend: str = "auto") -> FaissStore:
+        """Read the store's files; `mmap` maps the vectors (read-only) instead of reading them."""
+        import faiss
+
+        flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        index = faiss.read_index(str(folder / INDEX_FILE), flags)
+        ids = np.load(folder / IDS_FILE, allow_pickle=False)
+        deleted = np.load(folder / DELETED_FILE, allow_pickle=False) if (folder / DELETED_FILE).is_file() else None
+        params = StoreParams(**config.get("params", {}))
+        return cls(index, config["kind"], ids, deleted, backend=backend, params=params)
+
+    def save(self, folder: Path) -> dict:
+        """FAISS's own file format (no pickle), the ids and removal marks as .npy; returns kind and params."""
+        import faiss
+
+        faiss.write_index(self.index, str(folder / INDEX_FILE))
+        np.save(folder / IDS_FILE, self._ids, allow_pickle=False)
+        if self._deleted.any():
+            np.save(folder / DELETED_FILE, self._deleted, allow_pickle=False)
+        return {"store": "faiss", "kind": self.kind, "params": asdict(self.params)}
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+        return self.index.d
+
+    @property
+    def exact(self) -> bool:
+        """Flat indexes are exact; HNSW and IVF approximate."""
+        return KINDS[self.kind].exact
+
+    def __len__(self) -> int:
+        return int(len(self._ids) - self._deleted.sum())
+
+    @property
+    def backend(self) -> str:
+        """The backend searches run on ('auto' resolved: this may import torch to look for CUDA)."""
+        if self._backend == "auto":
+            self._backend = resolve_backend("auto", self.kind)
+        return self._backend
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Append `vectors` under new `ids`."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) != len(vectors) or len(np.unique(ids)) != len(ids) or np.isin(ids, self._ids).any():
+            raise ValueError("add needs one new, distinct id per vector")
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self._ids = np.concatenate([self._ids, ids])
+        self._deleted = np.concatenate([self._deleted, np.zeros(len(ids), dtype=bool)])
+        self._order, self._searcher = None, None
+
+    def remove(self, ids: np.ndarray) -> None:
+        """Mark the vectors of `ids` removed: searches skip them, `save` keeps the marks."""
+        pos = self._positions(np.asarray(ids, dtype=np.int64))
+        self._deleted[pos[pos >= 0]] = True
+        self._searcher = None
+
+    def set_search_params(self, *, ef_search: int | None = None, nprobe: int | None = None) -> None:
+        """Query-time breadth: efSearch of an HNSW index, nprobe of an IVF index (on whatever backend searches)."""
+        if ef_search is not None and self.kind != "hnsw":
+            raise ValueError(f"ef_search is for HNSW indexes, this one is {self.kind}")
+        if nprobe is not None and self.kind != "ivf":
+            raise ValueError(f"nprobe is for IVF indexes, this one is {self.kind}")
+        self.params = replace(self.params, ef_search=ef_search or self.params.ef_search,
+                              nprobe=nprobe or self.params.nprobe)
+        self._searcher = None
+
+    def search(self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) per query, best first, -1 ids padding; only `allowed` ids when given."""
+        mask = None
+        if allowed is not None or self._deleted.any():
+            mask = ~self._deleted
+            if allowed is not None:
+                keep = np.zeros(len(self._ids), dtype=bool)
+                pos = self._positions(np.asarray(allowed, dtype=np.int64))
+                keep[pos[pos >= 0]] = True
+                mask &= keep
+        k = max(1, min(k, int(mask.sum()) if mask is not None else len(self._ids)))
+        if self._searcher is None:
+            self._searcher = BACKENDS[self.backend](self)
+        scores, pos = self._searcher(np.ascontiguousarray(vectors, dtype=np.float32), k, mask)
+        return scores, np.where(pos >= 0, self._ids[np.maximum(pos, 0)], -1)
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        """Stored vectors of `ids`, in that order."""
+        pos = self._positions(np.asarray(ids, dtype=np.int64))
+        if (pos < 0).any():
+            raise KeyError(f"ids not in the store: {np.asarray(ids)[pos < 0][:5].tolist()}")
+        if self.kind == "ivf" and not self.index.direct_map.type:
+            self.index.make_direct_map()
+        return self.index.reconstruct_batch(pos)
+
+    def matrix(self) -> np.ndarray:
+        """Every stored vector, in storage order (exact backends)."""
+        return self.index.reconstruct_n(0, self.index.ntotal)
+
+    def _positions(self, ids: np.ndarray) -> np.ndarray:
+        """Storage position of each id (-1 when unknown)."""
+        if self._order is None:
+            self._order = np.argsort(self._ids, kind="stable")
+        sorted_ids = self._ids[self._order]
+        if not len(sorted_ids):
+            return np.full(len(ids), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+        return np.where(sorted_ids[at] == ids, self._order[at], -1)
+
+
+def default_kind(n: int, dim: int = 384) -> str:
+    """The index kind for `n` vectors of `dim` float32s: exact up to EXACT_MAX_BYTES of vectors, HNSW above."""
+    return "flat" if n * dim * 4 <= EXACT_MAX_BYTES else "hnsw"
+
+
+def ivf_nlist(n: int) -> int:
+    """IVF list count for `n` vectors: about 4 * sqrt(n), and at least 39 vectors a list (k-means needs them)."""
+    return max(1, min(round(4 * math.sqrt(n)), n // 39))
+
+
+def _sample(vectors: np.ndarray, size: int) -> np.ndarray:
+    """At most `size` rows, drawn without replacement with a fixed seed (IVF training)."""
+    if len(vectors) <= size:
+        return vectors
+    rows = np.sort(np.random.default_rng(0).choice(len(vectors), size, replace=False))
+    return vectors[rows]
+
+
+def faiss_gpu_count() -> int:
+    """GPUs that faiss can use; 0 for CPU builds (checked before any GPU call)."""
+    import faiss
+
+    get = getattr(faiss, "get_num_gpus", None)
+    return int(get()) if get is not None else 0
+
+
+def resolve_backend(backend: str, kind: str = "flat") -> str:
+    """'auto' -> faiss-gpu when faiss sees a GPU (flat and IVF), torch when only torch has CUDA (flat), else faiss."""
+    if backend != "auto":
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown dense backend {backend!r} (choose from auto, {', '.join(BACKENDS)})")
+        return backend
+    if kind in GPU_KINDS and faiss_gpu_count() > 0:
+        return "faiss-gpu"
+    if kind == "flat":
+        import torch
+
+        if torch.cuda.is_available():
+            return "torch"
+    return "faiss"
+
+
+Searcher = Callable[[np.ndarray, int, "np.ndarray | None"], tuple[np.ndarray, np.ndarray]]
+
+
+def _cpu_searcher(store: FaissStore) -> Searcher:
+    """FAISS on the CPU, with the store's search parameters and a bitmap selector for masks; one OpenMP thread
+    for a few queries (one query's windows): exact search splits one query's scan across threads, which waits
+    on descheduled threads whenever the CPU is busy (docs/performance.md)."""
+    import faiss
+
+    kind = KINDS[store.kind]
+
+    def search(queries: np.ndarray, k: int, mask: np.ndarray | None):
+        bits = None if mask is None else np.packbits(mask, bitorder="little")
+        selector = None if bits is None else faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
+        params = kind.search_params(store.params, selector)
+        threads = faiss.omp_get_max_threads()
+        if len(queries) <= FEW_QUERIES:
+            faiss.omp_set_num_threads(1)
+        try:
+            return store.index.search(queries, k, params=params)
+        finally:
+            faiss.omp_set_num_threads(threads)
+
+    return search
+
+
+def _gpu_searcher(store: FaissStore) -> Searcher:
+    """FAISS on GPU 0 (flat and IVF: FAISS has no GPU HNSW, which stays on the CPU); a mask is applied by
+    searching deeper and filtering, as GPU indexes take no selector."""
+    import faiss
+
+    if faiss_gpu_count() == 0:
+        raise RuntimeError("dense backend faiss-gpu asked for, but faiss sees no GPU")
+    if store.kind not in GPU_KINDS:
+        return _cpu_searcher(store)
+    gpu = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, store.index)
+    if store.kind == "ivf":
+        gpu.nprobe = store.params.nprobe
+    return _filtered(gpu.search)
+
+
+def _torch_searcher(store: FaissStore) -> Searcher:
+    """Exact inner-product top-k with torch, on CUDA when present (same ranking as IndexFlatIP)."""
+    import torch
+
+    if store.kind != "flat":
+        raise ValueError(f"the torch backend searches exactly: flat indexes only, this one is {store.kind}")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    matrix = torch.from_numpy(store.matrix()).to(device)
+
+    def search(queries: np.ndarray, k: int, mask: np.ndarray | None):
+        with torch.inference_mode():
+            sims = torch.from_numpy(queries).to(device) @ matrix.T
+            if mask is not None:
+                sims[:, torch.from_numpy(~mask).to(device)] = -torch.inf
+            scores, idx = torch.topk(sims, k, dim=1)
+        scores, idx = scores.cpu().numpy(), idx.cpu().numpy()
+        return scores, np.where(np.isfinite(scores), idx, -1)
+
+    return search
+
+
+def _filtered(search: Callable) -> Searcher:
+    """A mask applied after the search, searching twice as deep until k allowed rows (or all rows) are found."""
+
+    def run(queries: np.ndarray, k: int, mask: np.ndarray | None):
+        if mask is None:
+            return search(queries, k)
+        depth = k
+        while True:
+            depth = min(2 * depth, len(mask))
+            scores, pos = search(queries, depth)
+            ok = (pos >= 0) & mask[np.maximum(pos, 0)]
+            if depth == len(mask) or (ok.sum(axis=1) >= k).all():
+                break
+        order = np.argsort(~ok, axis=1, kind="stable")[:, :k]  # allowed rows first, in score order
+        scores, pos, ok = (np.take_along_axis(a, order, axis=1) for a in (scores, pos, ok))
+        return np.where(ok, scores, -np.inf), np.where(ok, pos, -1)
+
+    return run
+
+
+GPU_KINDS = ("flat", "ivf")
+BACKENDS: dict[str, Callable[[FaissStore], Searcher]] = {
+    "faiss": _cpu_searcher, "faiss-gpu": _gpu_searcher, "torch": _torch_searcher,
+}
+BACKEND_CHOICES = ("auto", *BACKENDS)
