@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="encode long texts as token windows for the dense leg (default: none, or the settings file's)")
     b.add_argument("--chunk-agg", choices=("max", "mean", "topn"), help="chunk-to-statute aggregation")
     _encoder_args(b)
+    _dense_backend_arg(b)
     b.set_defaults(func=cmd_build)
 
     q = sub.add_parser("query", help="query an index; with no text, an interactive prompt")
@@ -64,8 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--fusion-config", help="JSON fusion settings overriding the index's")
     q.add_argument("--model", help="query-time model; must be the index's model")
     q.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    q.add_argument("--dense-backend", choices=("auto", "faiss", "faiss-gpu", "torch"), default="auto",
-                   help="dense search: auto (faiss-gpu when faiss sees a GPU, torch on CUDA, else faiss)")
+    _dense_backend_arg(q)
     q.add_argument("--mmap", action=argparse.BooleanOptionalAction,
                    help="memory-map index arrays instead of reading them (default: for indexes of 256 MiB or more)")
     q.add_argument("--verify", action=argparse.BooleanOptionalAction,
@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--parity", action="store_true", help="also run MTEB's own dense, BM25 and HybridSearch")
     be.add_argument("--trec-runs", action="store_true", help="also write each run as a TREC run file")
     _encoder_args(be)
+    _dense_backend_arg(be)
     be.set_defaults(func=cmd_bench)
 
     t = sub.add_parser("tune", help="choose fusion and chunking settings by cross-validation over queries")
@@ -92,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--prompts", help="Qwen3 instruction presets to compare, e.g. mteb,legal,none")
     t.add_argument("--depth", type=int, help="each leg's candidate list length (default: whole corpus, at most 1000)")
     _encoder_args(t)
+    _dense_backend_arg(t)
     t.set_defaults(func=cmd_tune)
 
     s = sub.add_parser("serve", help="serve the search page and REST API over index folders")
@@ -99,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     s.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    _dense_backend_arg(s)
     s.set_defaults(func=cmd_serve)
 
     f = sub.add_parser("perf", help="measure build, query, load and memory costs against corpus size")
@@ -167,11 +170,20 @@ def _analysis_settings(args: argparse.Namespace, docs):
     return resolve_settings(args.language, [d.indexed_text() for d in docs[:200]], **_analysis_overrides(args))
 
 
+def _dense_backend_arg(p: argparse.ArgumentParser) -> None:
+    from .dense import BACKENDS
+
+    p.add_argument("--dense-backend", choices=BACKENDS, default="auto",
+                   help="dense search: auto (faiss-gpu for flat and IVF indexes when faiss sees a GPU and a test search "
+                        "there runs, torch on CUDA, else faiss); torch-fp16 keeps a float16 copy and re-scores in "
+                        "float32. At build it is only checked against the index kind")
+
+
 def _encoder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="sentence-transformers folder or Hub id (default: bundled all-MiniLM-L6-v2)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
-                   help="auto: bf16 on a CUDA device that supports it, fp32 on CPU")
+                   help="auto: bf16 at compute capability >= 8.0, fp16 on older GPUs, fp32 on CPU")
     p.add_argument("--batch-size", type=int, default=32, help="texts per batch when there is no token budget")
     p.add_argument("--max-tokens-per-batch", type=int,
                    help="token budget per batch (size x longest text); default 16384 on CUDA, off on CPU; 0: off")
@@ -212,12 +224,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     retriever = HybridRetriever.build(docs, encoder=encoder, legs=legs, analysis=analysis, user_words=user_words,
                                       bm25_backend=args.bm25_backend, dense_kind=args.dense_index,
                                       fusion_config=settings.fusion, chunking=settings.chunking,
-                                      bm25_params=settings.bm25)
+                                      bm25_params=settings.bm25, dense_backend=args.dense_backend)
     manifest = retriever.save(args.out)
     took = time.perf_counter() - t0
     parts = ", ".join(f"{k.removesuffix('_seconds')} {v:.1f}s" for k, v in manifest["build"].items()
                       if k.endswith("_seconds"))
     cut = manifest["build"].get("truncated_documents")
+    if retriever.encoder is not None:
+        print(f"encoder: {retriever.encoder.describe()}", file=sys.stderr)
     print(f"indexed {manifest['documents']} documents ({', '.join(manifest['legs'])}) in {took:.1f}s"
           f" ({parts}) -> {args.out}", file=sys.stderr)
     if cut:
@@ -253,6 +267,8 @@ def cmd_query(args: argparse.Namespace) -> int:
                                      dense_backend=args.dense_backend,
                                      fusion_config=settings.fusion if settings else None,
                                      chunking=settings.chunking if settings else None, verify=args.verify)
+    if retriever.encoder is not None:
+        print(f"encoder: {retriever.encoder.describe()}; dense search: {retriever.dense.backend}", file=sys.stderr)
     if args.mode != "hybrid" and args.mode not in retriever.legs:
         raise ValueError(f"{args.index} has no {args.mode} leg (it has: {', '.join(retriever.legs)}); "
                          f"use --mode {retriever.legs[0]} or hybrid")
@@ -274,6 +290,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       tuned=read_settings(args.fusion_config) if args.fusion_config else None,
                       tuned_protocol=_tuned_protocol(args.fusion_config),
                       parity=args.parity, language=args.language, bm25_backend=args.bm25_backend,
+                      dense_backend=args.dense_backend,
                       analysis=_analysis_overrides(args), user_words=_user_words(args))
     report, results, mteb_json = run_bench(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
@@ -307,7 +324,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     cfg = TuneConfig(data=data, encoder=_encoder_config(args), legs=legs, folds=args.folds,
                      seed=args.seed, chunking=not args.no_chunking, language=args.language, depth=args.depth,
                      bm25_backend=args.bm25_backend, analysis=_analysis_overrides(args),
-                     user_words=_user_words(args),
+                     user_words=_user_words(args), dense_backend=args.dense_backend,
                      prompts=prompt_presets(args.prompts.split(",")) if args.prompts else None)
     report, settings = run_tune(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
@@ -356,7 +373,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as e:
         print(f"error: the web app needs the web extra (pip install 'statute-retrieval[web]'): {e}", file=sys.stderr)
         return 1
-    serve(args.index, host=args.host, port=args.port, device=args.device)
+    serve(args.index, host=args.host, port=args.port, device=args.device, dense_backend=args.dense_backend)
     return 0
 
 

@@ -1,9 +1,11 @@
 """The dense leg's index: unit vectors searched by inner product (= cosine similarity).
 
 Kinds: exact ("flat"), HNSW graph or IVF lists (approximate); "auto" picks by corpus size
-(`default_kind`, from docs/performance.md). Backends, chosen once at load: FAISS on the GPU
-when faiss sees one, exact top-k with torch on CUDA when faiss has no GPU build, else FAISS
-on the CPU. The exact backends return the same ranking.
+(`default_kind`, from docs/performance.md). Backends, chosen at load: FAISS on the GPU for flat
+and IVF indexes when faiss sees one (faiss has no GPU HNSW), exact top-k with torch on CUDA when
+faiss has no GPU build, else FAISS on the CPU. The searcher (and any copy to the GPU) is made at
+the first search, after a test search in a child process for faiss-gpu (retrieval.gpu). The exact
+backends return the same ranking.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import gpu
+from .torch_search import TorchExactSearch
+
 KINDS = ("flat", "hnsw", "ivf")
 # Exact search reads every vector for every query: up to 50,000 384-d float32 vectors (73 MiB) it
 # stays within a few ms a query on one core; above, HNSW is faster (docs/performance.md).
@@ -20,7 +25,8 @@ EXACT_MAX_BYTES = 50_000 * 384 * 4
 HNSW_M, EF_CONSTRUCTION, EF_SEARCH = 32, 200, 128  # graph degree, build and query breadth
 NPROBE = 16  # IVF lists searched per query
 IVF_TRAIN_PER_LIST = 50  # training vectors per IVF list (k-means sample)
-BACKENDS = ("auto", "faiss", "faiss-gpu", "torch")
+BACKENDS = ("auto", "faiss", "faiss-gpu", "torch", "torch-fp16")  # torch-fp16: float16 copy, float32 re-score
+GPU_KINDS = ("flat", "ivf")  # the kinds faiss can search on a GPU
 INDEX_FILE = "index.faiss"
 OWNER_FILE = "chunk_owner.npy"
 TITLES_FILE = "title_vectors.npy"
@@ -30,20 +36,22 @@ class DenseIndex:
     """FAISS inner-product index over float32 unit vectors, with a GPU path when one exists."""
 
     def __init__(self, index, kind: str = "flat", backend: str = "auto", owner: np.ndarray | None = None,
-                 titles: np.ndarray | None = None):
+                 titles: np.ndarray | None = None, device: str | None = None):
         self.index = index
         self.kind = kind
         self.owner = owner  # document of each vector when documents are chunked (sorted), else None
         self.titles = titles  # one title vector per document (zero rows: no title), or None
         self._matrix: np.ndarray | None = None
-        self.backend = resolve_backend(backend, kind)
-        self._searcher = _make_searcher(index, self.backend)
+        self.device = device  # 'cpu', 'cuda', 'cuda:1'; None: CUDA when there is one
+        self.backend = resolve_backend(backend, kind, device)
+        self._searcher = None  # made at the first search (a build never copies to the GPU)
+        self._gpu_index = None
 
     @classmethod
     def build(cls, vectors: np.ndarray, kind: str = "auto", *, hnsw_m: int = HNSW_M,
               ef_construction: int = EF_CONSTRUCTION, ef_search: int = EF_SEARCH, nlist: int | None = None,
               nprobe: int = NPROBE, backend: str = "auto", owner: np.ndarray | None = None,
-              titles: np.ndarray | None = None) -> DenseIndex:
+              titles: np.ndarray | None = None, device: str | None = None) -> DenseIndex:
         """Index `vectors` (n x d): 'flat' exact, 'hnsw' or 'ivf' approximate, 'auto' by size; `owner`: chunk -> document."""
         import faiss
 
@@ -64,20 +72,21 @@ class DenseIndex:
         else:
             raise ValueError(f"unknown dense index kind {kind!r} (choose from auto, {', '.join(KINDS)})")
         index.add(vectors)
-        return cls(index, kind, backend, owner, titles)
+        return cls(index, kind, backend, owner, titles, device)
 
     @classmethod
-    def load(cls, folder: Path, kind: str = "flat", *, mmap: bool = False, backend: str = "auto") -> DenseIndex:
+    def load(cls, folder: Path, kind: str = "flat", *, mmap: bool = False, backend: str = "auto",
+             device: str | None = None) -> DenseIndex:
         """Read `index.faiss`; `mmap` maps its vectors (read-only) instead of reading them."""
         import faiss
 
         flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0
         owner, titles = (np.load(f, allow_pickle=False) if f.exists() else None
                          for f in (folder / OWNER_FILE, folder / TITLES_FILE))
-        return cls(faiss.read_index(str(folder / INDEX_FILE), flags), kind, backend, owner, titles)
+        return cls(faiss.read_index(str(folder / INDEX_FILE), flags), kind, backend, owner, titles, device)
 
     def set_search_params(self, *, ef_search: int | None = None, nprobe: int | None = None) -> None:
-        """Query-time breadth: efSearch of an HNSW index, nprobe of an IVF index (CPU backend)."""
+        """Query-time breadth: efSearch of an HNSW index, nprobe of an IVF index (also of its GPU copy)."""
         if ef_search is not None:
             if self.kind != "hnsw":
                 raise ValueError(f"ef_search is for HNSW indexes, this one is {self.kind}")
@@ -86,6 +95,8 @@ class DenseIndex:
             if self.kind != "ivf":
                 raise ValueError(f"nprobe is for IVF indexes, this one is {self.kind}")
             self.index.nprobe = nprobe
+            if self._gpu_index is not None:
+                self._gpu_index.nprobe = nprobe
 
     @property
     def dim(self) -> int:
@@ -99,7 +110,28 @@ class DenseIndex:
         """Top-`depth` (scores, row indices) per query, best first."""
         depth = min(depth, len(self))
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if self._searcher is None:
+            self._searcher = self._make_searcher()
         return self._searcher(queries, depth)
+
+    def _make_searcher(self):
+        """The search function of the backend; faiss-gpu only after a test search on that GPU ran (else a
+        warning, and torch on CUDA or faiss on the CPU)."""
+        ordinal = gpu.device_index(self.device) if gpu.is_cuda(self.device) else 0
+        if self.backend == "faiss-gpu":
+            if gpu.faiss_gpu_usable(ordinal):
+                import faiss
+
+                resources = faiss.StandardGpuResources()
+                self._gpu_index = faiss.index_cpu_to_gpu(resources, ordinal, self.index)
+                self._gpu_index.referenced_objects = [resources]  # kept alive with the index
+                return self._gpu_index.search
+            self.backend = "torch" if _torch_cuda() else "faiss"
+        if self.backend.startswith("torch"):
+            device = self.device or ("cuda" if _torch_cuda() else "cpu")
+            return TorchExactSearch(self.index.reconstruct_n(0, self.index.ntotal), device,
+                                    "float16" if self.backend == "torch-fp16" else "float32")
+        return _cpu_searcher(self.index)
 
     def all_scores(self, queries: np.ndarray) -> np.ndarray:
         """Exact inner product of each query with every indexed vector (for chunk aggregation)."""
@@ -136,41 +168,30 @@ def _sample(vectors: np.ndarray, size: int) -> np.ndarray:
     return vectors[rows]
 
 
-def faiss_gpu_count() -> int:
-    """GPUs that faiss can use; 0 for CPU builds (checked before any GPU call)."""
-    import faiss
-
-    get = getattr(faiss, "get_num_gpus", None)
-    return int(get()) if get is not None else 0
-
-
-def resolve_backend(backend: str, kind: str = "flat") -> str:
-    """'auto' -> faiss-gpu when faiss sees a GPU, torch when only torch has CUDA, else faiss."""
+def resolve_backend(backend: str, kind: str = "flat", device: str | None = None) -> str:
+    """'auto' -> faiss-gpu for flat and IVF indexes when faiss sees a GPU, torch for flat ones when only torch
+    has CUDA, else faiss; a `device` that is not CUDA keeps search on the CPU. No GPU call is made."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown dense backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    if backend == "faiss-gpu":
+        if kind not in GPU_KINDS:
+            raise ValueError(f"dense backend faiss-gpu searches flat and IVF indexes, this one is {kind} "
+                             "(use --dense-backend faiss, or torch for exact search)")
+        if gpu.faiss_gpu_count() == 0:
+            raise RuntimeError("dense backend faiss-gpu asked for, but faiss sees no GPU")
     if backend != "auto":
         return backend
-    if faiss_gpu_count() > 0:
+    if device and not gpu.is_cuda(device):
+        return "faiss"
+    if kind in GPU_KINDS and gpu.faiss_gpu_count() > 0:
         return "faiss-gpu"
-    if kind == "flat":
-        import torch
-
-        if torch.cuda.is_available():
-            return "torch"
-    return "faiss"
+    return "torch" if kind == "flat" and _torch_cuda() else "faiss"
 
 
-def _make_searcher(index, backend: str):
-    if backend == "faiss":
-        return _cpu_searcher(index)
-    if backend == "faiss-gpu":
-        import faiss
+def _torch_cuda() -> bool:
+    import torch
 
-        if faiss_gpu_count() == 0:
-            raise RuntimeError("dense backend faiss-gpu asked for, but faiss sees no GPU")
-        gpu_index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
-        return gpu_index.search
-    return _torch_searcher(index)
+    return torch.cuda.is_available()
 
 
 def _cpu_searcher(index):
@@ -187,21 +208,5 @@ def _cpu_searcher(index):
             return index.search(queries, depth)
         finally:
             faiss.omp_set_num_threads(threads)
-
-    return search
-
-
-def _torch_searcher(index):
-    """Exact inner-product top-k with torch, on CUDA when present (same ranking as IndexFlatIP)."""
-    import torch
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    matrix = torch.from_numpy(index.reconstruct_n(0, index.ntotal)).to(device)
-
-    def search(queries: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
-        with torch.inference_mode():
-            sims = torch.from_numpy(queries).to(device) @ matrix.T
-            scores, idx = torch.topk(sims, depth, dim=1)
-        return scores.cpu().numpy(), idx.cpu().numpy()
 
     return search

@@ -22,7 +22,8 @@ from .analysis import Analyzer, AnalyzerSettings, bm25_fields, resolve_settings
 from .chunking import ChunkSettings, aggregate, split, window_size
 from .corpus import Document, fingerprint
 from .dense import DenseIndex
-from .encoders import Encoder, EncoderConfig, resolve_model, weights_sha256
+from .encoders import Encoder, EncoderConfig, query_dtype, resolve_model, weights_sha256
+from .gpu import check_device
 from .lexical import LexicalIndex, build_lexical, load_lexical
 from .store import (DocumentTable, IndexFileError, prefers_mmap, rank_ids, read_manifest, verify_checksums,
                     write_index)
@@ -151,7 +152,7 @@ class HybridRetriever:
               bm25_backend: str = "bm25s", dense_kind: str = "auto", fusion_config: FusionConfig = FusionConfig(),
               chunking: ChunkSettings = ChunkSettings(), bm25_params: dict | None = None,
               encode_titles: bool | None = None, vectors: np.ndarray | None = None,
-              progress: bool = True) -> HybridRetriever:
+              progress: bool = True, dense_backend: str = "auto") -> HybridRetriever:
         """Analyse and index `documents` for each asked leg ('dense', 'bm25').
 
         `user_words` extend jieba's dictionary. `bm25_params` (k1, b) override MTEB's baseline
@@ -159,7 +160,8 @@ class HybridRetriever:
         over windows); `encode_titles` (default: when the chunk settings mix titles in) stores one
         title vector per document for the dense leg. `vectors` (one unit vector per document, in
         order) builds the dense leg from vectors encoded elsewhere; the encoder is then loaded only
-        when given (to record the model).
+        when given (to record the model). `dense_backend` searches the dense leg in this process (bench, tune);
+        the index file is the same for every backend.
         """
         legs = _check_legs(legs)
         docs = list(documents)
@@ -197,7 +199,8 @@ class HybridRetriever:
                 timings["truncated_documents"] = enc.count_truncated(texts, enc.document_prompt)
             else:
                 _check_vectors(vectors, len(docs), enc)
-            dense = DenseIndex.build(vectors, dense_kind, owner=owner, titles=titles)
+            dense = DenseIndex.build(vectors, dense_kind, owner=owner, titles=titles, backend=dense_backend,
+                                     device=enc.device if enc is not None else None)
             timings["dense_seconds"] = time.perf_counter() - t
         info = {"documents": len(docs), "corpus_fingerprint": fingerprint(docs), "build": timings}
         return cls(docs, encoder=enc, dense=dense, analyzer=analyzer, lexical=lexical,
@@ -256,6 +259,8 @@ class HybridRetriever:
         `verify` None: sha256 of every file when the index is read, sizes only when mapped.
         """
         folder = Path(path)
+        if device:
+            check_device(device)  # a CUDA device that cannot be honoured is the user's error, not the index's
         manifest = read_manifest(folder, verify=False)
         mmap = prefers_mmap(manifest) if mmap is None else mmap
         if (not mmap) if verify is None else verify:
@@ -265,7 +270,8 @@ class HybridRetriever:
             enc = dense = analyzer = lexical = None
             if "dense" in manifest["legs"]:
                 meta = manifest["dense"]
-                dense = DenseIndex.load(folder / "dense", meta["index"], mmap=mmap, backend=dense_backend)
+                dense = DenseIndex.load(folder / "dense", meta["index"], mmap=mmap, backend=dense_backend,
+                                        device=device)
                 if load_encoder and (model or meta.get("model")):  # no model: built from given vectors
                     enc = Encoder(_encoder_config(meta, model, device))
                     _check_same_model(meta, enc)
@@ -514,10 +520,11 @@ def _progress(items: list, show: bool, desc: str):
 
 
 def _encoder_config(meta: dict, model: str | None, device: str | None) -> EncoderConfig:
-    """The build-time encoder settings (attention and batching are the query machine's own); a query-time
-    `model` must be the same model."""
+    """The build-time encoder settings (attention, batching and a CPU's float32 are the query machine's own); a
+    query-time `model` must be the same model."""
     return EncoderConfig(
-        model=model or meta.get("model_path") or meta["model"], device=device, dtype=meta.get("dtype", "auto"),
+        model=model or meta.get("model_path") or meta["model"], device=device,
+        dtype=query_dtype(meta.get("dtype", "auto"), device),
         batch_size=meta.get("batch_size", 32), query_prompt=meta.get("query_prompt"),
         max_seq_length=meta.get("max_seq_length"),
     )

@@ -18,6 +18,7 @@ from qwen3_tiny import EOS, PAD, STATUTE_TEXT, build_qwen3_folder
 from retrieval.cli import main
 from retrieval.encoders import (QWEN3_INSTRUCTIONS, Encoder, EncoderConfig, plan_batches, qwen3_prompt,
                                 resolve_query_prompt, weights_sha256)
+from retrieval.gpu import auto_dtype
 from retrieval.retriever import HybridRetriever
 
 QUERY = "The accused set his wife on fire over dowry demands"
@@ -98,8 +99,8 @@ def test_qwen3_dtypes(qwen3_dir, qwen3_encoder, test_device):
         return next(enc.model.parameters()).dtype
 
     auto = Encoder(EncoderConfig(model=str(qwen3_dir), device=test_device))
-    bf16_ok = _cuda(test_device) and torch.cuda.is_bf16_supported()
-    assert auto.dtype == ("bfloat16" if bf16_ok else "float32")
+    assert auto.dtype == auto_dtype(test_device)
+    assert _cuda(test_device) or auto.dtype == "float32"
     assert param_dtype(auto) == getattr(torch, auto.dtype)
     assert param_dtype(qwen3_encoder) == torch.float32  # from a bf16 checkpoint
     bf16 = Encoder(EncoderConfig(model=str(qwen3_dir), device=test_device, dtype="bfloat16"))
@@ -144,19 +145,19 @@ def test_qwen3_cuda_oom_halves_the_batch(qwen3_encoder, monkeypatch, caplog):
     want = enc.encode_documents(texts, progress=False)
     real, sizes = enc._encode_batch, []
 
-    def flaky(batch, prompt):
-        sizes.append(len(batch))
-        if len(batch) > 2:
+    def flaky(rows, *args):
+        sizes.append(len(rows))
+        if len(rows) > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(batch, prompt)
+        return real(rows, *args)
 
     monkeypatch.setattr(enc, "_encode_batch", flaky)
     with caplog.at_level(logging.WARNING, logger="retrieval.encoders"):
         got = enc.encode_documents(texts, progress=False)
-    assert sizes == [8, 4, 2, 2, 4, 2, 2]
+    assert sizes == [8, 4, 2, 2, 2, 2]  # after each failure the texts left are planned again, half as big
     assert np.allclose(got, want, atol=1e-5)
     assert "halving" in caplog.text
-    monkeypatch.setattr(enc, "_encode_batch", lambda b, p: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError()))
+    monkeypatch.setattr(enc, "_encode_batch", lambda *a: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError()))
     with pytest.raises(torch.cuda.OutOfMemoryError):
         enc.encode_documents(["one text alone"], progress=False)
 
@@ -179,7 +180,7 @@ def test_qwen3_cli_build_query_manifest(qwen3_dir, tiny_docs, test_device, tmp_p
     assert "longer than the model's 32 tokens" in capsys.readouterr().err
     dense = json.loads((ix / "manifest.json").read_text())["dense"]
     assert dense["query_prompt"] == qwen3_prompt(QWEN3_INSTRUCTIONS["legal"]) and dense["document_prompt"] == ""
-    assert dense["dtype"] == ("bfloat16" if _cuda(test_device) and torch.cuda.is_bf16_supported() else "float32")
+    assert dense["dtype"] == auto_dtype(test_device)
     assert dense["attn"] == "sdpa" and dense["max_seq_length"] == 32 and dense["dim"] == 64
     assert dense["weights_sha256"] == weights_sha256(str(qwen3_dir))
     loaded = HybridRetriever.load(ix, device=test_device)
@@ -224,7 +225,6 @@ def test_qwen3_bench_end_to_end_records_prompt_dtype_hash(qwen3_dir, tmp_path, t
                  "--out", str(out), "--device", test_device]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["query_prompt"] == qwen3_prompt(QWEN3_INSTRUCTIONS["mteb"])
-    bf16 = _cuda(test_device) and torch.cuda.is_bf16_supported()
-    assert report["encoder"]["dtype"] == ("bfloat16" if bf16 else "float32")
+    assert report["encoder"]["dtype"] == auto_dtype(test_device)
     assert len(report["encoder"]["weights_sha256"]) == 64
     assert set(report["runs"]) == {"dense", "bm25", "hybrid"}

@@ -58,13 +58,17 @@ def test_torch_topk_matches_faiss():
 
 
 def test_dense_backend_auto_selection(monkeypatch):
+    import faiss
     import torch
 
     from retrieval import dense
 
-    monkeypatch.setattr(dense, "faiss_gpu_count", lambda: 1)
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1, raising=False)
     assert dense.resolve_backend("auto") == "faiss-gpu"
-    monkeypatch.setattr(dense, "faiss_gpu_count", lambda: 0)
+    assert dense.resolve_backend("auto", "ivf") == "faiss-gpu"
+    assert dense.resolve_backend("auto", "hnsw") == "faiss"  # faiss has no GPU HNSW
+    assert dense.resolve_backend("auto", device="cpu") == "faiss"
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 0, raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert dense.resolve_backend("auto") == "torch"
     assert dense.resolve_backend("auto", "hnsw") == "faiss"  # torch search is exact: flat indexes only

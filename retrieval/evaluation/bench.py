@@ -10,13 +10,14 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from ..chunking import ChunkSettings
 from ..encoders import Encoder, EncoderConfig
 from ..retriever import LEGS, FusionConfig, Settings
 from .datasets import RetrievalData, mteb_task
-from .mteb_reference import mteb_reference_models
+from .mteb_reference import QWEN3_MTEB_NAME, mteb_qwen3_model, mteb_reference_models
 from .scoring import metric_scores, ndcg_at_10
 from .search_model import RetrieverSearch, SharedLegs
 from .stats import paired_difference
@@ -38,6 +39,7 @@ class BenchConfig:
     bm25_backend: str = "bm25s"
     analysis: dict = field(default_factory=dict)  # BM25 analysis options over the language's defaults
     user_words: tuple[str, ...] = ()  # extra words for jieba's dictionary
+    dense_backend: str = "auto"  # dense search (retrieval.dense.BACKENDS)
 
 
 def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
@@ -51,8 +53,9 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
         _say(f"loading model {cfg.encoder.model or 'all-MiniLM-L6-v2 (bundled)'}")
         encoder = Encoder(cfg.encoder)
         phases["model_load_seconds"] = time.perf_counter() - t0
+        _say(f"encoder: {encoder.describe()}")
     shared = SharedLegs(encoder, cfg.legs, language=cfg.language, bm25_backend=cfg.bm25_backend,
-                        analysis=cfg.analysis, user_words=cfg.user_words)
+                        analysis=cfg.analysis, user_words=cfg.user_words, dense_backend=cfg.dense_backend)
     label = encoder.model_name if encoder else "bm25"
     runs, results, names, mteb_json = {}, {}, {}, {}
 
@@ -144,7 +147,8 @@ def _parity(cfg: BenchConfig, encoder: Encoder | None, runs: dict) -> dict[str, 
     import mteb
 
     name = encoder.model_name if encoder else "bm25"
-    theirs = {run: made for run, made in mteb_reference_models(lambda: encoder.model, name).items() if run in runs}
+    models = mteb_reference_models(lambda: encoder.model, name, _mteb_qwen3(encoder))
+    theirs = {run: made for run, made in models.items() if run in runs}
     out = {}
     for run, (what, make) in theirs.items():
         _say(f"parity {run}: {what}")
@@ -157,6 +161,15 @@ def _parity(cfg: BenchConfig, encoder: Encoder | None, runs: dict) -> dict[str, 
     out["tolerance"] = PARITY_TOLERANCE
     out["all_ok"] = all(v["ok"] for k, v in out.items() if isinstance(v, dict))
     return out
+
+
+def _mteb_qwen3(encoder: Encoder | None) -> tuple[str, Any] | None:
+    """For a local Qwen3-Embedding folder: MTEB's own Qwen3 implementation loaded from it, as the dense reference."""
+    if encoder is None or not encoder.is_qwen3 or not Path(encoder.model_path).is_dir():
+        return None
+    what = f"MTEB's {QWEN3_MTEB_NAME} implementation loaded from {encoder.model_path}"
+    return what, lambda: mteb_qwen3_model(encoder.model_path, device=encoder.device, dtype=encoder.dtype,
+                                          max_seq_length=encoder.max_seq_length, attn=encoder.config.attn)
 
 
 def _say(msg: str) -> None:

@@ -23,8 +23,9 @@ class SharedLegs:
 
     def __init__(self, encoder: Encoder | None, legs: Sequence[str] = ("dense", "bm25"), *,
                  language: str = "auto", bm25_backend: str = "bm25s", analysis: dict | None = None,
-                 user_words: Sequence[str] = ()):
+                 user_words: Sequence[str] = (), dense_backend: str = "auto"):
         self.encoder, self.legs = encoder, tuple(legs)
+        self.dense_backend = dense_backend
         self.language, self.bm25_backend = language, bm25_backend
         self.analysis_options = dict(analysis or {})  # over the language's defaults
         self.user_words = tuple(user_words)
@@ -42,7 +43,8 @@ class SharedLegs:
             analysis = resolve_settings(self.language, [d.indexed_text() for d in documents],
                                         **self.analysis_options) if "bm25" in self.legs else None
             r = HybridRetriever.build(documents, encoder=self.encoder, legs=self.legs, analysis=analysis,
-                                      user_words=self.user_words, bm25_backend=self.bm25_backend, chunking=chunking, bm25_params=settings.bm25)
+                                      user_words=self.user_words, bm25_backend=self.bm25_backend, chunking=chunking,
+                                      bm25_params=settings.bm25, dense_backend=self.dense_backend)
             self._retrievers[key] = r
             build = r.info["build"]
             tag = "index" if not (chunking.active or settings.bm25) else "index_tuned"
