@@ -199,9 +199,12 @@ def _encoder_args(p: argparse.ArgumentParser) -> None:
 
 def _encoder_config(args: argparse.Namespace):
     from .encoders import EncoderConfig
+    from .gpu import check_device
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.device:
+        check_device(args.device)  # before any reading or loading: a CUDA device that cannot be honoured
     return EncoderConfig(model=args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
                          query_prompt=args.query_prompt, query_instruction=args.query_instruction,
                          max_seq_length=args.max_seq_length, attn=args.attn,

@@ -228,3 +228,37 @@ def test_qwen3_bench_end_to_end_records_prompt_dtype_hash(qwen3_dir, tmp_path, t
     assert report["encoder"]["dtype"] == auto_dtype(test_device)
     assert len(report["encoder"]["weights_sha256"]) == 64
     assert set(report["runs"]) == {"dense", "bm25", "hybrid"}
+
+
+def test_qwen3_mteb_own_implementation_gives_our_prompt_and_vectors(qwen3_dir, qwen3_encoder):
+    import mteb
+    from mteb.types import PromptType
+
+    from retrieval.evaluation.mteb_reference import mteb_qwen3_model
+
+    enc = qwen3_encoder
+    theirs = mteb_qwen3_model(str(qwen3_dir), device=enc.device, dtype="float32", max_seq_length=enc.max_seq_length)
+    assert theirs.mteb_model_meta.name == "Qwen/Qwen3-Embedding-0.6B"
+    aila = mteb.get_task("AILAStatutes").metadata
+    prompt = theirs.get_task_instruction(aila, PromptType.query)
+    assert prompt == enc.query_prompt == qwen3_prompt(QWEN3_INSTRUCTIONS["mteb"])
+    assert not theirs.get_task_instruction(aila, PromptType.document) and enc.document_prompt == ""
+    for mine, (texts, their_prompt) in ((enc.encode_queries(SHORT + [QUERY]), (SHORT + [QUERY], prompt)),
+                                        (enc.encode_documents(STATUTE_TEXT, progress=False), (STATUTE_TEXT, ""))):
+        vectors = theirs.model.encode(texts, prompt=their_prompt, convert_to_numpy=True)
+        cosine = (mine * vectors).sum(axis=1) / np.linalg.norm(vectors, axis=1)
+        assert (cosine > 1 - 1e-5).all()
+
+
+@pytest.mark.parametrize("data", ["tiny", "aila"])
+def test_qwen3_bench_parity_with_mteb_own_qwen3(qwen3_dir, tmp_path, data, request):
+    from test_bench import write_dataset
+
+    where = (["--aila-dir", str(request.getfixturevalue("aila_dir"))] if data == "aila"
+             else ["--dataset", str(write_dataset(tmp_path / "tiny"))])
+    out = tmp_path / "b"
+    assert main(["bench", "--model", str(qwen3_dir), *where, "--legs", "dense", "--parity", "--device", "cpu",
+                 "--max-seq-length", "256", "--out", str(out)]) == 0
+    parity = json.loads((out / "report.json").read_text())["parity"]
+    assert parity["dense"]["abs_diff"] <= 1e-4 and parity["all_ok"]
+    assert parity["dense"]["mteb_model"].startswith("MTEB's Qwen/Qwen3-Embedding-0.6B implementation loaded from")
