@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -18,7 +19,7 @@ class Tokens:
     tokenizer cuts them (the special tokens at the end kept); `lengths` are the counts before the cut."""
 
     lengths: np.ndarray  # tokens of each text before the cut
-    flat: np.ndarray  # the cut ids of all texts, concatenated (int64)
+    flat: np.ndarray  # the cut ids of all texts, concatenated (int32: 2 GB for a million 512-token texts)
     offsets: np.ndarray  # text i is flat[offsets[i]:offsets[i + 1]]
 
     @property
@@ -49,7 +50,7 @@ def tokenize(tokenizer, texts: Sequence[str], prompt: str, max_length: int, tail
             lengths.append(len(ids))
             parts.append(ids if len(ids) <= max_length else ids[:max_length - tail] + ids[len(ids) - tail:])
     cut = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
-    flat = np.fromiter((i for ids in parts for i in ids), dtype=np.int64, count=int(cut.sum()))
+    flat = np.fromiter(chain.from_iterable(parts), dtype=np.int32, count=int(cut.sum()))
     return Tokens(np.asarray(lengths, dtype=np.int64), flat, np.concatenate([[0], np.cumsum(cut)]))
 
 

@@ -178,7 +178,8 @@ def resolve_backend(backend: str, kind: str = "flat", device: str | None = None)
             raise ValueError(f"dense backend faiss-gpu searches flat and IVF indexes, this one is {kind} "
                              "(use --dense-backend faiss, or torch for exact search)")
         if gpu.faiss_gpu_count() == 0:
-            raise RuntimeError("dense backend faiss-gpu asked for, but faiss sees no GPU")
+            raise ValueError("dense backend faiss-gpu asked for, but faiss sees no GPU (a CPU build of faiss, "
+                             "or no CUDA device); docs/gpu.md lists the wheels")
     if backend != "auto":
         return backend
     if device and not gpu.is_cuda(device):

@@ -546,7 +546,7 @@ def library_versions() -> dict:
     import importlib.metadata as md
 
     out = {"python": platform.python_version(), "retrieval": __version__}
-    for pkg in ("numpy", "faiss-cpu", "faiss-gpu-cu12", "faiss-gpu-cuvs", "bm25s", "rank-bm25",
+    for pkg in ("numpy", "faiss-cpu", "faiss-gpu", "faiss-gpu-cu12", "faiss-gpu-cuvs", "bm25s", "rank-bm25",
                 "sentence-transformers", "transformers", "torch", "jieba"):
         try:
             out[pkg] = md.version(pkg)

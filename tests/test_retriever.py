@@ -75,7 +75,7 @@ def test_dense_backend_auto_selection(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert dense.resolve_backend("auto") == "faiss"
     assert dense.resolve_backend("torch") == "torch"
-    with pytest.raises(RuntimeError, match="faiss sees no GPU"):
+    with pytest.raises(ValueError, match="faiss sees no GPU"):
         DenseIndex.build(np.eye(4, dtype=np.float32), backend="faiss-gpu")
     with pytest.raises(ValueError, match="unknown dense backend"):
         dense.resolve_backend("gpu")
