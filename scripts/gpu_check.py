@@ -54,7 +54,7 @@ CARD_TOLERANCE = 0.01  # bf16 on a GPU moves them by ~2e-3
 # budget, max_seq_length, timed repeats, matmul size, time budget (s) for the whole run and for the tests.
 SETTINGS = {
     "cpu": {"search": (3000, 64, 16, 50), "hnsw": 2000, "shape": None, "vocab": 640, "texts": 28, "budget": 2048,
-            "max_seq_length": 256, "repeats": 1, "matmul": 512, "deadline": 800, "test_timeout": 400},
+            "max_seq_length": 256, "repeats": 1, "matmul": 512, "deadline": 500, "test_timeout": 400},
     "gpu": {"search": (100_000, 1024, 256, 100), "hnsw": 20_000, "shape": QWEN3_06B_SHAPE, "vocab": 16384,
             "texts": None, "budget": 16384, "max_seq_length": None, "repeats": 3, "matmul": 8192, "deadline": 540,
             "test_timeout": 200},

@@ -96,11 +96,14 @@ def test_cuda_torch_backend_chunks_and_fp16_rescoring_match_faiss():
     assert DenseIndex.build(vecs, backend="torch-fp16").search(queries, 25)[1].tolist() == want_i.tolist()
 
 
-def test_cuda_device_that_cannot_be_honoured_is_an_error(tiny_index, tiny_docs, tmp_path, monkeypatch, capsys):
+def test_cuda_device_that_cannot_be_honoured_is_an_error(tiny_docs, tmp_path, monkeypatch, capsys):
+    from retrieval.retriever import HybridRetriever
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    corpus = tmp_path / "c.jsonl"
+    corpus, index = tmp_path / "c.jsonl", tmp_path / "bm25"
     corpus.write_text("".join(json.dumps(d.__dict__) + "\n" for d in tiny_docs))
-    for argv in (["query", str(tiny_index), "theft", "--device", "cuda"],
+    HybridRetriever.build(tiny_docs, legs=["bm25"], progress=False).save(index)
+    for argv in (["query", str(index), "theft", "--device", "cuda"],
                  ["build", str(corpus), "--out", str(tmp_path / "ix"), "--device", "cuda:1"]):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
@@ -229,12 +232,14 @@ def test_gpu_dense_backend_option_on_every_command(capsys):
         assert "--dense-backend" in out and all(b in out for b in dense.BACKENDS)
 
 
-def test_gpu_reported_hnsw_build_then_query_on_cpu(tiny_docs, tmp_path, monkeypatch, capsys):
+def test_gpu_reported_hnsw_build_then_query_on_cpu(qwen3_dir, tiny_docs, tmp_path, monkeypatch, capsys):
     corpus, ix = tmp_path / "c.jsonl", tmp_path / "ix"
     corpus.write_text("".join(json.dumps(d.__dict__) + "\n" for d in tiny_docs))
     monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1, raising=False)
     monkeypatch.setattr(faiss, "index_cpu_to_gpu", lambda *a: pytest.fail("HNSW copied to a GPU"), raising=False)
-    assert main(["build", str(corpus), "--out", str(ix), "--dense-index", "hnsw", "--device", "cpu"]) == 0
-    assert main(["query", str(ix), "dowry death", "--json", "--mode", "dense"]) == 0
+    assert main(["build", str(corpus), "--out", str(ix), "--dense-index", "hnsw", "--model", str(qwen3_dir),
+                 "--device", "cpu"]) == 0
+    assert main(["query", str(ix), "dowry death", "--json", "--mode", "dense", "-k", "5", "--device", "cpu"]) == 0
     out = capsys.readouterr()
-    assert json.loads(out.out)["hits"][0]["id"] == "S1" and "dense search: faiss" in out.err
+    assert len(json.loads(out.out)["hits"]) == 5 and "dense search: faiss" in out.err
+    assert json.loads((ix / "manifest.json").read_text())["dense"]["index"] == "hnsw"

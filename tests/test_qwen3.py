@@ -141,6 +141,7 @@ def test_qwen3_token_budget_keeps_order_and_vectors(qwen3_dir, qwen3_encoder, te
 
 def test_qwen3_cuda_oom_halves_the_batch(qwen3_encoder, monkeypatch, caplog):
     enc = qwen3_encoder
+    monkeypatch.setattr(enc, "token_budget", None)  # batch_size batches on every device (token budget: test_gpu.py)
     texts = [*STATUTE_TEXT[:6], *SHORT[:2]]
     want = enc.encode_documents(texts, progress=False)
     real, sizes = enc._encode_batch, []
