@@ -3,8 +3,10 @@
 #   make bench   create .venv, install, run the main job on AILAStatutes (offline with
 #                AILA2019_DIR=<AILA 2019 release folder>): tune fusion by cross-validation, then
 #                dense vs BM25 vs hybrid vs tuned through MTEB, with parity checks against MTEB
-# FAISS picks the extra: cpu (faiss-cpu, default), gpu (faiss-gpu, CUDA 12) or gpu-cu13 (faiss-gpu-cuvs).
-# TORCH pins torch; torch==2.13.0 is a CPU build here. On a CUDA machine use e.g. TORCH=torch.
+# FAISS picks the extra: cpu (faiss-cpu, default), gpu (faiss-gpu, CUDA 12) or gpu-cu13 (faiss-gpu-cuvs, CUDA 13).
+# TORCH pins torch; torch==2.13.0 is a CPU build here. On a CUDA machine see docs/gpu.md, e.g.
+#   make test TORCH=torch==2.10.0 FAISS=gpu        (CUDA 12: Ampere, Ada, Hopper; Blackwell through PTX)
+#   make test TORCH=torch==2.15.0 FAISS=gpu-cu13   (CUDA 13.2)
 PYTHON ?= python3
 VENV ?= .venv
 FAISS ?= cpu
@@ -23,7 +25,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	rm -f $(VENV)/.installed-*
-	$(BIN)/python -m pip uninstall -y -q faiss-cpu faiss-gpu-cu12 faiss-gpu-cuvs 2>/dev/null || true
+	$(BIN)/python -m pip uninstall -y -q faiss-cpu faiss-gpu faiss-gpu-cu12 faiss-gpu-cuvs 2>/dev/null || true
 	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@

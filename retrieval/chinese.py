@@ -14,6 +14,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from .cache import cache_dir
+
 PRC = "中华人民共和国"
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _UNITS = {"十": 10, "百": 100, "千": 1000}
@@ -99,13 +101,13 @@ def _base_jieba():
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
-    cache_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "retrieval"
+    folder = cache_dir()
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         pass
-    if os.access(cache_dir, os.W_OK):
-        jieba.dt.tmp_dir = str(cache_dir)  # else jieba uses the system temp folder
+    if os.access(folder, os.W_OK):
+        jieba.dt.tmp_dir = str(folder)  # else jieba uses the system temp folder
     jieba.dt.initialize()
     return jieba.dt
 

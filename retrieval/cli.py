@@ -71,6 +71,7 @@ def _build_parser(sub) -> None:
                    help="encode long texts as token windows for the dense leg (default: none, or the settings file's)")
     b.add_argument("--chunk-agg", choices=DOC_AGGREGATIONS, help="chunk-to-statute aggregation")
     _encoder_args(b)
+    _dense_backend_arg(b)
     b.set_defaults(func=cmd_build)
 
 
@@ -85,8 +86,7 @@ def _query_parser(sub) -> None:
     q.add_argument("--fusion-config", help="JSON fusion settings overriding the index's")
     q.add_argument("--model", help="query-time model; must be the index's model")
     q.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    q.add_argument("--dense-backend", choices=BACKEND_CHOICES, default="auto",
-                   help="dense search: auto (faiss-gpu when faiss sees a GPU, torch on CUDA, else faiss)")
+    _dense_backend_arg(q)
     q.add_argument("--mmap", action=argparse.BooleanOptionalAction,
                    help="memory-map index arrays instead of reading them (default: for indexes of 256 MiB or more)")
     q.add_argument("--verify", action=argparse.BooleanOptionalAction,
@@ -104,6 +104,7 @@ def _bench_parser(sub) -> None:
     be.add_argument("--parity", action="store_true", help="also run MTEB's own dense, BM25 and HybridSearch")
     be.add_argument("--trec-runs", action="store_true", help="also write each run as a TREC run file")
     _encoder_args(be)
+    _dense_backend_arg(be)
     be.set_defaults(func=cmd_bench)
 
 
@@ -119,6 +120,7 @@ def _tune_parser(sub) -> None:
     t.add_argument("--prompts", help="Qwen3 instruction presets to compare, e.g. mteb,legal,none")
     t.add_argument("--depth", type=int, help="each leg's candidate list length (default: whole corpus, at most 1000)")
     _encoder_args(t)
+    _dense_backend_arg(t)
     t.set_defaults(func=cmd_tune)
 
 
@@ -129,6 +131,7 @@ def _serve_parser(sub) -> None:
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     s.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    _dense_backend_arg(s)
     s.set_defaults(func=cmd_serve)
 
 
@@ -202,11 +205,19 @@ def _analysis_settings(args: argparse.Namespace, docs):
     return resolve_settings(args.language, [d.indexed_text() for d in docs[:200]], **_analysis_overrides(args))
 
 
+def _dense_backend_arg(p: argparse.ArgumentParser) -> None:
+    """--dense-backend, the same on every command that searches."""
+    p.add_argument("--dense-backend", choices=BACKEND_CHOICES, default="auto",
+                   help="dense search: auto (faiss-gpu for flat and IVF indexes when faiss sees a GPU and a test search "
+                        "there runs, torch on CUDA, else faiss); torch-fp16 keeps a float16 copy and re-scores in "
+                        "float32. At build it is only checked against the index kind")
+
+
 def _encoder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="sentence-transformers folder or Hub id (default: bundled all-MiniLM-L6-v2)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
-                   help="auto: bf16 on a CUDA device that supports it, fp32 on CPU")
+                   help="auto: bf16 at compute capability >= 8.0, fp16 on older GPUs, fp32 on CPU")
     p.add_argument("--batch-size", type=int, default=32, help="texts per batch when there is no token budget")
     p.add_argument("--max-tokens-per-batch", type=int,
                    help="token budget per batch (size x longest text); default 16384 on CUDA, off on CPU; 0: off")
@@ -223,9 +234,12 @@ def _encoder_args(p: argparse.ArgumentParser) -> None:
 def _encoder_config(args: argparse.Namespace, settings=None):
     """The encoder options; a settings file's query prompt (from `tune --prompts`) unless one is given here."""
     from .encoders import EncoderConfig
+    from .gpu import check_device
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.device:
+        check_device(args.device)  # before any reading or loading: a CUDA device that cannot be honoured
     prompt = args.query_prompt
     if prompt is None and args.query_instruction is None and settings is not None:
         prompt = settings.query_prompt
@@ -252,12 +266,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     print(f"read {len(docs)} documents from {args.corpus}", file=sys.stderr)
     retriever = HybridRetriever.build(docs, encoder=encoder, legs=legs, analysis=analysis, user_words=user_words,
                                       bm25_backend=args.bm25_backend, dense_kind=args.dense_index,
-                                      fusion_config=settings.fusion, chunking=settings.chunking, bm25=settings.bm25)
+                                      fusion_config=settings.fusion, chunking=settings.chunking, bm25=settings.bm25,
+                                      dense_backend=args.dense_backend)
     manifest = retriever.save(args.out)
     took = time.perf_counter() - t0
     parts = ", ".join(f"{k.removesuffix('_seconds')} {v:.1f}s" for k, v in manifest["build"].items()
                       if k.endswith("_seconds"))
     cut = manifest["build"].get("truncated_documents")
+    if "dense" in retriever.leg and retriever.leg["dense"].encoder is not None:
+        print(f"encoder: {retriever.leg['dense'].encoder.describe()}", file=sys.stderr)
     print(f"indexed {manifest['documents']} documents ({', '.join(manifest['legs'])}) in {took:.1f}s"
           f" ({parts}) -> {args.out}", file=sys.stderr)
     if cut:
@@ -296,9 +313,12 @@ def cmd_query(args: argparse.Namespace) -> int:
                                      chunking=settings.chunking if settings else None,
                                      bm25=settings.bm25 if settings else None, verify=args.verify)
     try:
-        retriever.legs_for(args.mode)
+        legs = retriever.legs_for(args.mode)
     except ValueError as e:
         raise ValueError(f"{args.index}: {e}") from None
+    if "dense" in legs and retriever.leg["dense"].encoder is not None:
+        dense = retriever.leg["dense"]
+        print(f"encoder: {dense.encoder.describe()}; dense search: {dense.store.backend}", file=sys.stderr)
     if args.text is not None:
         _answer(retriever, args.text, args)
         return 0
@@ -317,6 +337,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       tuned=read_settings(args.fusion_config) if args.fusion_config else None,
                       tuned_protocol=_tuned_protocol(args.fusion_config),
                       parity=args.parity, language=args.language, bm25_backend=args.bm25_backend,
+                      dense_backend=args.dense_backend,
                       analysis=_analysis_overrides(args), user_words=_user_words(args))
     report, results, mteb_json = run_bench(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
@@ -350,7 +371,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     cfg = TuneConfig(data=data, encoder=_encoder_config(args), legs=legs, folds=args.folds,
                      seed=args.seed, chunking=not args.no_chunking, language=args.language, depth=args.depth,
                      bm25_backend=args.bm25_backend, analysis=_analysis_overrides(args),
-                     user_words=_user_words(args),
+                     user_words=_user_words(args), dense_backend=args.dense_backend,
                      prompts=prompt_presets(args.prompts.split(",")) if args.prompts else None)
     report, settings = run_tune(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
@@ -399,7 +420,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as e:
         print(f"error: the web app needs the web extra (pip install 'statute-retrieval[web]'): {e}", file=sys.stderr)
         return 1
-    serve(args.index, host=args.host, port=args.port, device=args.device)
+    serve(args.index, host=args.host, port=args.port, device=args.device, dense_backend=args.dense_backend)
     return 0
 
 

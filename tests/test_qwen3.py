@@ -18,6 +18,7 @@ from qwen3_tiny import EOS, PAD, STATUTE_TEXT, build_qwen3_folder
 from retrieval.cli import main
 from retrieval.encoders import (QWEN3_INSTRUCTIONS, Encoder, EncoderConfig, plan_batches, qwen3_prompt,
                                 resolve_query_prompt, weights_sha256)
+from retrieval.gpu import auto_dtype
 from retrieval.retriever import HybridRetriever
 
 QUERY = "The accused set his wife on fire over dowry demands"
@@ -98,8 +99,8 @@ def test_qwen3_dtypes(qwen3_dir, qwen3_encoder, test_device):
         return next(enc.model.parameters()).dtype
 
     auto = Encoder(EncoderConfig(model=str(qwen3_dir), device=test_device))
-    bf16_ok = _cuda(test_device) and torch.cuda.is_bf16_supported()
-    assert auto.dtype == ("bfloat16" if bf16_ok else "float32")
+    assert auto.dtype == auto_dtype(test_device)
+    assert _cuda(test_device) or auto.dtype == "float32"
     assert param_dtype(auto) == getattr(torch, auto.dtype)
     assert param_dtype(qwen3_encoder) == torch.float32  # from a bf16 checkpoint
     bf16 = Encoder(EncoderConfig(model=str(qwen3_dir), device=test_device, dtype="bfloat16"))
@@ -140,23 +141,24 @@ def test_qwen3_token_budget_keeps_order_and_vectors(qwen3_dir, qwen3_encoder, te
 
 def test_qwen3_cuda_oom_halves_the_batch(qwen3_encoder, monkeypatch, caplog):
     enc = qwen3_encoder
+    monkeypatch.setattr(enc, "token_budget", None)  # batch_size batches on every device (token budget: test_gpu.py)
     texts = [*STATUTE_TEXT[:6], *SHORT[:2]]
     want = enc.encode_documents(texts, progress=False)
     real, sizes = enc._encode_batch, []
 
-    def flaky(batch, prompt):
-        sizes.append(len(batch))
-        if len(batch) > 2:
+    def flaky(rows, *args):
+        sizes.append(len(rows))
+        if len(rows) > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(batch, prompt)
+        return real(rows, *args)
 
     monkeypatch.setattr(enc, "_encode_batch", flaky)
     with caplog.at_level(logging.WARNING, logger="retrieval.encoders"):
         got = enc.encode_documents(texts, progress=False)
-    assert sizes == [8, 4, 2, 2, 4, 2, 2]
+    assert sizes == [8, 4, 2, 2, 2, 2]  # after each failure the texts left are planned again, half as big
     assert np.allclose(got, want, atol=1e-5)
     assert "halving" in caplog.text
-    monkeypatch.setattr(enc, "_encode_batch", lambda b, p: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError()))
+    monkeypatch.setattr(enc, "_encode_batch", lambda *a: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError()))
     with pytest.raises(torch.cuda.OutOfMemoryError):
         enc.encode_documents(["one text alone"], progress=False)
 
@@ -179,7 +181,7 @@ def test_qwen3_cli_build_query_manifest(qwen3_dir, tiny_docs, test_device, tmp_p
     assert "longer than the model's 32 tokens" in capsys.readouterr().err
     dense = json.loads((ix / "manifest.json").read_text())["dense"]
     assert dense["query_prompt"] == qwen3_prompt(QWEN3_INSTRUCTIONS["legal"]) and dense["document_prompt"] == ""
-    assert dense["dtype"] == ("bfloat16" if _cuda(test_device) and torch.cuda.is_bf16_supported() else "float32")
+    assert dense["dtype"] == auto_dtype(test_device)
     assert dense["attn"] == "sdpa" and dense["max_seq_length"] == 32 and dense["dim"] == 64
     assert dense["weights_sha256"] == weights_sha256(str(qwen3_dir))
     loaded = HybridRetriever.load(ix, device=test_device)
@@ -207,17 +209,24 @@ def test_qwen3_flash_attention_without_package_is_a_clear_error(qwen3_dir, tiny_
 
 def test_qwen3_gpu_check_cpu_dry_run(tmp_path):
     out = tmp_path / "gpu_check.json"
-    run = subprocess.run(["bash", "scripts/gpu_check.sh", "--cpu", "--no-tests", "--out", str(out)],
+    run = subprocess.run(["bash", "scripts/gpu_check.sh", "--cpu", "--no-tests", "--out", str(out),
+                          "--model", str(tmp_path / "no-such-model")],
                          env={**os.environ, "PYTHON": sys.executable},
-                         capture_output=True, text=True, timeout=300, check=False)
-    assert run.returncode == 0, run.stdout[-1500:] + run.stderr[-1500:]
+                         capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 1, run.stdout[-1500:] + run.stderr[-1500:]  # the --model step fails: no such folder
     summary = json.loads(out.read_text())
-    assert summary["ok"] and summary["mode"] == "cpu"
-    assert summary["search"]["same_ranking"]
-    assert all(summary["throughput"][mode]["tokens_per_second"] > 0 for mode in ("token_budget", "fixed_batch_8"))
+    assert json.loads(run.stdout) == summary  # the summary is printed although a step failed
+    steps = summary["steps"]
+    assert not summary["ok"] and "error" in steps["model_card"] and steps["tests"] == {"skipped": "--no-tests"}
+    assert steps["search"]["ok"] and "exact" in steps["search"]["reference"]
+    assert steps["search"]["backends"]["faiss HNSW (cpu, 2000 vectors)"]["backend"] == "faiss"
+    shape = steps["qwen3_shape"]
+    assert shape["ok"] and shape["token_budget"]["tokens_per_second"] > 0 and shape["min_cosine_bf16_vs_fp32"] > 0.99
+    assert "hash_cached_seconds" in shape and steps["matmul"]["tflops"] > 0
 
 
 def test_qwen3_bench_end_to_end_records_prompt_dtype_hash(qwen3_dir, tmp_path, test_device):
+    pytest.importorskip("mteb", reason="bench runs through MTEB (missing on the GPU machine)")
     from test_bench import write_dataset
 
     out = tmp_path / "b"
@@ -225,7 +234,41 @@ def test_qwen3_bench_end_to_end_records_prompt_dtype_hash(qwen3_dir, tmp_path, t
                  "--out", str(out), "--device", test_device]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["query_prompt"] == qwen3_prompt(QWEN3_INSTRUCTIONS["mteb"])
-    bf16 = _cuda(test_device) and torch.cuda.is_bf16_supported()
-    assert report["encoder"]["dtype"] == ("bfloat16" if bf16 else "float32")
+    assert report["encoder"]["dtype"] == auto_dtype(test_device)
     assert len(report["encoder"]["weights_sha256"]) == 64
     assert set(report["runs"]) == {"dense", "bm25", "hybrid"}
+
+
+def test_qwen3_mteb_own_implementation_gives_our_prompt_and_vectors(qwen3_dir, qwen3_encoder):
+    mteb = pytest.importorskip("mteb", reason="missing on the GPU machine")
+    from mteb.types import PromptType
+
+    from retrieval.evaluation.mteb_reference import mteb_qwen3_model
+
+    enc = qwen3_encoder
+    theirs = mteb_qwen3_model(str(qwen3_dir), device=enc.device, dtype="float32", max_seq_length=enc.max_seq_length)
+    assert theirs.mteb_model_meta.name == "Qwen/Qwen3-Embedding-0.6B"
+    aila = mteb.get_task("AILAStatutes").metadata
+    prompt = theirs.get_task_instruction(aila, PromptType.query)
+    assert prompt == enc.query_prompt == qwen3_prompt(QWEN3_INSTRUCTIONS["mteb"])
+    assert not theirs.get_task_instruction(aila, PromptType.document) and enc.document_prompt == ""
+    for mine, (texts, their_prompt) in ((enc.encode_queries(SHORT + [QUERY]), (SHORT + [QUERY], prompt)),
+                                        (enc.encode_documents(STATUTE_TEXT, progress=False), (STATUTE_TEXT, ""))):
+        vectors = theirs.model.encode(texts, prompt=their_prompt, convert_to_numpy=True)
+        cosine = (mine * vectors).sum(axis=1) / np.linalg.norm(vectors, axis=1)
+        assert (cosine > 1 - 1e-5).all()
+
+
+@pytest.mark.parametrize("data", ["tiny", "aila"])
+def test_qwen3_bench_parity_with_mteb_own_qwen3(qwen3_dir, tmp_path, data, request):
+    pytest.importorskip("mteb", reason="bench runs through MTEB (missing on the GPU machine)")
+    from test_bench import write_dataset
+
+    where = (["--aila-dir", str(request.getfixturevalue("aila_dir"))] if data == "aila"
+             else ["--dataset", str(write_dataset(tmp_path / "tiny"))])
+    out = tmp_path / "b"
+    assert main(["bench", "--model", str(qwen3_dir), *where, "--legs", "dense", "--parity", "--device", "cpu",
+                 "--max-seq-length", "256", "--out", str(out)]) == 0
+    parity = json.loads((out / "report.json").read_text())["parity"]
+    assert parity["dense"]["abs_diff"] <= 1e-4 and parity["all_ok"]
+    assert parity["dense"]["mteb_model"].startswith("MTEB's Qwen/Qwen3-Embedding-0.6B implementation loaded from")

@@ -59,22 +59,25 @@ def test_torch_topk_matches_faiss():
 
 
 def test_dense_backend_auto_selection(monkeypatch):
+    import faiss
     import torch
 
     from retrieval.stores import faiss as dense
 
-    monkeypatch.setattr(dense, "faiss_gpu_count", lambda: 1)
-    assert dense.resolve_backend("auto") == "faiss-gpu" and dense.resolve_backend("auto", "ivf") == "faiss-gpu"
-    assert dense.resolve_backend("auto", "hnsw") == "faiss"  # FAISS has no GPU HNSW
-    monkeypatch.setattr(dense, "faiss_gpu_count", lambda: 0)
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1, raising=False)
+    assert dense.resolve_backend("auto") == "faiss-gpu"
+    assert dense.resolve_backend("auto", "ivf") == "faiss-gpu"
+    assert dense.resolve_backend("auto", "hnsw") == "faiss"  # faiss has no GPU HNSW
+    assert dense.resolve_backend("auto", device="cpu") == "faiss"
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 0, raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert dense.resolve_backend("auto") == "torch"
     assert dense.resolve_backend("auto", "hnsw") == "faiss"  # torch search is exact: flat indexes only
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert dense.resolve_backend("auto") == "faiss"
     assert dense.resolve_backend("torch") == "torch"
-    with pytest.raises(RuntimeError, match="faiss sees no GPU"):  # at the first search: loading touches no GPU
-        FaissStore.build(np.eye(4, dtype=np.float32), backend="faiss-gpu").search(np.eye(4, dtype=np.float32), 1)
+    with pytest.raises(ValueError, match="faiss sees no GPU"):
+        FaissStore.build(np.eye(4, dtype=np.float32), backend="faiss-gpu")
     with pytest.raises(ValueError, match="unknown dense backend"):
         dense.resolve_backend("gpu")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from ..chunking import ChunkSettings
@@ -17,7 +18,7 @@ from ..encoders import Encoder, EncoderConfig
 from ..retriever import LEGS
 from ..settings import Bm25Params, FusionConfig, Settings
 from .datasets import RetrievalData, mteb_task
-from .mteb_reference import mteb_reference_models
+from .mteb_reference import QWEN3_MTEB_NAME, mteb_qwen3_model, mteb_reference_models
 from .scoring import metric_scores, ndcg_at_10
 from .search_model import RetrieverSearch, SharedLegs
 from .stats import paired_difference
@@ -39,6 +40,7 @@ class BenchConfig:
     bm25_backend: str = "bm25s"
     analysis: dict = field(default_factory=dict)  # BM25 analysis options over the language's defaults
     user_words: tuple[str, ...] = ()  # extra words for jieba's dictionary
+    dense_backend: str = "auto"  # dense search (retrieval.stores.faiss.BACKENDS)
 
 
 def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
@@ -52,8 +54,9 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
         _say(f"loading model {cfg.encoder.model or 'all-MiniLM-L6-v2 (bundled)'}")
         encoder = Encoder(cfg.encoder)
         phases["model_load_seconds"] = time.perf_counter() - t0
+        _say(f"encoder: {encoder.describe()}")
     shared = SharedLegs(encoder, cfg.legs, language=cfg.language, bm25_backend=cfg.bm25_backend,
-                        analysis=cfg.analysis, user_words=cfg.user_words)
+                        analysis=cfg.analysis, user_words=cfg.user_words, dense_backend=cfg.dense_backend)
     label = encoder.model_name if encoder else "bm25"
     runs, results, names, mteb_json = {}, {}, {}, {}
 
@@ -87,7 +90,7 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
     if cfg.parity:
         t = time.perf_counter()
         report["parity"] = _parity(cfg, encoder, runs)
-        report["stock_mteb"] = _stock_mteb(cfg, encoder)
+        report["stock_mteb"] = _stock_mteb(cfg, encoder, runs)
         phases["parity_seconds"] = time.perf_counter() - t
     phases["total_seconds"] = time.perf_counter() - t0
     report["phases"] = phases
@@ -155,7 +158,8 @@ def _parity(cfg: BenchConfig, encoder: Encoder | None, runs: dict) -> dict[str, 
     """Our dense, BM25 and RRF against MTEB's own implementations on the same model and data (its BM25
     under this project's rule: documents with score 0 left out, see mteb_reference)."""
     name = encoder.model_name if encoder else "bm25"
-    theirs = {run: made for run, made in mteb_reference_models(lambda: encoder.model, name).items() if run in runs}
+    models = mteb_reference_models(lambda: encoder.model, name, _mteb_qwen3(encoder))
+    theirs = {run: made for run, made in models.items() if run in runs}
     out = {}
     for run, (what, make) in theirs.items():
         _say(f"parity {run}: {what}")
@@ -169,14 +173,14 @@ def _parity(cfg: BenchConfig, encoder: Encoder | None, runs: dict) -> dict[str, 
     return out
 
 
-def _stock_mteb(cfg: BenchConfig, encoder: Encoder | None) -> dict[str, Any]:
+def _stock_mteb(cfg: BenchConfig, encoder: Encoder | None, runs: dict) -> dict[str, Any]:
     """nDCG@10 of MTEB's BM25 and HybridSearch unchanged: their BM25 lists score-0 documents too."""
     name = encoder.model_name if encoder else "bm25"
     stock = mteb_reference_models(lambda: encoder.model, name, stock=True)
     out: dict[str, Any] = {"rule": "stock MTEB: BM25 lists every document, those sharing no term with the query "
                                    "(score 0) after the matching ones; this project's runs leave them out"}
     for run in ("bm25", "hybrid"):
-        if run in stock and (run == "bm25" or "dense" in cfg.legs):
+        if run in runs and set(cfg.legs) <= {"dense", "bm25"}:  # MTEB's references are of these two legs
             _say(f"stock MTEB {run}: {stock[run][0]}")
             out[run] = {"ndcg_at_10": _mteb_ndcg(stock[run][1](), cfg), "mteb_model": stock[run][0]}
     return out
@@ -188,6 +192,13 @@ def _mteb_ndcg(model: Any, cfg: BenchConfig) -> float:
 
     return mteb.evaluate(model, mteb_task(cfg.data), cache=None, show_progress_bar=False
                          ).task_results[0].scores["test"][0]["ndcg_at_10"]
+def _mteb_qwen3(encoder: Encoder | None) -> tuple[str, Any] | None:
+    """For a local Qwen3-Embedding folder: MTEB's own Qwen3 implementation loaded from it, as the dense reference."""
+    if encoder is None or not encoder.is_qwen3 or not Path(encoder.model_path).is_dir():
+        return None
+    what = f"MTEB's {QWEN3_MTEB_NAME} implementation loaded from {encoder.model_path}"
+    return what, lambda: mteb_qwen3_model(encoder.model_path, device=encoder.device, dtype=encoder.dtype,
+                                          max_seq_length=encoder.max_seq_length, attn=encoder.config.attn)
 
 
 def _say(msg: str) -> None:

@@ -25,8 +25,9 @@ class SharedLegs:
 
     def __init__(self, encoder: Encoder | None, legs: Sequence[str] = ("dense", "bm25"), *,
                  language: str = "auto", bm25_backend: str = "bm25s", analysis: dict | None = None,
-                 user_words: Sequence[str] = ()):
+                 user_words: Sequence[str] = (), dense_backend: str = "auto"):
         self.encoder, self.legs = encoder, tuple(legs)
+        self.dense_backend = dense_backend
         self.language, self.bm25_backend = language, bm25_backend
         self.analysis_options = dict(analysis or {})  # over the language's defaults
         self.user_words = tuple(user_words)
@@ -47,7 +48,7 @@ class SharedLegs:
                                         **self.analysis_options) if "bm25" in self.legs else None
             r = HybridRetriever.build(documents, encoder=self.encoder, legs=self.legs, analysis=analysis,
                                       user_words=self.user_words, bm25_backend=self.bm25_backend, chunking=chunking,
-                                      bm25=settings.bm25)
+                                      bm25=settings.bm25, dense_backend=self.dense_backend)
             self._retrievers[key], self._prompts[key] = r, settings.query_prompt
             build = r.info["build"]
             tag = "index" if not (chunking.active or settings.bm25.to_dict()) else "index_tuned"

@@ -55,6 +55,7 @@ class TuneConfig:
     bm25_backend: str = "bm25s"
     analysis: dict = field(default_factory=dict)  # BM25 analysis options over the language's defaults
     user_words: tuple[str, ...] = ()  # extra words for jieba's dictionary
+    dense_backend: str = "auto"  # dense search (retrieval.stores.faiss.BACKENDS)
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,8 @@ def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     analysis = (resolve_settings(cfg.language, [d.indexed_text() for d in docs], **cfg.analysis)
                 if "bm25" in cfg.legs else None)
     base = HybridRetriever.build(docs, encoder=encoder, legs=cfg.legs, analysis=analysis, user_words=cfg.user_words,
-                                 bm25_backend=cfg.bm25_backend, encode_titles=encoder is not None)
+                                 bm25_backend=cfg.bm25_backend, encode_titles=encoder is not None,
+                                 dense_backend=cfg.dense_backend)
     depth = min(cfg.depth, len(docs)) if cfg.depth else base.depth()
     bm25 = _bm25_variants(cfg, base, docs, texts, depth) if analysis else {}
     dense_variants = _dense_variants(cfg, base, encoder, docs, texts, depth) if encoder else {}
@@ -229,7 +231,8 @@ def _dense_variants(cfg: TuneConfig, base: HybridRetriever, encoder: Encoder, do
                 key = (c.window, c.overlap)
                 if key not in doc_side:
                     doc_side[key] = HybridRetriever.build(docs, encoder=encoder, legs=["dense"], chunking=ChunkSettings(
-                        documents=True, window=c.window, overlap=c.overlap), encode_titles=True, progress=False)
+                        documents=True, window=c.window, overlap=c.overlap), encode_titles=True, progress=False,
+                        dense_backend=cfg.dense_backend)
                 r = doc_side[key]
             else:
                 r = base

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..chunking import ChunkSettings, aggregate, split, window_size
-from ..encoders import Encoder, EncoderConfig, resolve_model, weights_sha256
+from ..encoders import Encoder, EncoderConfig, query_dtype, resolve_model, weights_sha256
 from ..settings import SettingsError
 from ..store import IndexFileError
 from ..stores.faiss import FaissStore
@@ -81,7 +81,8 @@ class DenseLeg:
             title_docs = np.flatnonzero([bool(d.title) for d in docs])
             titles = enc.encode_documents([docs[i].title for i in title_docs], progress=options.progress)
             vectors = np.concatenate([vectors, titles]) if len(titles) else vectors
-        store = FaissStore.build(vectors, options.dense_kind, backend=options.dense_backend)
+        store = FaissStore.build(vectors, options.dense_kind, backend=options.dense_backend,
+                                 device=enc.device if enc is not None else None)
         options.timings["dense_seconds"] = time.perf_counter() - t
         return cls(store, order, n_docs=len(docs), chunking=chunking, passage_docs=passage_docs, title_docs=title_docs,
                    encoder=enc)
@@ -89,7 +90,8 @@ class DenseLeg:
     @classmethod
     def load(cls, folder: Path, config: dict, options: LoadOptions, order: RowOrder) -> DenseLeg:
         """The leg saved in `folder`; its model is loaded (and checked) when a query first needs it."""
-        store = FaissStore.load(folder, config["store"], mmap=options.mmap, backend=options.dense_backend)
+        store = FaissStore.load(folder, config["store"], mmap=options.mmap, backend=options.dense_backend,
+                                device=options.device)
         passages, titles = (np.load(f, allow_pickle=False) if f.is_file() else None
                             for f in (folder / PASSAGES_FILE, folder / TITLES_FILE))
         built = ChunkSettings.from_dict(config.get("chunking"))
@@ -272,9 +274,9 @@ def _checked_vectors(vectors: np.ndarray, n: int, encoder: Encoder | None) -> np
 
 
 def encoder_config(meta: dict, model: str | None, device: str | None) -> EncoderConfig:
-    """The build-time encoder settings (attention and batching are the query machine's own); a query-time
-    `model` must be the same model."""
-    return EncoderConfig(model=model or meta["model"], device=device, dtype=meta.get("dtype", "auto"),
+    """The build-time encoder settings (attention, batching and a CPU's float32 are the query machine's own); a
+    query-time `model` must be the same model."""
+    return EncoderConfig(model=model or meta["model"], device=device, dtype=query_dtype(meta.get("dtype", "auto"), device),
                          batch_size=meta.get("batch_size", 32), query_prompt=meta.get("query_prompt"),
                          max_seq_length=meta.get("max_seq_length"))
 

@@ -153,7 +153,7 @@ def _dense(r: dict) -> str:
             "Marked with * : the kind `--dense-index auto` picks at that size.\n\n"
             + _table(["passages", "index", "parameters", "build s", "peak RSS growth MB", "on disk MB", "recall@10",
                       "recall@depth", "p50 ms", "p95 ms", "runs (build / query)"], rows)
-            + "\n\nExact search with FAISS's default of every OpenMP thread on the one query (`DenseIndex.search` "
+            + "\n\nExact search with FAISS's default of every OpenMP thread on the one query (`FaissStore.search` "
             f"uses one thread for a single query): p50 / p95 {threads}.")
 
 
@@ -259,7 +259,7 @@ At n = {_n(last['n'])} here: exact search {_ms(flat['p50_ms'])} ms a query (one 
   `--no-mmap`): an index whose files total {rules['mmap_min_bytes'] >> 20} MiB or more is memory-mapped, a
   smaller one is read. A read index has every file's sha256 checked; a mapped one only its sizes, since
   hashing reads every byte, which mapping exists to avoid (`--verify` forces the sha256 check).
-- **FAISS threads**: `DenseIndex.search` gives a single query one OpenMP thread; FAISS's exact search
+- **FAISS threads**: `FaissStore.search` gives a single query one OpenMP thread; FAISS's exact search
   otherwise splits one query across all threads, which stalls whenever another process wants the CPU."""
 
 

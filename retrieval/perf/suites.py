@@ -1,6 +1,6 @@
 """The benchmark's measurements, one function per component: BM25, FAISS, fusion, index folder, AILA.
 
-Every figure goes through the project's own code paths (HybridRetriever, DenseIndex,
+Every figure goes through the project's own code paths (HybridRetriever, FaissStore,
 fusion, store); each returns plain JSON-ready dicts.
 """
 

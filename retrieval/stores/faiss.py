@@ -12,15 +12,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+
+from .. import gpu
+from ..torch_search import TorchExactSearch
 
 # Exact search reads every vector for every query: up to 50,000 384-d float32 vectors (73 MiB) it
 # stays within a few ms a query on one core; above, HNSW is faster (docs/performance.md).
 EXACT_MAX_BYTES = 50_000 * 384 * 4
 IVF_TRAIN_PER_LIST = 50  # training vectors per IVF list (k-means sample)
 INDEX_FILE, IDS_FILE, DELETED_FILE = "index.faiss", "ids.npy", "deleted.npy"
+GPU_KINDS = ("flat", "ivf")  # the kinds faiss can search on a GPU (it has no GPU HNSW)
 FEW_QUERIES = 8  # searched on one thread (a query and its windows)
 
 
@@ -91,30 +96,34 @@ class FaissStore:
     """A FAISS index over float32 unit vectors, with int64 ids and removal marks, searched on the chosen backend."""
 
     def __init__(self, index, kind: str, ids: np.ndarray, deleted: np.ndarray | None = None,
-                 backend: str = "auto", params: StoreParams = StoreParams()):
-        if backend not in BACKENDS and backend != "auto":
-            raise ValueError(f"unknown dense backend {backend!r} (choose from auto, {', '.join(BACKENDS)})")
+                 backend: str = "auto", params: StoreParams = StoreParams(), device: str | None = None):
         self.index, self.kind, self.params = index, kind, params
+        self.device = device  # 'cpu', 'cuda', 'cuda:1'; None: CUDA when there is one
+        if backend != "auto":  # an explicit backend is checked now; 'auto' at the first search (it imports torch)
+            backend = resolve_backend(backend, kind, device)
         self._ids = np.asarray(ids, dtype=np.int64)
         self._deleted = deleted if deleted is not None else np.zeros(len(self._ids), dtype=bool)
         self._order = None  # argsort of ids, for id -> position look-ups
-        self._backend, self._searcher = backend, None  # resolved at the first search: loading touches no GPU
+        self._backend, self._searcher = backend, None  # made at the first search: loading touches no GPU
+        self._gpu_index = None  # the GPU copy that faiss-gpu searches
 
     @classmethod
     def build(cls, vectors: np.ndarray, kind: str = "auto", *, ids: np.ndarray | None = None,
-              backend: str = "auto", params: StoreParams = StoreParams()) -> FaissStore:
+              backend: str = "auto", params: StoreParams = StoreParams(), device: str | None = None) -> FaissStore:
         """A store of `vectors` (n x d) under `ids` (default 0..n-1); kind 'auto' picks by size."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n, d = vectors.shape
         kind = default_kind(n, d) if kind == "auto" else kind
         if kind not in KINDS:
             raise ValueError(f"unknown dense index kind {kind!r} (choose from auto, {', '.join(KINDS)})")
-        store = cls(KINDS[kind].make(d, vectors, params), kind, np.zeros(0, np.int64), backend=backend, params=params)
+        store = cls(KINDS[kind].make(d, vectors, params), kind, np.zeros(0, np.int64), backend=backend, params=params,
+                    device=device)
         store.add(np.arange(n, dtype=np.int64) if ids is None else ids, vectors)
         return store
 
     @classmethod
-    def load(cls, folder: Path, config: dict, *, mmap: bool = False, backend: str = "auto") -> FaissStore:
+    def load(cls, folder: Path, config: dict, *, mmap: bool = False, backend: str = "auto",
+             device: str | None = None) -> FaissStore:
         """Read the store's files; `mmap` maps the vectors (read-only) instead of reading them."""
         import faiss
 
@@ -123,7 +132,7 @@ class FaissStore:
         ids = np.load(folder / IDS_FILE, allow_pickle=False)
         deleted = np.load(folder / DELETED_FILE, allow_pickle=False) if (folder / DELETED_FILE).is_file() else None
         params = StoreParams(**config.get("params", {}))
-        return cls(index, config["kind"], ids, deleted, backend=backend, params=params)
+        return cls(index, config["kind"], ids, deleted, backend=backend, params=params, device=device)
 
     def save(self, folder: Path) -> dict:
         """FAISS's own file format (no pickle), the ids and removal marks as .npy; returns kind and params."""
@@ -152,7 +161,7 @@ class FaissStore:
     def backend(self) -> str:
         """The backend searches run on ('auto' resolved: this may import torch to look for CUDA)."""
         if self._backend == "auto":
-            self._backend = resolve_backend("auto", self.kind)
+            self._backend = resolve_backend("auto", self.kind, self.device)
         return self._backend
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -163,13 +172,12 @@ class FaissStore:
         self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         self._ids = np.concatenate([self._ids, ids])
         self._deleted = np.concatenate([self._deleted, np.zeros(len(ids), dtype=bool)])
-        self._order, self._searcher = None, None
+        self._order, self._searcher, self._gpu_index = None, None, None
 
     def remove(self, ids: np.ndarray) -> None:
         """Mark the vectors of `ids` removed: searches skip them, `save` keeps the marks."""
         pos = self._positions(np.asarray(ids, dtype=np.int64))
         self._deleted[pos[pos >= 0]] = True
-        self._searcher = None
 
     def set_search_params(self, *, ef_search: int | None = None, nprobe: int | None = None) -> None:
         """Query-time breadth: efSearch of an HNSW index, nprobe of an IVF index (on whatever backend searches)."""
@@ -179,7 +187,12 @@ class FaissStore:
             raise ValueError(f"nprobe is for IVF indexes, this one is {self.kind}")
         self.params = replace(self.params, ef_search=ef_search or self.params.ef_search,
                               nprobe=nprobe or self.params.nprobe)
-        self._searcher = None
+        if self.kind == "hnsw":
+            self.index.hnsw.efSearch = self.params.ef_search
+        if self.kind == "ivf":
+            self.index.nprobe = self.params.nprobe
+            if self._gpu_index is not None:  # the copy actually searched
+                self._gpu_index.nprobe = self.params.nprobe
 
     def search(self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -240,28 +253,33 @@ def _sample(vectors: np.ndarray, size: int) -> np.ndarray:
     return vectors[rows]
 
 
-def faiss_gpu_count() -> int:
-    """GPUs that faiss can use; 0 for CPU builds (checked before any GPU call)."""
-    import faiss
-
-    get = getattr(faiss, "get_num_gpus", None)
-    return int(get()) if get is not None else 0
-
-
-def resolve_backend(backend: str, kind: str = "flat") -> str:
-    """'auto' -> faiss-gpu when faiss sees a GPU (flat and IVF), torch when only torch has CUDA (flat), else faiss."""
+def resolve_backend(backend: str, kind: str = "flat", device: str | None = None) -> str:
+    """'auto' -> faiss-gpu for flat and IVF indexes when faiss sees a GPU, torch for flat ones when only torch
+    has CUDA, else faiss; a `device` that is not CUDA keeps search on the CPU. No GPU call is made."""
+    if backend not in BACKEND_CHOICES:
+        raise ValueError(f"unknown dense backend {backend!r} (choose from {', '.join(BACKEND_CHOICES)})")
+    if backend == "faiss-gpu":
+        if kind not in GPU_KINDS:
+            raise ValueError(f"dense backend faiss-gpu searches flat and IVF indexes, this one is {kind} "
+                             "(use --dense-backend faiss, or torch for exact search)")
+        if gpu.faiss_gpu_count() == 0:
+            raise ValueError("dense backend faiss-gpu asked for, but faiss sees no GPU (a CPU build of faiss, "
+                             "or no CUDA device); docs/gpu.md lists the wheels")
+    if backend.startswith("torch") and kind != "flat":
+        raise ValueError(f"the {backend} backend searches exactly: flat indexes only, this one is {kind}")
     if backend != "auto":
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown dense backend {backend!r} (choose from auto, {', '.join(BACKENDS)})")
         return backend
-    if kind in GPU_KINDS and faiss_gpu_count() > 0:
+    if device and not gpu.is_cuda(device):
+        return "faiss"
+    if kind in GPU_KINDS and gpu.faiss_gpu_count() > 0:
         return "faiss-gpu"
-    if kind == "flat":
-        import torch
+    return "torch" if kind == "flat" and _torch_cuda() else "faiss"
 
-        if torch.cuda.is_available():
-            return "torch"
-    return "faiss"
+
+def _torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 Searcher = Callable[[np.ndarray, int, "np.ndarray | None"], tuple[np.ndarray, np.ndarray]]
@@ -291,39 +309,30 @@ def _cpu_searcher(store: FaissStore) -> Searcher:
 
 
 def _gpu_searcher(store: FaissStore) -> Searcher:
-    """FAISS on GPU 0 (flat and IVF: FAISS has no GPU HNSW, which stays on the CPU); a mask is applied by
+    """FAISS on the store's GPU (flat and IVF), copied at the first search and only after a test search on that
+    GPU ran in a child process (else a warning, and torch on CUDA or faiss on the CPU). A mask is applied by
     searching deeper and filtering, as GPU indexes take no selector."""
     import faiss
 
-    if faiss_gpu_count() == 0:
-        raise RuntimeError("dense backend faiss-gpu asked for, but faiss sees no GPU")
-    if store.kind not in GPU_KINDS:
-        return _cpu_searcher(store)
-    gpu = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, store.index)
+    ordinal = gpu.device_index(store.device) if gpu.is_cuda(store.device) else 0
+    if not gpu.faiss_gpu_usable(ordinal):
+        store._backend = "torch" if store.kind == "flat" and _torch_cuda() else "faiss"
+        return BACKENDS[store._backend](store)
+    resources = faiss.StandardGpuResources()
+    store._gpu_index = faiss.index_cpu_to_gpu(resources, ordinal, store.index)
+    store._gpu_index.referenced_objects = [resources]  # kept alive with the index
     if store.kind == "ivf":
-        gpu.nprobe = store.params.nprobe
-    return _filtered(gpu.search)
+        store._gpu_index.nprobe = store.params.nprobe
+    return _filtered(store._gpu_index.search)
 
 
-def _torch_searcher(store: FaissStore) -> Searcher:
-    """Exact inner-product top-k with torch, on CUDA when present (same ranking as IndexFlatIP)."""
-    import torch
-
+def _torch_searcher(store: FaissStore, store_dtype: str = "float32") -> Searcher:
+    """Exact inner-product top-k with torch (same ranking as IndexFlatIP), on the store's device or CUDA when
+    present, in query chunks; float16 keeps half the memory and re-scores the top in float32."""
     if store.kind != "flat":
         raise ValueError(f"the torch backend searches exactly: flat indexes only, this one is {store.kind}")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    matrix = torch.from_numpy(store.matrix()).to(device)
-
-    def search(queries: np.ndarray, k: int, mask: np.ndarray | None):
-        with torch.inference_mode():
-            sims = torch.from_numpy(queries).to(device) @ matrix.T
-            if mask is not None:
-                sims[:, torch.from_numpy(~mask).to(device)] = -torch.inf
-            scores, idx = torch.topk(sims, k, dim=1)
-        scores, idx = scores.cpu().numpy(), idx.cpu().numpy()
-        return scores, np.where(np.isfinite(scores), idx, -1)
-
-    return search
+    device = store.device or ("cuda" if _torch_cuda() else "cpu")
+    return _filtered(TorchExactSearch(store.matrix(), device, store_dtype))
 
 
 def _filtered(search: Callable) -> Searcher:
@@ -346,8 +355,8 @@ def _filtered(search: Callable) -> Searcher:
     return run
 
 
-GPU_KINDS = ("flat", "ivf")
 BACKENDS: dict[str, Callable[[FaissStore], Searcher]] = {
     "faiss": _cpu_searcher, "faiss-gpu": _gpu_searcher, "torch": _torch_searcher,
+    "torch-fp16": partial(_torch_searcher, store_dtype="float16"),  # float16 copy, float32 re-score
 }
 BACKEND_CHOICES = ("auto", *BACKENDS)

@@ -22,19 +22,21 @@ from .app import create_app
 MAX_REQUEST_HEAD = 256 * 1024
 
 
-def load_indexes(paths: Sequence[str | Path], device: str | None = None) -> dict[str, HybridRetriever]:
+def load_indexes(paths: Sequence[str | Path], device: str | None = None,
+                 dense_backend: str = "auto") -> dict[str, HybridRetriever]:
     """Each index folder loaded (checksums verified), named by its folder name; names must differ."""
     names = [Path(path).resolve().name for path in paths]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise ValueError(f"index folders share a name ({', '.join(twice)}); the API names indexes by folder name")
-    return {name: HybridRetriever.load(path, device=device) for name, path in zip(names, paths)}
+    return {name: HybridRetriever.load(path, device=device, dense_backend=dense_backend)
+            for name, path in zip(names, paths)}
 
 
 def serve(paths: Sequence[str | Path], host: str = "127.0.0.1", port: int = 8000,
-          device: str | None = None) -> None:
+          device: str | None = None, dense_backend: str = "auto") -> None:
     """Load the indexes and serve the page and API on host:port until interrupted."""
-    retrievers = load_indexes(paths, device)
+    retrievers = load_indexes(paths, device, dense_backend)
     for retriever in retrievers.values():
         retriever.search("warm up", k=1)  # the first encode initialises the model (about a second); not a user's
     if not _is_loopback(host):
