@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,8 +25,12 @@ from .corpus import Document, fingerprint
 from .dense import DenseIndex
 from .encoders import Encoder, EncoderConfig, resolve_model, weights_sha256
 from .lexical import LexicalIndex, build_lexical, load_lexical
+from .rerank import DEFAULT_DEPTH as DEFAULT_RERANK_DEPTH
 from .store import (DocumentTable, IndexFileError, prefers_mmap, rank_ids, read_manifest, verify_checksums,
                     write_index)
+
+if TYPE_CHECKING:
+    from .rerank import Reranker
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +110,11 @@ _ABSENT = {"rank": None, "score": None}  # not in that leg's list (or no such le
 
 @dataclass(frozen=True)
 class Hit:
-    """One result: id, title, fused score, each leg's rank and score, matched query words."""
+    """One result: id, title, score, each leg's rank and score, matched query words.
+
+    Reranked (see rerank.py): `rank` and `score` are the final ones (the rerank score within the rerank depth,
+    the fused score below it), `first_stage` the fused list's rank and score, `rerank_score` None below the depth.
+    """
 
     rank: int
     id: str
@@ -114,6 +123,8 @@ class Hit:
     dense: LegHit | None = None
     bm25: LegHit | None = None
     matched_terms: tuple[str, ...] = ()
+    first_stage: LegHit | None = None
+    rerank_score: float | None = None
 
     def to_dict(self) -> dict:
         """The JSON shape of `query --json` and the web API."""
@@ -122,6 +133,7 @@ class Hit:
             "dense": asdict(self.dense) if self.dense else dict(_ABSENT),
             "bm25": asdict(self.bm25) if self.bm25 else dict(_ABSENT),
             "matched_terms": list(self.matched_terms),
+            **({"first_stage": asdict(self.first_stage), "rerank_score": self.rerank_score} if self.first_stage else {}),
         }
 
 
@@ -229,6 +241,8 @@ class HybridRetriever:
                 "build": self.info.get("build", {}),
                 "versions": library_versions(),
             }
+            if self.info.get("rerank"):  # the index's named reranker (rerank.index_settings)
+                manifest["rerank"] = self.info["rerank"]
             if self.dense is not None:
                 (tmp / "dense").mkdir()
                 self.dense.save(tmp / "dense")
@@ -370,15 +384,20 @@ class HybridRetriever:
         lists = [[(self.ids[r], s) for r, s in rankings[leg][:depth]] for leg in legs]
         return fusion.fuse(config.method, lists, weights, config.k)
 
-    def search(self, query: str, k: int = 10, mode: str = "hybrid",
-               query_vector: np.ndarray | None = None) -> list[Hit]:
+    def search(self, query: str, k: int = 10, mode: str = "hybrid", query_vector: np.ndarray | None = None,
+               rerank: Reranker | None = None, rerank_depth: int = DEFAULT_RERANK_DEPTH) -> list[Hit]:
         """Top-k Hits for one query; mode 'hybrid' fuses the legs, 'dense'/'bm25' use one."""
         vectors = None if query_vector is None else np.asarray(query_vector).reshape(1, -1)
-        return self.search_many([query], k, mode, vectors)[0]
+        return self.search_many([query], k, mode, vectors, rerank=rerank, rerank_depth=rerank_depth)[0]
 
     def search_many(self, queries: Sequence[str], k: int = 10, mode: str = "hybrid",
-                    query_vectors: np.ndarray | None = None) -> list[list[Hit]]:
-        """Top-k Hits for each query (encoded in one batch unless `query_vectors` are given)."""
+                    query_vectors: np.ndarray | None = None, rerank: Reranker | None = None,
+                    rerank_depth: int = DEFAULT_RERANK_DEPTH) -> list[list[Hit]]:
+        """Top-k Hits for each query (encoded in one batch unless `query_vectors` are given); with `rerank`, the
+        top `rerank_depth` fused hits reordered by the reranker (rerank.rerank_hits), the rest below them."""
+        k_asked = k
+        if rerank is not None:
+            k = max(k, rerank_depth)  # the reranker reads the top rerank_depth fused hits
         legs = self._legs_for(mode)
         per_leg = self.leg_rankings(queries, legs, query_vectors=query_vectors)
         results = []
@@ -389,6 +408,11 @@ class HybridRetriever:
             terms = self.analyzer.terms(query) if self.analyzer is not None else []
             results.append([self._hit(rank, doc_id, score, places, terms)
                             for rank, (doc_id, score) in enumerate(fused[:k], start=1)])
+        if rerank is not None:
+            from .rerank import rerank_hits
+
+            text_of = lambda doc_id: Document(**self.document(doc_id)).indexed_text()  # noqa: E731
+            results = [hits[:k_asked] for hits in rerank_hits(queries, results, rerank, rerank_depth, text_of)]
         return results
 
     def document(self, doc_id: str) -> dict:

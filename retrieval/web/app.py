@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
+from ..rerank import Reranker
 from ..retriever import MODES, HybridRetriever, results_json
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class ServedIndex:
     name: str
     retriever: HybridRetriever
     lock: threading.Lock = field(default_factory=threading.Lock)
+    rerank: tuple[Reranker, int] | None = None  # (reranker, depth) applied unless a request says rerank=false
 
     def modes(self) -> list[str]:
         """The modes worth offering: each leg, and hybrid when there are two legs."""
@@ -52,14 +54,18 @@ class ServedIndex:
         info = self.retriever.info
         return {"name": self.name, "documents": len(self.retriever), "legs": list(self.retriever.legs),
                 "modes": self.modes(), "model": info.get("dense", {}).get("model"),
-                "language": info.get("bm25", {}).get("analysis", {}).get("language")}
+                "language": info.get("bm25", {}).get("analysis", {}).get("language"),
+                "rerank": {"model": self.rerank[0].model_name, "depth": self.rerank[1]} if self.rerank else None}
 
 
-def create_app(retrievers: Mapping[str, HybridRetriever]) -> FastAPI:
-    """The app serving `retrievers` by name; the first one answers requests that name no index."""
+def create_app(retrievers: Mapping[str, HybridRetriever],
+               rerankers: Mapping[str, tuple[Reranker, int]] | None = None) -> FastAPI:
+    """The app serving `retrievers` by name; the first one answers requests that name no index. `rerankers`:
+    per index name, the (reranker, depth) that reorders its results."""
     if not retrievers:
         raise ValueError("no index to serve")
-    served = {name: ServedIndex(name, r) for name, r in retrievers.items()}
+    rerankers = rerankers or {}
+    served = {name: ServedIndex(name, r, rerank=rerankers.get(name)) for name, r in retrievers.items()}
     default = next(iter(served))
     app = FastAPI(title="Statute retrieval", version=__version__, docs_url=None, redoc_url=None,  # both need a CDN
                   description="Hybrid (dense + BM25, fused by RRF) search over statutes. "
@@ -82,7 +88,9 @@ def create_app(retrievers: Mapping[str, HybridRetriever]) -> FastAPI:
     def search(q: str = Query("", description=f"query text, at most {MAX_QUERY_CHARS:,} characters"),
                mode: str = Query("hybrid", description="hybrid, dense or bm25", json_schema_extra={"enum": MODES}),
                k: int = Query(10, ge=1, le=MAX_K, description="number of hits"),
-               index: str | None = Query(None, description="index name (default: the first served)")) -> dict:
+               index: str | None = Query(None, description="index name (default: the first served)"),
+               rerank: bool = Query(True, description="rerank with the index's reranker, if it has one "
+                                                      "(false: the first stage alone, to compare)")) -> dict:
         """Top-k hits, as `retrieval query --json` prints them: {query, mode, hits, seconds}."""
         target = pick(index)
         if len(q) > MAX_QUERY_CHARS:
@@ -94,11 +102,14 @@ def create_app(retrievers: Mapping[str, HybridRetriever]) -> FastAPI:
         legs = target.retriever.legs
         if mode != "hybrid" and mode not in legs:
             raise HTTPException(400, f"index {target.name!r} has no {mode} leg (it has: {', '.join(legs)})")
+        reranker, depth = target.rerank if rerank and target.rerank else (None, 0)
         with target.lock:
             t = time.perf_counter()
-            hits = target.retriever.search(q, k=k, mode=mode)
+            hits = target.retriever.search(q, k=k, mode=mode, rerank=reranker, rerank_depth=depth)
             took = time.perf_counter() - t
-        return results_json(q, mode, legs, hits, took)
+        out = results_json(q, mode, legs, hits, took)
+        out["rerank"] = {"model": reranker.model_name, "depth": depth} if reranker else None
+        return out
 
     @app.get("/api/documents/{doc_id:path}")
     def document(doc_id: str, index: str | None = Query(None, description="index name (default: the first served)")
