@@ -61,7 +61,8 @@ def test_judge_prompt_is_qwens_template(judge, mteb_judge):
     ours = judge.model.preprocess(pairs, prompt=judge.instruction)
     theirs = mteb_judge.process_inputs([mteb_judge.format_instruction(judge.instruction, q, d) for q, d in pairs])
     assert torch.equal(ours["attention_mask"], theirs["attention_mask"])
-    assert torch.equal(ours["input_ids"][ours["attention_mask"] == 1], theirs["input_ids"][theirs["attention_mask"] == 1])
+    real = ours["attention_mask"] == 1
+    assert torch.equal(ours["input_ids"][real], theirs["input_ids"][real])
     assert int(ours["attention_mask"][2].sum()) == 512
     tail = judge.model.tokenizer(JUDGE_SUFFIX, add_special_tokens=False)["input_ids"]
     assert ours["input_ids"][2, -len(tail):].tolist() == tail
@@ -139,7 +140,8 @@ def test_cli_query_build_and_web_rerank(tiny_docs, tiny_index, cross_encoder_dir
     corpus = tmp_path / "c.jsonl"
     corpus.write_text("".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}) + "\n" for d in tiny_docs))
     ix = tmp_path / "ix"
-    assert main(["build", str(corpus), "--out", str(ix), "--rerank", str(cross_encoder_dir), "--rerank-depth", "2"]) == 0
+    assert main(["build", str(corpus), "--out", str(ix), "--rerank", str(cross_encoder_dir),
+                 "--rerank-depth", "2"]) == 0
     manifest = json.loads((ix / "manifest.json").read_text())
     assert manifest["rerank"]["depth"] == 2 and manifest["rerank"]["weights_sha256"]
     assert {"model", "instruction", "dtype"} <= set(manifest["rerank"])
@@ -153,7 +155,7 @@ def test_cli_query_build_and_web_rerank(tiny_docs, tiny_index, cross_encoder_dir
     on = client.get("/api/search", params={"q": "dowry death", "k": 4}).json()
     off = client.get("/api/search", params={"q": "dowry death", "k": 4, "rerank": "false"}).json()
     assert on["rerank"]["depth"] == 3 and "first_stage" in on["hits"][0]
-    assert off["rerank"] is None and "first_stage" not in off["hits"][0]
+    assert "rerank" not in off and "first_stage" not in off["hits"][0]
     assert client.get("/api/health").json()["indexes"][0]["rerank"]["depth"] == 3
 
 
@@ -174,4 +176,20 @@ def test_bench_rerank_runs_match_mteb_two_stage(which, qwen3_reranker_dir, cross
         assert r["parity"][run]["abs_diff"] <= 1e-4 and "MTEB" in r["parity"][run]["mteb_model"]
     assert r["parity"]["all_ok"] and r["rerank"]["depth"] == 3 and r["rerank"]["weights_sha256"]
     assert "hybrid+rerank_minus_hybrid" in r["comparison"]
-    assert "hybrid+rerank" in (out / "report.md").read_text() and (out / "mteb" / "hybrid_rerank.json").is_file()
+    md = (out / "report.md").read_text()
+    assert "| hybrid+rerank | nDCG |" in md and "reranker (runs `+rerank`)" in md
+    assert (out / "mteb" / "hybrid_rerank.json").is_file()
+
+
+def test_make_tiny_models_writes_the_three_folders_offline(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, str(root / "scripts" / "make_tiny_models.py"), str(tmp_path)],
+                         capture_output=True, text=True, check=False, env={"HF_HUB_OFFLINE": "1", "PATH": ""})
+    assert run.returncode == 0, run.stderr[-500:]
+    for name in ("qwen3-embedding", "qwen3-reranker", "cross-encoder"):
+        assert (tmp_path / name / "config.json").is_file()
+    assert json.loads((tmp_path / "qwen3-reranker" / "config.json").read_text())["architectures"] == ["Qwen3ForCausalLM"]
+    assert not (tmp_path / "minilm-cross-encoder").exists()

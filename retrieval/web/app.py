@@ -55,7 +55,7 @@ class ServedIndex:
         return {"name": self.name, "documents": len(self.retriever), "legs": list(self.retriever.legs),
                 "modes": self.modes(), "model": info.get("dense", {}).get("model"),
                 "language": info.get("bm25", {}).get("analysis", {}).get("language"),
-                "rerank": {"model": self.rerank[0].model_name, "depth": self.rerank[1]} if self.rerank else None}
+                **({"rerank": {"model": self.rerank[0].model_name, "depth": self.rerank[1]}} if self.rerank else {})}
 
 
 def create_app(retrievers: Mapping[str, HybridRetriever],
@@ -81,7 +81,7 @@ def create_app(retrievers: Mapping[str, HybridRetriever],
 
     @app.get("/api/health")
     def health() -> dict:
-        """Liveness, and each served index: name, document count, legs, modes, model, language."""
+        """Liveness, and each served index: name, document count, legs, modes, model, language (and reranker)."""
         return {"status": "ok", "version": __version__, "indexes": [s.summary() for s in served.values()]}
 
     @app.get("/api/search")
@@ -108,7 +108,8 @@ def create_app(retrievers: Mapping[str, HybridRetriever],
             hits = target.retriever.search(q, k=k, mode=mode, rerank=reranker, rerank_depth=depth)
             took = time.perf_counter() - t
         out = results_json(q, mode, legs, hits, took)
-        out["rerank"] = {"model": reranker.model_name, "depth": depth} if reranker else None
+        if reranker is not None:
+            out["rerank"] = {"model": reranker.model_name, "depth": depth}
         return out
 
     @app.get("/api/documents/{doc_id:path}")
