@@ -3,8 +3,10 @@
 Steps: (1) the tiny-Qwen3 tests on the device (RETRIEVAL_TEST_DEVICE); (2) GPU vs CPU dense search
 rankings (torch on CUDA, and faiss-gpu when faiss sees a GPU, against faiss on the CPU); (3) encoding
 throughput (tokens/s) and peak GPU memory of a random model with Qwen3-Embedding-0.6B's shape in bf16 on
-the AILA texts (AILA2019_DIR), token-budget batches vs a fixed batch of 8. `--cpu`: the same steps on the
-CPU with a tiny model and a few texts. Run it through scripts/gpu_check.sh; see docs/gpu.md.
+the AILA texts (AILA2019_DIR), token-budget batches vs a fixed batch of 8; (4) reranker throughput (pairs/s)
+and peak GPU memory of a random Qwen3-Reranker-0.6B-shaped judge in fp16 and bf16 on (AILA query, statute)
+pairs (GPU only). `--cpu`: steps 1-3 on the CPU with a tiny model and a few texts. Run it through
+scripts/gpu_check.sh; see docs/gpu.md.
 """
 
 from __future__ import annotations
@@ -26,10 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from qwen3_tiny import QWEN3_06B_SHAPE, STATUTE_TEXT, build_qwen3_folder  # noqa: E402
+from tiny_rerankers import build_qwen3_reranker_folder  # noqa: E402
 
 from retrieval.corpus import read_corpus  # noqa: E402
 from retrieval.dense import DenseIndex, faiss_gpu_count  # noqa: E402
 from retrieval.encoders import Encoder, EncoderConfig  # noqa: E402
+from retrieval.rerank import RerankConfig, Reranker  # noqa: E402
+
+# Qwen3-Reranker-0.6B's config.json differs from the embedding model's only in its position limit.
+QWEN3_RERANKER_06B_SHAPE = {**QWEN3_06B_SHAPE, "max_position_embeddings": 40960}
 
 # Per mode: search sizes, model shape, tokenizer vocabulary, texts, token budget, seq cap, timed repeats.
 SETTINGS = {
@@ -60,6 +67,7 @@ def main() -> int:
             summary["tests"] = run_tests(device, cfg["test_timeout"])
         summary["search"] = compare_search(device, *cfg["search"])
         summary["throughput"] = measure_throughput(device, cfg)
+        summary["rerank"] = rerank_step(device, cfg)
     summary["ok"] = _ok(summary)
     text = json.dumps(summary, indent=2)
     print(text)
@@ -147,6 +155,48 @@ def measure_throughput(device: str, cfg: dict) -> dict:
     cosine = (vectors["token_budget"] * vectors["fixed_batch_8"]).sum(axis=1)
     out["min_cosine_between_modes"] = float(cosine.min())
     out["speedup"] = round(out["token_budget"]["tokens_per_second"] / out["fixed_batch_8"]["tokens_per_second"], 3)
+    return out
+
+
+def rerank_step(device: str, cfg: dict) -> dict:
+    """Step 4, reranker throughput: measured on a GPU only (a 0.6B judge on a CPU says nothing about one)."""
+    if not device.startswith("cuda"):
+        return {"skipped": "CPU dry run: reranker throughput is measured on a GPU only"}
+    return measure_rerank_throughput(device, cfg)
+
+
+def measure_rerank_throughput(device: str, cfg: dict, queries: int = 4, statutes: int = 50) -> dict:
+    """Pairs/s and peak GPU memory of a random Qwen3-Reranker-0.6B-shaped judge, fp16 and bf16, scoring each of
+    `queries` AILA queries against `statutes` statutes in token-budget batches (the reranker's defaults)."""
+    import torch
+
+    texts = _texts(cfg["texts"])  # statutes first, the last four are queries
+    pairs = [(q, s) for q in texts[-4:][:queries] for s in texts[:-4][:statutes]]
+    cuda = device.startswith("cuda")
+    with tempfile.TemporaryDirectory(prefix="gpu-check-reranker-") as tmp:
+        shape = QWEN3_RERANKER_06B_SHAPE if cfg["shape"] else None
+        folder = build_qwen3_reranker_folder(Path(tmp) / "qwen3-reranker", shape=shape, texts=texts,
+                                             tokenizer_vocab=cfg["vocab"], device=device)
+        out: dict = {"pairs": len(pairs), "model_shape": "Qwen3-Reranker-0.6B" if cfg["shape"] else "tiny"}
+        for dtype in ("float16", "bfloat16"):
+            reranker = Reranker(RerankConfig(model=str(folder), device=device, dtype=dtype,
+                                             max_length=cfg["max_seq_length"]))
+            reranker.score_pairs(*zip(*pairs[:4]))  # warm-up
+            if cuda:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            t = time.perf_counter()
+            scores = reranker.score_pairs(*zip(*pairs))
+            if cuda:
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - t
+            out[dtype] = {"seconds": round(seconds, 3), "pairs_per_second": round(len(pairs) / seconds, 1),
+                          "max_length": reranker.max_length, "max_tokens_per_batch": reranker.token_budget,
+                          "batches": len(reranker.plan(pairs)), "non_finite_scores": int((~np.isfinite(scores)).sum()),
+                          "peak_gpu_memory_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None}
+            del reranker
+            if cuda:
+                torch.cuda.empty_cache()
     return out
 
 

@@ -9,6 +9,7 @@ reranker must bring the judge prompt itself. No sentence-transformers files. See
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from qwen3_tiny import EOS, PAD, STATUTE_TEXT, TINY_SHAPE, _patch_json, train_tokenizer
@@ -18,21 +19,23 @@ from retrieval.rerank import JUDGE_PREFIX, JUDGE_SUFFIX
 # ChatML, the turn format of Qwen's chat templates (system, user and assistant turns only).
 CHATML_TEMPLATE = ("{%- for message in messages %}{%- if message.role in ['system', 'user', 'assistant'] %}"
                    "{{ '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}"
-                   "{%- endif %}{%- endfor %}{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}")
+                   "{%- endif %}{%- endfor %}"
+                   "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}")
 # Texts that make "yes" and "no" whole tokens and the judge prompt a few tokens, as in Qwen's vocabulary.
 JUDGE_TEXTS = [JUDGE_PREFIX + JUDGE_SUFFIX] * 20 + ["yes\nno\n" * 40]
 TINY_RERANKER_POSITIONS = 512  # the tiny model's max_position_embeddings: long pairs get cut
 
 
-def build_qwen3_reranker_folder(folder: str | Path, *, shape: dict | None = None, tokenizer_vocab: int = 640,
-                                seed: int = 0, device: str = "cpu") -> Path:
-    """Write a random Qwen3 causal-LM reranker (bf16 safetensors, Qwen-like tokenizer and chat template)."""
+def build_qwen3_reranker_folder(folder: str | Path, *, shape: dict | None = None, texts: Iterable[str] = STATUTE_TEXT,
+                                tokenizer_vocab: int = 640, seed: int = 0, device: str = "cpu") -> Path:
+    """Write a random Qwen3 causal-LM reranker (bf16 safetensors, a Qwen-like tokenizer trained on `texts` and the
+    judge prompt, a ChatML chat template)."""
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tokenizer(STATUTE_TEXT + JUDGE_TEXTS, tokenizer_vocab, append_eos=False)
+    tokenizer = train_tokenizer(list(texts) + JUDGE_TEXTS, tokenizer_vocab, append_eos=False)
     for word in ("yes", "no"):
         if tokenizer.convert_tokens_to_ids(word) in (None, tokenizer.unk_token_id):
             raise RuntimeError(f"the tiny tokenizer did not learn the token {word!r}")
