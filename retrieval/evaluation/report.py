@@ -54,6 +54,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"- MTEB {report['mteb_version']}; {report['queries']} queries, {report['documents']} documents",
         f"- protocol: {report['protocol']}",
         f"- texts longer than the model reads (cut): {json.dumps(report.get('truncated', {}))}",
+        *_rerank_lines(report.get("rerank")),
         "",
         "## Scores (MTEB)",
         "",
@@ -100,6 +101,16 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [f"| run {run} (mteb.evaluate) | {s['seconds']:.2f} |" for run, s in report["runs"].items()]
     lines += ["", "![nDCG@10 per run](ndcg10.png)", ""]
     return "\n".join(lines)
+
+
+def _rerank_lines(rerank: dict | None) -> list[str]:
+    """The setup line of the '+rerank' runs: reranker, weights, kind, instruction, depth, precision, length."""
+    if not rerank:
+        return []
+    weights = (rerank["weights_sha256"] or "")[:16]
+    return [f"- reranker (runs `+rerank`): `{rerank['model']}` (weights sha256 `{weights}`), {rerank['kind']}"
+            f", instruction `{json.dumps(rerank['instruction'])}`, top {rerank['depth']} reordered, "
+            f"dtype {rerank['dtype']}, max length {rerank['max_length']} tokens, score {rerank['score']}"]
 
 
 def plot_ndcg10(report: dict[str, Any], path: Path) -> Path:
