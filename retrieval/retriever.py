@@ -133,7 +133,8 @@ class Hit:
             "dense": asdict(self.dense) if self.dense else dict(_ABSENT),
             "bm25": asdict(self.bm25) if self.bm25 else dict(_ABSENT),
             "matched_terms": list(self.matched_terms),
-            **({"first_stage": asdict(self.first_stage), "rerank_score": self.rerank_score} if self.first_stage else {}),
+            **({"first_stage": asdict(self.first_stage), "rerank_score": self.rerank_score}
+               if self.first_stage else {}),
         }
 
 
