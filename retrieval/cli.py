@@ -448,8 +448,8 @@ def _answer(retriever, text: str, args: argparse.Namespace) -> None:
         print(f"{h.rank:>3}. {h.id:<10} {h.title[:70]}")
         print(f"     fused {(h.first_stage.score if h.first_stage else h.score):.4g}   {legs}")
         if h.first_stage:
-            rerank = "-" if h.rerank_score is None else f"{h.rerank_score:.4g}"
-            print(f"     rerank {rerank}   first stage #{h.first_stage.rank}")
+            shown = "- (below the rerank depth)" if h.rerank_score is None else f"{h.rerank_score:.6g}"
+            print(f"     rerank {shown}   first stage #{h.first_stage.rank}")
         if h.matched_terms:
             print(f"     matched: {', '.join(h.matched_terms[:15])}")
     mode = args.mode

@@ -99,7 +99,11 @@ class Reranker:
         self.model_name, self.model_path = config.model, resolve_model(config.model)
         self.device, self.dtype, self.token_budget, model_kwargs = resolve_runtime(
             config.device, config.dtype, config.attn, config.max_tokens_per_batch)
-        self.model = CrossEncoder(self.model_path, device=self.device, model_kwargs=model_kwargs)
+        try:
+            self.model = CrossEncoder(self.model_path, device=self.device, model_kwargs=model_kwargs)
+        except OSError as e:  # neither a local folder nor a Hub id that can be fetched
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"{config.model}: cannot load the reranker ({reason})") from None
         self.is_judge = self.model[0].transformer_task == "text-generation"
         if self.model.num_labels != 1:
             raise ValueError(f"{config.model}: a reranker must give one score per pair; this model has "

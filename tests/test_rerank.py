@@ -150,6 +150,11 @@ def test_cli_query_build_and_web_rerank(tiny_docs, tiny_index, cross_encoder_dir
     assert json.loads(capsys.readouterr().out)["rerank"]["depth"] == 2  # the index's reranker by default
     assert main(["query", str(ix), "theft", "--json", "--rerank", "none"]) == 0
     assert "rerank" not in json.loads(capsys.readouterr().out)
+    assert main(["query", str(ix), "theft", "-k", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("first stage #") == 3 and "top 2 reranked by" in printed
+    assert main(["query", str(ix), "theft", "--rerank", str(tmp_path / "missing")]) == 2
+    assert "cannot load the reranker" in capsys.readouterr().err
     reranker = Reranker(RerankConfig(model=str(cross_encoder_dir)))
     client = TestClient(create_app({"tiny": HybridRetriever.load(tiny_index)}, {"tiny": (reranker, 3)}))
     on = client.get("/api/search", params={"q": "dowry death", "k": 4}).json()
