@@ -18,6 +18,7 @@ from retrieval.rerank import (JUDGE_PREFIX, JUDGE_SUFFIX, RERANK_INSTRUCTIONS, R
                               judge_text, ordered_scores, rerank_order)
 from retrieval.retriever import HybridRetriever
 from retrieval.web import create_app
+from retrieval.web.server import index_rerankers
 
 QUERY = "The husband and his mother burnt the young wife for not bringing more dowry"
 DOCS = ["Whoever causes the death of a woman within seven years of her marriage shall be punished for dowry death.",
@@ -155,6 +156,8 @@ def test_cli_query_build_and_web_rerank(tiny_docs, tiny_index, cross_encoder_dir
     assert printed.count("first stage #") == 3 and "top 2 reranked by" in printed
     assert main(["query", str(ix), "theft", "--rerank", str(tmp_path / "missing")]) == 2
     assert "cannot load the reranker" in capsys.readouterr().err
+    named = index_rerankers({"ix": HybridRetriever.load(ix), "plain": HybridRetriever.load(tiny_index)}, None)
+    assert set(named) == {"ix"} and named["ix"][1] == 2  # serve: each index's own reranker
     reranker = Reranker(RerankConfig(model=str(cross_encoder_dir)))
     client = TestClient(create_app({"tiny": HybridRetriever.load(tiny_index)}, {"tiny": (reranker, 3)}))
     on = client.get("/api/search", params={"q": "dowry death", "k": 4}).json()

@@ -127,7 +127,8 @@ def plot_ndcg10(report: dict[str, Any], path: Path) -> Path:
     rng = np.random.default_rng(0)
     for i, run in enumerate(runs):
         mean = report["runs"][run]["ndcg_at_10"]
-        ax.bar(i, mean, width=0.6, color="#9ecae1" if run != "hybrid" else "#fdae6b", edgecolor="#333")
+        ax.bar(i, mean, width=0.6, color="#fdae6b" if run.startswith("hybrid") else "#9ecae1", edgecolor="#333",
+               hatch="//" if run.endswith("+rerank") else None)  # a reranked run: its first stage's colour, hatched
         values = np.array(list(per_query[run].values()))
         ax.scatter(i + rng.uniform(-0.2, 0.2, len(values)), values, s=9, color="#333", alpha=0.5, zorder=3)
         ax.text(i + 0.32, mean, f"{mean:.3f}", va="center", fontsize=10, fontweight="bold")
