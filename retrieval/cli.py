@@ -72,6 +72,7 @@ def _build_parser(sub) -> None:
     b.add_argument("--chunk-agg", choices=DOC_AGGREGATIONS, help="chunk-to-statute aggregation")
     _encoder_args(b)
     _dense_backend_arg(b)
+    _rerank_args(b, "name this reranker in the index: queries rerank with it unless --rerank none")
     b.set_defaults(func=cmd_build)
 
 
@@ -91,6 +92,8 @@ def _query_parser(sub) -> None:
                    help="memory-map index arrays instead of reading them (default: for indexes of 256 MiB or more)")
     q.add_argument("--verify", action=argparse.BooleanOptionalAction,
                    help="check every file's sha256 on load (default: unless memory-mapped; sizes are always checked)")
+    _rerank_args(q, "rerank the top of the fused list with this cross-encoder (default: the index's reranker, "
+                    "if it names one; none: no reranking)")
     q.set_defaults(func=cmd_query)
 
 
@@ -105,6 +108,7 @@ def _bench_parser(sub) -> None:
     be.add_argument("--trec-runs", action="store_true", help="also write each run as a TREC run file")
     _encoder_args(be)
     _dense_backend_arg(be)
+    _rerank_args(be, "add runs dense+rerank, hybrid+rerank (and tuned+rerank) reranked by this cross-encoder")
     be.set_defaults(func=cmd_bench)
 
 
@@ -132,6 +136,8 @@ def _serve_parser(sub) -> None:
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     s.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     _dense_backend_arg(s)
+    _rerank_args(s, "rerank every index's results with this cross-encoder (default: each index's own reranker, "
+                    "if it names one; none: no reranking); a request can turn it off with rerank=false")
     s.set_defaults(func=cmd_serve)
 
 
@@ -231,6 +237,45 @@ def _encoder_args(p: argparse.ArgumentParser) -> None:
     prompt.add_argument("--query-prompt", metavar="TEXT", help="raw text put directly before each query")
 
 
+def _rerank_args(p: argparse.ArgumentParser, what: str) -> None:
+    from .rerank import DEFAULT_DEPTH
+
+    g = p.add_argument_group("reranking (see docs/rerank.md)")
+    g.add_argument("--rerank", metavar="MODEL", help=f"cross-encoder folder or Hub id: {what}")
+    g.add_argument("--rerank-depth", type=int, default=DEFAULT_DEPTH,
+                   help=f"how many of the first-stage list the reranker reorders (default {DEFAULT_DEPTH})")
+    g.add_argument("--rerank-instruction", metavar="legal|qwen|TEXT",
+                   help="instruction in a Qwen3-Reranker's judge prompt (default: legal)")
+    g.add_argument("--rerank-max-length", type=int, help="tokens per pair (default: the model's, at most 8192)")
+    g.add_argument("--rerank-batch-size", type=int, default=16, help="pairs per batch when there is no token budget")
+
+
+def _reranker(args: argparse.Namespace, index_settings: dict | None = None):
+    """(Reranker, depth) from --rerank, else from an index's named reranker; None for --rerank none or neither."""
+    from .rerank import Reranker, from_index
+
+    config = _rerank_config(args)
+    if config is not None:
+        return Reranker(config), args.rerank_depth
+    if args.rerank is None and index_settings:
+        return from_index(index_settings, args.device)
+    return None
+
+
+def _rerank_config(args: argparse.Namespace):
+    """The reranker settings of --rerank (None when not given, or 'none'); device, dtype and attention are the
+    command's own."""
+    from .rerank import RerankConfig
+
+    if args.rerank_depth < 1:
+        raise ValueError(f"--rerank-depth must be >= 1, got {args.rerank_depth}")
+    if args.rerank in (None, "none"):
+        return None
+    return RerankConfig(model=args.rerank, device=args.device, dtype=getattr(args, "dtype", "auto"),
+                        attn=getattr(args, "attn", None), max_length=args.rerank_max_length,
+                        batch_size=args.rerank_batch_size, instruction=args.rerank_instruction)
+
+
 def _encoder_config(args: argparse.Namespace, settings=None):
     """The encoder options; a settings file's query prompt (from `tune --prompts`) unless one is given here."""
     from .encoders import EncoderConfig
@@ -268,6 +313,11 @@ def cmd_build(args: argparse.Namespace) -> int:
                                       bm25_backend=args.bm25_backend, dense_kind=args.dense_index,
                                       fusion_config=settings.fusion, chunking=settings.chunking, bm25=settings.bm25,
                                       dense_backend=args.dense_backend)
+    rerank = _reranker(args)
+    if rerank:
+        from .rerank import index_settings
+
+        retriever.info["rerank"] = index_settings(*rerank)
     manifest = retriever.save(args.out)
     took = time.perf_counter() - t0
     parts = ", ".join(f"{k.removesuffix('_seconds')} {v:.1f}s" for k, v in manifest["build"].items()
@@ -319,6 +369,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     if "dense" in legs and retriever.leg["dense"].encoder is not None:
         dense = retriever.leg["dense"]
         print(f"encoder: {dense.encoder.describe()}; dense search: {dense.store.backend}", file=sys.stderr)
+    args.reranker = _reranker(args, retriever.info.get("rerank"))
     if args.text is not None:
         _answer(retriever, args.text, args)
         return 0
@@ -338,14 +389,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       tuned_protocol=_tuned_protocol(args.fusion_config),
                       parity=args.parity, language=args.language, bm25_backend=args.bm25_backend,
                       dense_backend=args.dense_backend,
-                      analysis=_analysis_overrides(args), user_words=_user_words(args))
+                      analysis=_analysis_overrides(args), user_words=_user_words(args),
+                      rerank=_rerank_config(args), rerank_depth=args.rerank_depth)
     report, results, mteb_json = run_bench(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
     write_report(Path(args.out), report, results, mteb_json, trec_runs=args.trec_runs)
     print(f"{report['task']}: {report['queries']} queries, {report['documents']} documents, model {report['model']}")
-    print(f"{'run':<8} {'nDCG@10':>8} {'MAP@10':>8} {'R@10':>8} {'P@10':>8} {'MRR@10':>8} {'seconds':>8}")
+    width = max(8, *map(len, report["runs"]))
+    print(f"{'run':<{width}} {'nDCG@10':>8} {'MAP@10':>8} {'R@10':>8} {'P@10':>8} {'MRR@10':>8} {'seconds':>8}")
     for run, s in report["runs"].items():
-        print(f"{run:<8} {s['ndcg_at_10']:>8.5f} {s['map_at_10']:>8.5f} {s['recall_at_10']:>8.5f} "
+        print(f"{run:<{width}} {s['ndcg_at_10']:>8.5f} {s['map_at_10']:>8.5f} {s['recall_at_10']:>8.5f} "
               f"{s['precision_at_10']:>8.5f} {s['mrr_at_10']:>8.5f} {s['seconds']:>8.2f}")
     for name, c in report["comparison"].items():
         print(f"{name}: {c['mean']:+.5f} (95% CI {c['ci95'][0]:+.5f} .. {c['ci95'][1]:+.5f}, p = {c['p_value']:.3f})")
@@ -420,7 +473,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as e:
         print(f"error: the web app needs the web extra (pip install 'statute-retrieval[web]'): {e}", file=sys.stderr)
         return 1
-    serve(args.index, host=args.host, port=args.port, device=args.device, dense_backend=args.dense_backend)
+    serve(args.index, host=args.host, port=args.port, device=args.device, dense_backend=args.dense_backend,
+          rerank=_reranker(args), rerank_off=args.rerank == "none")
     return 0
 
 
@@ -459,20 +513,29 @@ def _answer(retriever, text: str, args: argparse.Namespace) -> None:
     from .retriever import results_json
 
     t = time.perf_counter()
-    hits = retriever.search(text, k=args.k, mode=args.mode)
+    rerank, depth = args.reranker or (None, 0)
+    hits = retriever.search(text, k=args.k, mode=args.mode, rerank=rerank, rerank_depth=depth)
     took = time.perf_counter() - t
     if args.json:
-        print(json.dumps(results_json(text, args.mode, retriever.legs, hits, took), ensure_ascii=False))
+        out = results_json(text, args.mode, retriever.legs, hits, took)
+        if rerank is not None:
+            out["rerank"] = {"model": rerank.model_name, "depth": depth}
+        print(json.dumps(out, ensure_ascii=False))
         return
     for h in hits:
         legs = "  ".join(f"{leg} #{p.rank} {p.score:.4g}" if (p := h.leg(leg)) else f"{leg} -" for leg in retriever.legs)
         print(f"{h.rank:>3}. {h.id:<10} {h.title[:70]}")
-        print(f"     fused {h.score:.4g}   {legs}")
+        print(f"     fused {(h.first_stage.score if h.first_stage else h.score):.4g}   {legs}")
+        if h.first_stage:
+            shown = "- (below the rerank depth)" if h.rerank_score is None else f"{h.rerank_score:.6g}"
+            print(f"     rerank {shown}   first stage #{h.first_stage.rank}")
         if h.matched_terms:
             print(f"     matched: {', '.join(h.matched_terms[:15])}")
     mode = args.mode
     if mode == "hybrid" and len(retriever.legs) == 1:
         mode = f"hybrid = {retriever.legs[0]} only, the index's one leg"
+    if rerank is not None:
+        mode += f", top {depth} reranked by {rerank.model_name}"
     print(f"({len(hits)} hits, {mode}, {took * 1000:.0f} ms)")
 
 

@@ -169,23 +169,31 @@ def pick_token_budget(max_tokens: int | None, device: str) -> int | None:
     return max_tokens or None
 
 
+def resolve_runtime(device: str | None, dtype: str, attn: str | None,
+                    max_tokens_per_batch: int | None) -> tuple[str, str, int | None, dict]:
+    """Where and how a model runs: (device, explicit dtype, token budget, transformers model kwargs)."""
+    import torch
+
+    device = pick_device(device)
+    dtype = pick_dtype(dtype, device)
+    check_attn(attn, device, dtype)
+    model_kwargs = {"dtype": getattr(torch, dtype)}
+    if attn:
+        model_kwargs["attn_implementation"] = attn
+    return device, dtype, pick_token_budget(max_tokens_per_batch, device), model_kwargs
+
+
 class Encoder:
     """A loaded sentence-transformers model with its query prompt fixed at load time."""
 
     def __init__(self, config: EncoderConfig = EncoderConfig()):
-        import torch
         from sentence_transformers import SentenceTransformer
 
         self.config = config
         self.model_path = resolve_model(config.model)
         self.model_name = DEFAULT_MODEL if config.model in (None, DEFAULT_MODEL) else config.model
-        self.device = pick_device(config.device)
-        self.dtype = pick_dtype(config.dtype, self.device)
-        self.token_budget = pick_token_budget(config.max_tokens_per_batch, self.device)
-        check_attn(config.attn, self.device, self.dtype)
-        model_kwargs = {"dtype": getattr(torch, self.dtype)}
-        if config.attn:
-            model_kwargs["attn_implementation"] = config.attn
+        self.device, self.dtype, self.token_budget, model_kwargs = resolve_runtime(
+            config.device, config.dtype, config.attn, config.max_tokens_per_batch)
         self.model = SentenceTransformer(self.model_path, device=self.device, model_kwargs=model_kwargs)
         if config.max_seq_length:
             self.model.max_seq_length = config.max_seq_length

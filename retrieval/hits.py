@@ -16,7 +16,11 @@ class LegHit:
 
 @dataclass(frozen=True)
 class Hit:
-    """One result: id, title, fused score, each leg's rank and score (legs that list it), matched query words."""
+    """One result: id, title, fused score, each leg's rank and score (legs that list it), matched query words.
+
+    Reranked (see rerank.py): `rank` and `score` are the final ones (the rerank score within the rerank depth,
+    the fused score below it), `first_stage` the fused list's rank and score, `rerank_score` None below the depth.
+    """
 
     rank: int
     id: str
@@ -24,6 +28,8 @@ class Hit:
     score: float
     legs: Mapping[str, LegHit] = field(default_factory=dict)
     matched_terms: tuple[str, ...] = ()
+    first_stage: LegHit | None = None
+    rerank_score: float | None = None
 
     def leg(self, name: str) -> LegHit | None:
         """This document's place in leg `name` (None: not in that leg's list)."""
@@ -35,7 +41,9 @@ class Hit:
         absent = {"rank": None, "score": None}
         per_leg = {leg: asdict(self.legs[leg]) if leg in self.legs else dict(absent) for leg in (legs or self.legs)}
         return {"rank": self.rank, "id": self.id, "title": self.title, "score": self.score, **per_leg,
-                "matched_terms": list(self.matched_terms)}
+                "matched_terms": list(self.matched_terms),
+                **({"first_stage": asdict(self.first_stage), "rerank_score": self.rerank_score}
+                   if self.first_stage else {})}
 
 
 def results_json(query: str, mode: str, legs: Sequence[str], hits: Sequence[Hit], seconds: float) -> dict:

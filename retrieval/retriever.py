@@ -12,7 +12,7 @@ import json
 import platform
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,9 +21,14 @@ from .corpus import Document, fingerprint
 from .gpu import check_device
 from .hits import Hit, LegHit, results_json
 from .legs import BuildOptions, Leg, LoadOptions, Ranking, RowOrder, leg_type
+from .rerank import DEFAULT_DEPTH as DEFAULT_RERANK_DEPTH
+from .rerank import rerank_hits
 from .settings import MAX_DEPTH, Bm25Params, FusionConfig, Settings, SettingsError, read_settings
 from .store import (DocumentTable, IndexFileError, check_count, current_generation, data_dir, prefers_mmap, rank_ids,
                     read_manifest, verify_checksums, write_index)
+
+if TYPE_CHECKING:
+    from .rerank import Reranker
 
 LEGS = ("dense", "bm25")  # the legs `build` makes unless told otherwise
 HYBRID = "hybrid"
@@ -77,6 +82,8 @@ class HybridRetriever:
             manifest = {"name": Path(path).name, "documents": len(self), "legs": list(self.legs),
                         "corpus_fingerprint": self.info.get("corpus_fingerprint"), "fusion": self.fusion.to_dict(),
                         "build": self.info.get("build", {}), "versions": library_versions()}
+            if self.info.get("rerank"):  # the index's named reranker (rerank.index_settings)
+                manifest["rerank"] = self.info["rerank"]
             for name, leg in self.leg.items():
                 (folder / name).mkdir()
                 config = {"type": name, **leg.save(folder / name)}
@@ -166,18 +173,25 @@ class HybridRetriever:
         return fusion.fuse(config.method, lists, weights, config.k)
 
     def search(self, query: str, k: int = 10, mode: str = HYBRID, query_vector: np.ndarray | None = None,
-               allowed: np.ndarray | None = None) -> list[Hit]:
+               allowed: np.ndarray | None = None, rerank: Reranker | None = None,
+               rerank_depth: int = DEFAULT_RERANK_DEPTH) -> list[Hit]:
         """Top-k Hits for one query; mode 'hybrid' fuses the legs, a leg's name uses that leg alone.
         `query_vector`: the dense leg's query vector, encoded elsewhere."""
         inputs = None if query_vector is None else {"dense": {"vectors": np.asarray(query_vector).reshape(1, -1)}}
-        return self.search_many([query], k, mode, inputs=inputs, allowed=allowed)[0]
+        return self.search_many([query], k, mode, inputs=inputs, allowed=allowed, rerank=rerank,
+                                rerank_depth=rerank_depth)[0]
 
     def search_many(self, queries: Sequence[str], k: int = 10, mode: str = HYBRID,
-                    inputs: Mapping[str, Mapping] | None = None, allowed: np.ndarray | None = None) -> list[list[Hit]]:
-        """Top-k Hits for each query (each leg ranks the batch at once)."""
+                    inputs: Mapping[str, Mapping] | None = None, allowed: np.ndarray | None = None,
+                    rerank: Reranker | None = None, rerank_depth: int = DEFAULT_RERANK_DEPTH) -> list[list[Hit]]:
+        """Top-k Hits for each query (each leg ranks the batch at once); with `rerank`, the top `rerank_depth`
+        fused hits reordered by the reranker (rerank.rerank_hits), the rest below them."""
         check_k(k)
         for q in queries:
             check_query(q)
+        k_asked = k
+        if rerank is not None:
+            k = max(k, rerank_depth)  # the reranker reads the top rerank_depth fused hits
         names = self.legs_for(mode)
         per_leg = self.leg_rankings(queries, names, allowed=allowed, inputs=inputs)
         results = []
@@ -188,6 +202,9 @@ class HybridRetriever:
                       for name, ranking in rankings.items()}
             results.append([self._hit(rank, doc_id, score, places, query)
                             for rank, (doc_id, score) in enumerate(fused[:k], start=1)])
+        if rerank is not None:
+            text_of = lambda doc_id: Document(**self.document(doc_id)).indexed_text()  # noqa: E731
+            results = [hits[:k_asked] for hits in rerank_hits(queries, results, rerank, rerank_depth, text_of)]
         return results
 
     def legs_for(self, mode: str) -> tuple[str, ...]:

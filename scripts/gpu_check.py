@@ -7,7 +7,9 @@ matmul rate; a random model of Qwen3-Embedding-0.6B's shape (head_dim 128, rope_
 weights-hash time, bf16 against fp32 (cosine), sdpa against flash_attention_2 when flash_attn is installed,
 tokens/s with its utilisation of the card (2 x non-embedding parameters FLOP per token), peak memory of the
 device (faiss's allocations included), single-query latency; with --model PATH, the real weights against
-the model card's example scores. `--cpu`: the same steps on the CPU, tiny. See docs/gpu.md.
+the model card's example scores; reranker throughput (pairs/s) and peak memory of a random
+Qwen3-Reranker-0.6B-shaped judge in fp16 and bf16 on (AILA query, statute) pairs (GPU only). `--cpu`: the
+same steps on the CPU, tiny. See docs/gpu.md.
 """
 
 from __future__ import annotations
@@ -33,10 +35,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from qwen3_tiny import QWEN3_06B_SHAPE, STATUTE_TEXT, build_qwen3_folder  # noqa: E402
+from tiny_rerankers import build_qwen3_reranker_folder  # noqa: E402
 
 from retrieval import gpu  # noqa: E402
 from retrieval.encoders import Encoder, EncoderConfig, weights_sha256  # noqa: E402
+from retrieval.rerank import RerankConfig, Reranker  # noqa: E402
 from retrieval.torch_search import TorchExactSearch  # noqa: E402
+
+# Qwen3-Reranker-0.6B's config.json differs from the embedding model's only in its position limit.
+QWEN3_RERANKER_06B_SHAPE = {**QWEN3_06B_SHAPE, "max_position_embeddings": 40960}
 
 MODULES = ("faiss", "bm25s", "Stemmer", "rank_bm25", "jieba", "mteb", "flash_attn", "pytest",
            "sentence_transformers", "transformers", "tokenizers", "safetensors")
@@ -157,6 +164,8 @@ def main() -> int:
         matmul = run.step("matmul", matmul_rate, device, cfg["matmul"], skip=no_device)
         run.step("qwen3_shape", qwen3_shape, device, cfg, matmul, skip=no_device)
         run.step("model_card", model_card, args.model, device, skip=no_device or (None if args.model else "no --model"))
+        run.step("rerank", measure_rerank_throughput, device, cfg, skip=no_device or (
+            "CPU dry run: reranker throughput is measured on a GPU only" if args.cpu else None))
     finally:
         run.summary["ok"] = _ok(run.summary["steps"])
         run.write()
@@ -448,6 +457,37 @@ def model_card(path: str, device: str) -> dict:
     return {"describe": enc.describe(), "load_seconds": round(loaded, 2), "hash_seconds": round(hashed, 2),
             "weights_sha256": digest, "scores": np.round(scores, 4).tolist(), "card_scores": CARD_SCORES,
             "max_abs_diff": round(diff, 5), "ok": diff <= CARD_TOLERANCE}
+
+
+def measure_rerank_throughput(device: str, cfg: dict, queries: int = 4, statutes: int = 50) -> dict:
+    """Pairs/s and peak GPU memory of a random Qwen3-Reranker-0.6B-shaped judge, fp16 and bf16, scoring each of
+    `queries` AILA queries against `statutes` statutes in token-budget batches (the reranker's defaults)."""
+    import torch
+
+    texts = _texts(cfg["texts"])  # statutes first, the last four are queries
+    pairs = [(q, s) for q in texts[-4:][:queries] for s in texts[:-4][:statutes]]
+    with tempfile.TemporaryDirectory(prefix="gpu-check-reranker-") as tmp:
+        shape = QWEN3_RERANKER_06B_SHAPE if cfg["shape"] else None
+        folder = build_qwen3_reranker_folder(Path(tmp) / "qwen3-reranker", shape=shape, texts=texts,
+                                             tokenizer_vocab=cfg["vocab"], device=device)
+        out: dict = {"pairs": len(pairs), "model_shape": "Qwen3-Reranker-0.6B" if cfg["shape"] else "tiny"}
+        for dtype in ("float16", "bfloat16"):
+            reranker = Reranker(RerankConfig(model=str(folder), device=device, dtype=dtype,
+                                             max_length=cfg["max_seq_length"]))
+            reranker.score_pairs(*zip(*pairs[:4]))  # warm-up
+            _sync(device)
+            torch.cuda.reset_peak_memory_stats()
+            t = time.perf_counter()
+            scores = reranker.score_pairs(*zip(*pairs))
+            _sync(device)
+            seconds = time.perf_counter() - t
+            out[dtype] = {"seconds": round(seconds, 3), "pairs_per_second": round(len(pairs) / seconds, 1),
+                          "max_length": reranker.max_length, "max_tokens_per_batch": reranker.token_budget,
+                          "batches": len(reranker.plan(pairs)), "non_finite_scores": int((~np.isfinite(scores)).sum()),
+                          "peak_gpu_memory_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
+            del reranker
+            _free(device)
+    return out
 
 
 def _texts(limit: int | None) -> list[str]:

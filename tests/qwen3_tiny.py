@@ -50,8 +50,9 @@ STATUTE_TEXT = [
 ]
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 640):
-    """A byte-level BPE tokenizer (Qwen's split pattern, NFC, special tokens, `<|endoftext|>` appended)."""
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 640, append_eos: bool = True):
+    """A byte-level BPE tokenizer (Qwen's split pattern, NFC, special tokens); `append_eos`: `<|endoftext|>`
+    appended to every text, as Qwen3-Embedding's tokenizer does (Qwen3-Reranker's appends nothing)."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -65,9 +66,10 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 640):
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, IM_START, EOS], show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(list(texts), trainer)
-    pad_id = tok.token_to_id(PAD)
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"$A:0 {PAD}:0", pair=f"$A:0 {PAD}:0 $B:1 {PAD}:1", special_tokens=[(PAD, pad_id)])
+    if append_eos:
+        pad_id = tok.token_to_id(PAD)
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"$A:0 {PAD}:0", pair=f"$A:0 {PAD}:0 $B:1 {PAD}:1", special_tokens=[(PAD, pad_id)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=PAD, model_max_length=32768)
 
 

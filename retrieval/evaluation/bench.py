@@ -2,12 +2,15 @@
 
 Every run goes through MTEB's own evaluation, so its numbers are MTEB's. The runs share
 one SharedLegs, so each text is encoded once. `parity` also runs MTEB's own dense search,
-BM25 baseline and HybridSearch on the same model and data and records the differences.
+BM25 baseline and HybridSearch on the same model and data and records the differences; with a
+reranker, also MTEB's two-stage path: a first stage's saved predictions turned into top-ranked
+candidates (convert_to_reranking) and reranked by MTEB's cross-encoder search.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,15 +18,17 @@ from typing import Any
 
 from ..chunking import ChunkSettings
 from ..encoders import Encoder, EncoderConfig
+from ..rerank import DEFAULT_DEPTH, RerankConfig, Reranker, index_settings
 from ..retriever import LEGS
 from ..settings import Bm25Params, FusionConfig, Settings
 from .datasets import RetrievalData, mteb_task
-from .mteb_reference import QWEN3_MTEB_NAME, mteb_qwen3_model, mteb_reference_models
+from .mteb_reference import QWEN3_MTEB_NAME, mteb_qwen3_model, mteb_reference_models, mteb_reranker
 from .scoring import metric_scores, ndcg_at_10
 from .search_model import RetrieverSearch, SharedLegs
 from .stats import paired_difference
 
 PARITY_TOLERANCE = 1e-4
+RERANKED_RUNS = ("dense", "hybrid", "tuned")  # the first stages a reranker runs over
 
 
 @dataclass
@@ -41,6 +46,8 @@ class BenchConfig:
     analysis: dict = field(default_factory=dict)  # BM25 analysis options over the language's defaults
     user_words: tuple[str, ...] = ()  # extra words for jieba's dictionary
     dense_backend: str = "auto"  # dense search (retrieval.stores.faiss.BACKENDS)
+    rerank: RerankConfig | None = None  # adds '<run>+rerank' runs for dense, hybrid and tuned
+    rerank_depth: int = DEFAULT_DEPTH
 
 
 def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
@@ -58,21 +65,30 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
     shared = SharedLegs(encoder, cfg.legs, language=cfg.language, bm25_backend=cfg.bm25_backend,
                         analysis=cfg.analysis, user_words=cfg.user_words, dense_backend=cfg.dense_backend)
     label = encoder.model_name if encoder else "bm25"
+    reranker = _load_reranker(cfg, phases)
+    # MTEB's two-stage parity path reads the first stages' predictions from here
+    predictions = tempfile.TemporaryDirectory(prefix="bench-predictions-") if cfg.parity and reranker else None
     runs, results, names, mteb_json = {}, {}, {}, {}
 
-    def evaluate(run: str, mode: str, settings: Settings) -> dict:
-        model = RetrieverSearch(shared, mode, settings, label)
+    def evaluate(run: str, mode: str, settings: Settings, rerank: tuple[Reranker, int] | None = None) -> dict:
+        model = RetrieverSearch(shared, mode, settings, label, rerank)
         _say(f"run {run}: {model.name}")
+        folder = Path(predictions.name) / run if predictions and run in RERANKED_RUNS else None
         t = time.perf_counter()
-        task_result = mteb.evaluate(model, mteb_task(cfg.data), cache=None, show_progress_bar=False).task_results[0]
+        task_result = mteb.evaluate(model, mteb_task(cfg.data), cache=None, show_progress_bar=False,
+                                    prediction_folder=folder).task_results[0]
         results[run], names[run], mteb_json[run] = model.results, model.name, task_result.to_dict()
         return {**metric_scores(task_result.scores["test"][0]), "seconds": time.perf_counter() - t}
 
-    for run, mode, settings in _run_specs(cfg):
+    specs = _run_specs(cfg)
+    for run, mode, settings in specs:
         runs[run] = evaluate(run, mode, settings)
         if run == "tuned":
             runs[run]["settings"] = settings.to_dict()
             runs[run]["protocol"] = cfg.tuned_protocol or "settings from --fusion-config"
+    for run, mode, settings in (spec for spec in specs if reranker and spec[0] in RERANKED_RUNS):
+        reranked = evaluate(f"{run}+rerank", mode, settings, (reranker, cfg.rerank_depth))
+        runs[f"{run}+rerank"] = {**reranked, "rerank_depth": cfg.rerank_depth, "first_stage": run}
     ablation = {name: {"ndcg_at_10": evaluate(name, mode, settings)["ndcg_at_10"], "settings": settings.to_dict(),
                        "mode": mode} for name, mode, settings in _ablation_specs(cfg)}
     phases.update(shared.seconds)
@@ -85,11 +101,13 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
         "per_query": per_query,  # {run: {query_id: nDCG@10}}
         "comparison": _comparisons(per_query),
     }
+    if reranker:
+        report["rerank"] = index_settings(reranker, cfg.rerank_depth)
     if ablation:
         report["ablation"] = ablation
     if cfg.parity:
         t = time.perf_counter()
-        report["parity"] = _parity(cfg, encoder, runs)
+        report["parity"] = _all_parity(cfg, encoder, reranker, runs, predictions)
         report["stock_mteb"] = _stock_mteb(cfg, encoder, runs)
         phases["parity_seconds"] = time.perf_counter() - t
     phases["total_seconds"] = time.perf_counter() - t0
@@ -145,12 +163,16 @@ def _ablation_specs(cfg: BenchConfig) -> list[tuple[str, str, Settings]]:
 
 
 def _comparisons(per_query: dict[str, dict[str, float]]) -> dict[str, dict]:
-    """Paired differences of nDCG@10 against dense (and BM25) for the fused runs."""
+    """Paired differences of nDCG@10 against dense (and BM25) for the fused runs, and of each reranked run
+    against its first stage."""
     out = {}
     for run in ("hybrid", "tuned"):
         for base in ("dense", "bm25"):
             if run in per_query and base in per_query:
                 out[f"{run}_minus_{base}"] = paired_difference(per_query[run], per_query[base])
+    for run in RERANKED_RUNS:
+        if f"{run}+rerank" in per_query:
+            out[f"{run}+rerank_minus_{run}"] = paired_difference(per_query[f"{run}+rerank"], per_query[run])
     return out
 
 
@@ -168,8 +190,48 @@ def _parity(cfg: BenchConfig, encoder: Encoder | None, runs: dict) -> dict[str, 
         diff = abs(runs[run]["ndcg_at_10"] - score)
         out[run] = {"ours": runs[run]["ndcg_at_10"], "mteb": score, "abs_diff": diff,
                     "ok": diff <= PARITY_TOLERANCE, "mteb_model": what, "mteb_seconds": time.perf_counter() - t}
-    out["tolerance"] = PARITY_TOLERANCE
-    out["all_ok"] = all(v["ok"] for k, v in out.items() if isinstance(v, dict))
+    return out
+
+
+def _all_parity(cfg: BenchConfig, encoder: Encoder | None, reranker: Reranker | None, runs: dict,
+                predictions: tempfile.TemporaryDirectory | None) -> dict[str, Any]:
+    """Every parity check (first stages, and reranked runs through MTEB's two-stage path), with the tolerance."""
+    parity = _parity(cfg, encoder, runs)
+    if predictions:
+        with predictions:
+            parity.update(_rerank_parity(cfg, reranker, runs, Path(predictions.name)))
+    return {**parity, "tolerance": PARITY_TOLERANCE, "all_ok": all(v["ok"] for v in parity.values())}
+
+
+def _load_reranker(cfg: BenchConfig, phases: dict[str, float]) -> Reranker | None:
+    """The reranker of the '+rerank' runs (its load time in `phases`), or None without one."""
+    if cfg.rerank is None:
+        return None
+    if cfg.rerank_depth < 1:
+        raise ValueError(f"rerank depth must be >= 1, got {cfg.rerank_depth}")
+    _say(f"loading reranker {cfg.rerank.model}")
+    t = time.perf_counter()
+    reranker = Reranker(cfg.rerank)
+    phases["rerank_model_load_seconds"] = time.perf_counter() - t
+    return reranker
+
+
+def _rerank_parity(cfg: BenchConfig, reranker: Reranker, runs: dict, predictions: Path) -> dict[str, Any]:
+    """Each '+rerank' run against MTEB's two-stage path: the first stage's predictions (saved by MTEB during
+    that run) converted to its top `depth` candidates per query, then reranked by MTEB's cross-encoder search."""
+    import mteb
+
+    what, make = mteb_reranker(reranker)
+    out = {}
+    for run in (r for r in runs if r.endswith("+rerank")):
+        first = runs[run]["first_stage"]
+        _say(f"parity {run}: {what} over the top {cfg.rerank_depth} of MTEB's saved {first} predictions")
+        t = time.perf_counter()
+        task = mteb_task(cfg.data).convert_to_reranking(predictions / first, top_k=cfg.rerank_depth)
+        score = mteb.evaluate(make(), task, cache=None, show_progress_bar=False).task_results[0].scores["test"][0]
+        diff = abs(runs[run]["ndcg_at_10"] - score["ndcg_at_10"])
+        out[run] = {"ours": runs[run]["ndcg_at_10"], "mteb": score["ndcg_at_10"], "abs_diff": diff,
+                    "ok": diff <= PARITY_TOLERANCE, "mteb_model": what, "mteb_seconds": time.perf_counter() - t}
     return out
 
 

@@ -54,6 +54,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"- MTEB {report['mteb_version']}; {report['queries']} queries, {report['documents']} documents",
         f"- protocol: {report['protocol']}",
         f"- texts longer than the model reads (cut): {json.dumps(report.get('truncated', {}))}",
+        *_rerank_lines(report.get("rerank")),
         "",
         "## Scores (MTEB)",
         "",
@@ -117,6 +118,16 @@ def _checks_against_mteb(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _rerank_lines(rerank: dict | None) -> list[str]:
+    """The setup line of the '+rerank' runs: reranker, weights, kind, instruction, depth, precision, length."""
+    if not rerank:
+        return []
+    weights = (rerank["weights_sha256"] or "")[:16]
+    return [f"- reranker (runs `+rerank`): `{rerank['model']}` (weights sha256 `{weights}`), {rerank['kind']}"
+            f", instruction `{json.dumps(rerank['instruction'])}`, top {rerank['depth']} reordered, "
+            f"dtype {rerank['dtype']}, max length {rerank['max_length']} tokens, score {rerank['score']}"]
+
+
 def plot_ndcg10(report: dict[str, Any], path: Path) -> Path:
     """Bars of mean nDCG@10 per run, with each query's score as a point."""
     import matplotlib
@@ -131,7 +142,8 @@ def plot_ndcg10(report: dict[str, Any], path: Path) -> Path:
     rng = np.random.default_rng(0)
     for i, run in enumerate(runs):
         mean = report["runs"][run]["ndcg_at_10"]
-        ax.bar(i, mean, width=0.6, color="#9ecae1" if run != "hybrid" else "#fdae6b", edgecolor="#333")
+        ax.bar(i, mean, width=0.6, color="#fdae6b" if run.startswith("hybrid") else "#9ecae1", edgecolor="#333",
+               hatch="//" if run.endswith("+rerank") else None)  # a reranked run: its first stage's colour, hatched
         values = np.array(list(per_query[run].values()))
         ax.scatter(i + rng.uniform(-0.2, 0.2, len(values)), values, s=9, color="#333", alpha=0.5, zorder=3)
         ax.text(i + 0.32, mean, f"{mean:.3f}", va="center", fontsize=10, fontweight="bold")

@@ -16,6 +16,7 @@ from typing import Any
 from ..analysis import resolve_settings
 from ..corpus import Document, fingerprint
 from ..encoders import Encoder
+from ..rerank import Reranker, ordered_scores, rerank_lists
 from ..retriever import HybridRetriever
 from ..settings import Settings
 
@@ -89,43 +90,52 @@ class SharedLegs:
 
 
 class RetrieverSearch:
-    """MTEB search model: one mode ('dense', 'bm25', 'hybrid') and fusion setting over SharedLegs."""
+    """MTEB search model: one mode ('dense', 'bm25', 'hybrid') and fusion setting over SharedLegs, with an optional
+    rerank stage (reranker, depth) over each fused list, as `query --rerank` runs it (rerank.rerank_lists)."""
 
     def __init__(self, shared: SharedLegs, mode: str = "hybrid", settings: Settings = Settings(),
-                 model_label: str = "model"):
+                 model_label: str = "model", rerank: tuple[Reranker, int] | None = None):
         from mteb.models.model_meta import ModelMeta
 
-        self.shared, self.mode, self.settings = shared, mode, settings
+        self.shared, self.mode, self.settings, self.rerank = shared, mode, settings, rerank
         self.name = run_name(model_label, mode, settings)
+        if rerank is not None:
+            self.name += f"__rerank-{_safe(rerank[0].model_name)}-d{rerank[1]}"
         self.mteb_model_meta = ModelMeta.create_empty(overwrites={
             "name": self.name, "revision": "local", "model_type": ["dense" if mode == "dense" else "hybrid"],
         })
         self.results: dict[str, dict[str, float]] = {}
         self._retriever: HybridRetriever | None = None
+        self._texts: dict[str, str] = {}  # the statute text a reranker reads, by id
 
     def index(self, corpus, *, task_metadata=None, hf_split: str = "test", hf_subset: str = "default",
               encode_kwargs: dict | None = None, num_proc: int | None = None, **kwargs: Any) -> None:
         """Build (or reuse) the legs for MTEB's corpus rows (id, title, text)."""
         docs = [Document.from_row(row["id"], row.get("title"), row["text"]) for row in corpus]
         self._retriever = self.shared.retriever(docs, self.settings)
+        self._texts = {d.id: d.indexed_text() for d in docs}
 
     def search(self, queries, *, task_metadata=None, hf_split: str = "test", hf_subset: str = "default",
                top_k: int = 1000, encode_kwargs: dict | None = None, top_ranked=None,
                num_proc: int | None = None, **kwargs: Any) -> dict[str, dict[str, float]]:
-        """{query_id: {doc_id: score}} with the top_k fused documents of each query."""
+        """{query_id: {doc_id: score}} with the top_k fused documents of each query; reranked, the rerank scores
+        within the depth and, below, lower scores that keep the fused order (rerank.ordered_scores)."""
         if self._retriever is None:
             raise RuntimeError("search before index")
         ids, texts = list(queries["id"]), list(queries["text"])
         rankings = self.shared.rankings(self._retriever, texts)
-        self.results = {qid: dict(self._retriever.fuse(r, self.mode, self.settings.fusion)[:top_k])
-                        for qid, r in zip(ids, rankings)}
+        fused = [self._retriever.fuse(r, self.mode, self.settings.fusion)[:top_k] for r in rankings]
+        if self.rerank is None:
+            self.results = {qid: dict(ranked) for qid, ranked in zip(ids, fused)}
+        else:
+            orders = rerank_lists(self.rerank[0], texts, fused, self.rerank[1], self._texts.__getitem__)
+            self.results = {qid: ordered_scores(order) for qid, order in zip(ids, orders)}
         return self.results
 
 
 def run_name(model_label: str, mode: str, settings: Settings = Settings()) -> str:
     """A name that differs for every model, mode and setting (MTEB caches results by name)."""
-    label = re.sub(r"[^A-Za-z0-9._-]+", "-", model_label).strip("-")[-60:] or "model"
-    name = f"retrieval/{label}__{mode}"
+    name = f"retrieval/{_safe(model_label)}__{mode}"
     fusion, chunking = settings.fusion, settings.chunking
     if mode == "hybrid":
         w = "-".join(f"{leg}{v:g}" for leg, v in sorted(fusion.weights.items()))
@@ -139,3 +149,8 @@ def run_name(model_label: str, mode: str, settings: Settings = Settings()) -> st
     if settings.query_prompt is not None and mode != "bm25":
         name += "__prompt-" + hashlib.sha256(settings.query_prompt.encode()).hexdigest()[:8]
     return name
+
+
+def _safe(label: str) -> str:
+    """A model label as a name part: letters, digits, '.', '_' and '-', its last 60 characters."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-")[-60:] or "model"

@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
+from ..rerank import Reranker
 from ..retriever import HybridRetriever, check_query, results_json
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class ServedIndex:
     name: str
     retriever: HybridRetriever
     lock: threading.Lock = field(default_factory=threading.Lock)
+    rerank: tuple[Reranker, int] | None = None  # (reranker, depth) applied unless a request says rerank=false
 
     def modes(self) -> list[str]:
         """The modes worth offering: each leg, and hybrid when there are two legs."""
@@ -52,14 +54,18 @@ class ServedIndex:
         info = self.retriever.info
         return {"name": self.name, "documents": len(self.retriever), "legs": list(self.retriever.legs),
                 "modes": self.modes(), "model": info.get("dense", {}).get("model"),
-                "language": info.get("bm25", {}).get("analysis", {}).get("language")}
+                "language": info.get("bm25", {}).get("analysis", {}).get("language"),
+                **({"rerank": {"model": self.rerank[0].model_name, "depth": self.rerank[1]}} if self.rerank else {})}
 
 
-def create_app(retrievers: Mapping[str, HybridRetriever]) -> FastAPI:
-    """The app serving `retrievers` by name; the first one answers requests that name no index."""
+def create_app(retrievers: Mapping[str, HybridRetriever],
+               rerankers: Mapping[str, tuple[Reranker, int]] | None = None) -> FastAPI:
+    """The app serving `retrievers` by name; the first one answers requests that name no index. `rerankers`:
+    per index name, the (reranker, depth) that reorders its results."""
     if not retrievers:
         raise ValueError("no index to serve")
-    served = {name: ServedIndex(name, r) for name, r in retrievers.items()}
+    rerankers = rerankers or {}
+    served = {name: ServedIndex(name, r, rerank=rerankers.get(name)) for name, r in retrievers.items()}
     default = next(iter(served))
     app = FastAPI(title="Statute retrieval", version=__version__, docs_url=None, redoc_url=None,  # both need a CDN
                   description="Hybrid (dense + BM25, fused by RRF) search over statutes. "
@@ -75,14 +81,16 @@ def create_app(retrievers: Mapping[str, HybridRetriever]) -> FastAPI:
 
     @app.get("/api/health")
     def health() -> dict:
-        """Liveness, and each served index: name, document count, legs, modes, model, language."""
+        """Liveness, and each served index: name, document count, legs, modes, model, language (and reranker)."""
         return {"status": "ok", "version": __version__, "indexes": [s.summary() for s in served.values()]}
 
     @app.get("/api/search")
     def search(q: str = Query("", description=f"query text, at most {MAX_QUERY_CHARS:,} characters"),
                mode: str = Query("hybrid", description="hybrid (all legs fused) or one leg of the index: dense, bm25"),
                k: int = Query(10, ge=1, le=MAX_K, description="number of hits"),
-               index: str | None = Query(None, description="index name (default: the first served)")) -> dict:
+               index: str | None = Query(None, description="index name (default: the first served)"),
+               rerank: bool = Query(True, description="rerank with the index's reranker, if it has one "
+                                                      "(false: the first stage alone, to compare)")) -> dict:
         """Top-k hits, as `retrieval query --json` prints them: {query, mode, hits, seconds}."""
         target = pick(index)
         if len(q) > MAX_QUERY_CHARS:
@@ -95,11 +103,15 @@ def create_app(retrievers: Mapping[str, HybridRetriever]) -> FastAPI:
             target.retriever.legs_for(mode)
         except ValueError as e:
             raise HTTPException(400, f"index {target.name!r}: {e}") from None
+        reranker, depth = target.rerank if rerank and target.rerank else (None, 0)
         with target.lock:
             t = time.perf_counter()
-            hits = target.retriever.search(q, k=k, mode=mode)
+            hits = target.retriever.search(q, k=k, mode=mode, rerank=reranker, rerank_depth=depth)
             took = time.perf_counter() - t
-        return results_json(q, mode, legs, hits, took)
+        out = results_json(q, mode, legs, hits, took)
+        if reranker is not None:
+            out["rerank"] = {"model": reranker.model_name, "depth": depth}
+        return out
 
     @app.get("/api/documents/{doc_id:path}")
     def document(doc_id: str, index: str | None = Query(None, description="index name (default: the first served)")

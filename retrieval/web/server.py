@@ -7,13 +7,14 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
+from ..rerank import Reranker
 from ..retriever import HybridRetriever
 from .app import create_app
 
@@ -33,16 +34,29 @@ def load_indexes(paths: Sequence[str | Path], device: str | None = None,
             for name, path in zip(names, paths)}
 
 
-def serve(paths: Sequence[str | Path], host: str = "127.0.0.1", port: int = 8000,
-          device: str | None = None, dense_backend: str = "auto") -> None:
-    """Load the indexes and serve the page and API on host:port until interrupted."""
+def serve(paths: Sequence[str | Path], host: str = "127.0.0.1", port: int = 8000, device: str | None = None,
+          dense_backend: str = "auto", rerank: tuple[Reranker, int] | None = None, rerank_off: bool = False) -> None:
+    """Load the indexes and serve the page and API on host:port until interrupted. `rerank` (reranker, depth)
+    reorders every index's results; else each index's own named reranker does, unless `rerank_off`."""
     retrievers = load_indexes(paths, device, dense_backend)
-    for retriever in retrievers.values():
-        retriever.search("warm up", k=1)  # the first encode initialises the model (about a second); not a user's
+    rerankers = {} if rerank_off else index_rerankers(retrievers, rerank, device)
+    for name, retriever in retrievers.items():
+        reranker, depth = rerankers.get(name, (None, 1))
+        retriever.search("warm up", k=1, rerank=reranker, rerank_depth=depth)  # the first call loads kernels
     if not _is_loopback(host):
         print(f"warning: listening on {host}: anyone who can reach it can query (there is no login)", file=sys.stderr)
     print(f"serving {', '.join(retrievers)} at http://{host}:{port}/ (OpenAPI schema at /openapi.json)", file=sys.stderr)
-    uvicorn.Server(_config(create_app(retrievers), host, port)).run()
+    uvicorn.Server(_config(create_app(retrievers, rerankers), host, port)).run()
+
+
+def index_rerankers(retrievers: Mapping[str, HybridRetriever], rerank: tuple[Reranker, int] | None,
+                    device: str | None = None) -> dict[str, tuple[Reranker, int]]:
+    """Per index: the given (reranker, depth), else the reranker the index names; indexes with neither are left out."""
+    from ..rerank import from_index
+
+    if rerank is not None:
+        return {name: rerank for name in retrievers}
+    return {name: from_index(r.info["rerank"], device) for name, r in retrievers.items() if r.info.get("rerank")}
 
 
 @contextmanager

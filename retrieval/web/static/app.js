@@ -101,7 +101,13 @@ function legText(name, leg) {
 
 function scoreLine(hit, mode, legs) {
   const line = node("p", "scores");
-  line.append(node("span", "", `${mode === "hybrid" ? "fused" : "score"} ${hit.score.toPrecision(4)}`));
+  const first = hit.first_stage;  // present when reranked: the fused list's rank and score
+  if (first) {
+    const rerank = hit.rerank_score === null ? "below the rerank depth" : hit.rerank_score.toPrecision(4);
+    line.append(node("span", "", `rerank ${rerank}`), node("span", "", `first stage #${first.rank}`));
+  }
+  const score = first ? first.score : hit.score;
+  line.append(node("span", "", `${mode === "hybrid" ? "fused" : "score"} ${score.toPrecision(4)}`));
   for (const leg of mode === "hybrid" ? legs : [mode]) line.append(node("span", "", legText(leg, hit[leg])));
   return line;
 }
