@@ -505,6 +505,7 @@ def _perf_passages(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "performance-passages.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     (out / "performance-passages.md").write_text(passages.report(result), encoding="utf-8")
+    passages.embed(out / "performance.md", result)
     print(passages.markdown(result))
     return 0
 

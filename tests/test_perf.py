@@ -77,3 +77,37 @@ def _quick(tmp_path, **changes) -> dict:
     config = PerfConfig(**{**PerfConfig.quick_config().__dict__, **changes})
     run_perf(config, tmp_path)
     return json.loads((tmp_path / "performance.json").read_text())
+
+
+def test_perf_passages_small_run_and_report_block(tmp_path):
+    from retrieval.cli import main
+    from retrieval.perf import passages
+
+    (tmp_path / "performance.md").write_text("# Performance\n\nearlier figures\n")
+    assert main(["perf", "--passages", "3000", "--queries", "10", "--repeats", "1", "--out-dir", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "performance-passages.json").read_text())
+    assert result["passages"] > 2900 and result["statutes"] == 600 and 0.5 <= result["recall_at_depth"] <= 1
+    md = (tmp_path / "performance.md").read_text()
+    assert md.startswith("# Performance\n\nearlier figures") and md.count(passages.BEGIN) == 1
+    passages.embed(tmp_path / "performance.md", {**result, "recall_at_depth": 0.5})  # replaced, not added
+    md = (tmp_path / "performance.md").read_text()
+    assert md.count(passages.BEGIN) == 1 and "vs exact: 0.500" in md
+
+
+def test_passage_leg_is_exact_when_it_fetches_every_passage():
+    import numpy as np
+
+    from retrieval.legs.base import RowOrder
+    from retrieval.legs.dense import DenseLeg
+    from retrieval.perf import passages
+    from retrieval.stores.faiss import FaissStore
+
+    corpus = passages.passage_corpus(500, dim=16)
+    qv, owner = passages.query_windows(5, dim=16)
+    leg = DenseLeg(FaissStore.build(corpus.vectors, "flat"), RowOrder(np.arange(corpus.n_docs)),
+                   n_docs=corpus.n_docs, chunking=passages.CHUNKING, passage_docs=corpus.passage_docs,
+                   title_docs=corpus.title_docs)
+    depth = corpus.n_docs  # the whole corpus asked of an exact store: every statute is a candidate
+    for q, ranking in enumerate(leg.rank_vectors(qv, owner, 5, depth)):
+        exact = leg.exact_scores_of(qv[owner == q], np.zeros(int((owner == q).sum()), np.int64))[0]
+        assert [r for r, _ in ranking] == [r for r, _ in leg.order.top(exact, depth)]

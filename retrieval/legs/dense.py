@@ -6,8 +6,9 @@ store's search. With them, the store's rows are passages: the token windows of e
 (rows T..). A query (or each of its windows) retrieves its top passages from the store, ANN or
 exact, `OVERFETCH` times the asked depth; every statute with a retrieved passage is a candidate,
 and candidates are scored exactly over all their passages (max / mean / top-n, titles mixed
-with their weight; see chunking.py). So at an exact store with enough depth the scores are the
-exact ones, and an approximate store only decides which statutes are candidates.
+with their weight; see chunking.py). An exact store asked for every statute (or searched past
+every passage) makes every statute a candidate, so the scores are the exact all-passage ones; an
+approximate store only decides which statutes are candidates.
 """
 
 from __future__ import annotations
@@ -199,12 +200,12 @@ class DenseLeg:
         return self.encode_queries(texts), owner
 
     def _candidates(self, qv: np.ndarray, depth: int, allowed: np.ndarray | None) -> np.ndarray:
-        """Statutes with a passage among each query window's top OVERFETCH x depth (all, at an exact store
-        searched that deep), sorted."""
+        """Statutes with a passage among each query window's top OVERFETCH x depth passages, sorted; at an exact
+        store, every statute (allowed) when that covers every passage or the depth asks for every statute."""
         everyone = np.arange(self.n_docs) if allowed is None else np.asarray(allowed, dtype=np.int64)
         rows = len(self.store)
         fetch = min(rows, OVERFETCH * depth)
-        if self.store.exact and fetch >= rows:
+        if self.store.exact and (fetch >= rows or depth >= len(everyone)):
             return everyone
         allowed_rows = None if allowed is None else self._rows_of(everyone)
         _, ids = self.store.search(qv, fetch, allowed_rows)

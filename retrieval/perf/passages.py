@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -124,3 +125,22 @@ def report(result: dict) -> str:
         f"{q['runs']} passes of each pass's p50 / p95; mean {q['mean_ms']:.2f} ms.",
         f"- Peak RSS of the process: {result['process_peak_rss_mb']:.0f} MB." if result["process_peak_rss_mb"] else "",
         ""])
+
+
+BEGIN, END = "<!-- chunked-passages -->", "<!-- /chunked-passages -->"
+
+
+def embed(performance_md: Path, result: dict) -> None:
+    """Put the passage benchmark's headline into performance.md (replacing an earlier one), between markers, so
+    a rerun of either benchmark keeps the other's figures."""
+    block = "\n".join([BEGIN, "## Chunked statutes at scale (passage-level dense search)", "",
+                       "| corpus and store | query latency | quality | build |", "| --- | --- | --- | --- |",
+                       markdown(result), "",
+                       f"Details and method: [performance-passages.md](performance-passages.md); command: "
+                       f"`{result.get('command', 'python -m retrieval perf --passages N')}`.", END])
+    text = performance_md.read_text(encoding="utf-8") if performance_md.is_file() else ""
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    performance_md.write_text(text, encoding="utf-8")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from . import passages
 from .measure import WARMUP
 
 FULL_SIZE = 1_000_000
@@ -27,6 +29,9 @@ def write(result: dict, out_dir: Path) -> list[Path]:
     pngs = [_plot(kind, result, out_dir / f"performance-{kind}.png") for kind in PLOTS]
     md = out_dir / "performance.md"
     md.write_text(markdown(result), encoding="utf-8")
+    chunked = out_dir / "performance-passages.json"
+    if chunked.is_file():  # the chunked passage benchmark's figures (perf --passages) stay in the report
+        passages.embed(md, json.loads(chunked.read_text(encoding="utf-8")))
     return [md, *pngs]
 
 
