@@ -286,3 +286,11 @@ def test_a_loaded_index_keeps_serving_after_a_rebuild_removes_its_generation(tmp
     r = HybridRetriever.load(path)
     _bm25_index(tiny_docs[:2], path)
     assert r.search("cheat deceiving", k=1, mode="bm25")[0].title == "Cheating"
+
+
+def test_a_bm25_query_on_a_hybrid_index_imports_no_torch(tiny_index):
+    code = ("import sys\nfrom retrieval.cli import main\n"
+            f"assert main(['query', {str(tiny_index)!r}, 'theft', '--mode', 'bm25', '--json']) == 0\n"
+            "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules, 'model stack imported'\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 0, proc.stderr[-500:]

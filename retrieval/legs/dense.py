@@ -102,7 +102,7 @@ class DenseLeg:
                              f"with {doc_side(built)}; rebuild with these settings")
         make = None
         if options.load_encoder and (options.model or config.get("model")):  # no model: built from given vectors
-            make = partial(checked_encoder, encoder_config(config, options.model, options.device), config)
+            make = partial(_load_encoder, config, options.model, options.device)  # nothing imported before use
         return cls(store, order, n_docs=int(config["documents"]), chunking=chunking, passage_docs=passages,
                    title_docs=titles, load_encoder=make, model_info=config)
 
@@ -280,6 +280,11 @@ def encoder_config(meta: dict, model: str | None, device: str | None) -> Encoder
     return EncoderConfig(model=model or meta["model"], device=device, dtype=query_dtype(meta.get("dtype", "auto"), device),
                          batch_size=meta.get("batch_size", 32), query_prompt=meta.get("query_prompt"),
                          max_seq_length=meta.get("max_seq_length"))
+
+
+def _load_encoder(meta: dict, model: str | None, device: str | None) -> Encoder:
+    """The index's encoder for this machine (see encoder_config), checked against the build's (checked_encoder)."""
+    return checked_encoder(encoder_config(meta, model, device), meta)
 
 
 def checked_encoder(config: EncoderConfig, meta: dict) -> Encoder:
