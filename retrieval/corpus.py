@@ -87,8 +87,8 @@ def read_jsonl(path: Path) -> Iterator[Document]:
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each non-blank line of a JSON Lines file, checked line by line."""
-    for lineno, raw in enumerate(_read_bytes(path).splitlines(), start=1):
+    """(line number, object) for each non-blank line of a JSON Lines file, read and checked line by line."""
+    for lineno, raw in enumerate(_read_lines(path), start=1):
         line = _decode(raw, path, lineno).strip()
         if not line:
             continue
@@ -127,12 +127,10 @@ def validate(docs: Iterable[Document], source: str) -> list[Document]:
 
 
 def fingerprint(docs: Iterable[Document]) -> str:
-    """sha256 over ids, titles and texts: equal fingerprints mean the same corpus."""
+    """sha256 over ids, titles and texts (each followed by a NUL byte): equal fingerprints mean the same corpus."""
     h = hashlib.sha256()
     for d in docs:
-        for part in (d.id, d.title, d.text):
-            h.update(part.encode("utf-8"))
-            h.update(b"\x00")
+        h.update(f"{d.id}\x00{d.title}\x00{d.text}\x00".encode("utf-8"))
     return h.hexdigest()
 
 
@@ -149,6 +147,16 @@ def _document(row: dict, path: Path, lineno: int) -> Document:
     if not row["text"].strip():
         raise CorpusError(f"{path}:{lineno}: empty text for id {row['id']!r}")
     return Document(row["id"].strip(), row["title"].strip(), row["text"].strip())
+
+
+def _read_lines(path: Path) -> Iterator[bytes]:
+    """The lines of a file as bytes, split where bytes.splitlines splits (\\n, \\r\\n, \\r), read as they come."""
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                yield from line.splitlines()
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot read ({e.strerror})") from None
 
 
 def _read_bytes(path: Path) -> bytes:

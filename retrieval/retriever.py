@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, fusion
-from .analysis import Analyzer, AnalyzerSettings, bm25_fields, resolve_settings
+from .analysis import Analyzer, AnalyzerSettings, resolve_settings
 from .chunking import ChunkSettings, aggregate, split, window_size
 from .corpus import Document, fingerprint
 from .dense import DenseIndex
 from .encoders import Encoder, EncoderConfig, resolve_model, weights_sha256
-from .lexical import LexicalIndex, build_lexical, load_lexical
+from .lexical import LexicalIndex, build_bm25, load_lexical
 from .store import (DocumentTable, IndexFileError, prefers_mmap, rank_ids, read_manifest, verify_checksums,
                     write_index)
 
@@ -151,7 +151,7 @@ class HybridRetriever:
               bm25_backend: str = "bm25s", dense_kind: str = "auto", fusion_config: FusionConfig = FusionConfig(),
               chunking: ChunkSettings = ChunkSettings(), bm25_params: dict | None = None,
               encode_titles: bool | None = None, vectors: np.ndarray | None = None,
-              progress: bool = True) -> HybridRetriever:
+              progress: bool = True, bm25_workers: int | None = None) -> HybridRetriever:
         """Analyse and index `documents` for each asked leg ('dense', 'bm25').
 
         `user_words` extend jieba's dictionary. `bm25_params` (k1, b) override MTEB's baseline
@@ -159,25 +159,21 @@ class HybridRetriever:
         over windows); `encode_titles` (default: when the chunk settings mix titles in) stores one
         title vector per document for the dense leg. `vectors` (one unit vector per document, in
         order) builds the dense leg from vectors encoded elsewhere; the encoder is then loaded only
-        when given (to record the model).
+        when given (to record the model). `bm25_workers`: BM25 analysis processes (default: the cores).
         """
         legs = _check_legs(legs)
         docs = list(documents)
-        texts = [d.indexed_text() for d in docs]
         timings: dict[str, float] = {}
         analyzer = lexical = enc = dense = None
         if "bm25" in legs:
             t = time.perf_counter()
-            analyzer = Analyzer.for_documents(analysis or resolve_settings(language, texts), docs, user_words)
-            bm25_texts, titles = bm25_fields(docs, analyzer.settings.title)
-            tokens = analyzer.many(_progress(bm25_texts, progress, "Analysing"))
-            title_tokens = None if titles is None else analyzer.many(titles)
-            timings["bm25_analysis_seconds"] = time.perf_counter() - t
-            lexical = build_lexical(tokens, bm25_backend, title_tokens=title_tokens,
-                                    title_weight=analyzer.settings.title_weight, progress=progress,
-                                    **{k: v for k, v in (bm25_params or {}).items() if k in ("k1", "b")})
+            sample = [d.indexed_text() for d in docs[:200]]  # enough to tell the language
+            analyzer = Analyzer.for_documents(analysis or resolve_settings(language, sample), docs, user_words)
+            lexical = build_bm25(docs, analyzer, bm25_backend, workers=bm25_workers, progress=progress,
+                                 **{k: v for k, v in (bm25_params or {}).items() if k in ("k1", "b")})
             timings["bm25_seconds"] = time.perf_counter() - t
         if "dense" in legs:
+            texts = [d.indexed_text() for d in docs]
             if vectors is None or encoder is not None:
                 t = time.perf_counter()
                 enc = encoder if isinstance(encoder, Encoder) else Encoder(encoder or EncoderConfig())
@@ -503,14 +499,6 @@ def _check_legs(legs: Sequence[str], available: Sequence[str] = LEGS) -> tuple[s
     if not legs:
         raise ValueError("at least one leg (dense or bm25) is needed")
     return legs
-
-
-def _progress(items: list, show: bool, desc: str):
-    if not show or len(items) < 2000:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=desc, unit="doc")
 
 
 def _encoder_config(meta: dict, model: str | None, device: str | None) -> EncoderConfig:
