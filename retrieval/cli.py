@@ -109,6 +109,10 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--aila-dir", default=os.environ.get("AILA2019_DIR"),
                    help="AILA 2019 release folder for the end-to-end MiniLM figures (default: $AILA2019_DIR)")
     f.add_argument("--quick", action="store_true", help="tiny sizes and one repeat (a smoke test)")
+    f.add_argument("--bm25-build-sizes", help="sizes of the whole-process BM25 builds beside raw bm25s "
+                                              "(default 100000,300000,1000000)")
+    f.add_argument("--bm25-builds-only", action="store_true",
+                   help="measure only those builds and add them to the performance.json already in --out-dir")
     f.set_defaults(func=cmd_perf)
     return p
 
@@ -362,13 +366,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_perf(args: argparse.Namespace) -> int:
     """Run the speed and scale benchmark; write performance.md, performance.json and plots."""
-    from .perf import PerfConfig, run_perf
+    from .perf import PerfConfig, run_bm25_builds, run_perf
 
     base = PerfConfig.quick_config() if args.quick else PerfConfig()
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else base.sizes
+    builds = (tuple(int(s) for s in args.bm25_build_sizes.split(",")) if args.bm25_build_sizes
+              else base.bm25_build_sizes)
     config = PerfConfig(sizes=sizes, repeats=args.repeats or base.repeats, queries=args.queries or base.queries,
-                        aila_dir=Path(args.aila_dir) if args.aila_dir else None, quick=args.quick)
-    written = run_perf(config, Path(args.out_dir))
+                        aila_dir=Path(args.aila_dir) if args.aila_dir else None, quick=args.quick,
+                        bm25_build_sizes=builds)
+    written = (run_bm25_builds if args.bm25_builds_only else run_perf)(config, Path(args.out_dir))
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0
 

@@ -112,10 +112,19 @@ class ChunkAnalyzer:
 
 
 def _lookup(table: dict, keys: list[str]) -> np.ndarray:
-    """int32 ids of `keys` in a dict that fills its misses (one C call for the whole list)."""
-    if len(keys) < 2:
-        return np.array([table[k] for k in keys], dtype=np.int32)
-    return np.array(operator.itemgetter(*keys)(table), dtype=np.int32)
+    """int32 ids of `keys` in a dict that fills its misses, each distinct key looked up in it once.
+
+    The distinct keys come in order of first occurrence, so misses are filled in that order. Looking
+    the words up in a small dict of the chunk's own words is twice as fast as in the big one.
+    """
+    distinct = list(dict.fromkeys(keys))
+    local = dict(zip(distinct, _get(table, distinct)))
+    return np.array(_get(local, keys), dtype=np.int32)
+
+
+def _get(table: dict, keys: list[str]) -> tuple:
+    """The values of `keys` (one C call for the whole list)."""
+    return operator.itemgetter(*keys)(table) if len(keys) > 1 else tuple(table[k] for k in keys)
 
 
 def _postings(worker: int, new_tokens: list[str], token: np.ndarray, doc: np.ndarray, n: int) -> ChunkPostings:
