@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
     _analysis_args(b)
     b.add_argument("--bm25-backend", choices=("bm25s", "rank-bm25"), default="bm25s")
+    b.add_argument("--workers", type=int, help="BM25 analysis processes (default: the cores available)")
     b.add_argument("--dense-index", choices=("auto", "flat", "hnsw", "ivf"), default="auto",
                    help="exact (flat), HNSW or IVF; auto (default): flat for small corpora, HNSW for large")
     b.add_argument("--fusion-config", help="JSON settings from `tune` (fusion, chunking) stored with the index")
@@ -201,23 +202,40 @@ def _encoder_config(args: argparse.Namespace):
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    """Read and validate the corpus, build the legs, write the index atomically."""
-    from .corpus import read_corpus
+    """Read and validate the corpus, build the legs, write the index atomically.
+
+    The corpus is read and checked one document at a time into a document table beside the output
+    folder; the build streams from that table and the index takes its files, so no text is held.
+    """
+    import shutil
+    import tempfile
+
+    from .corpus import iter_corpus
     from .retriever import HybridRetriever
+    from .store import DocumentTable
 
     t0 = time.perf_counter()
-    docs = read_corpus(args.corpus)
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
     legs = _legs(args)
     settings = _settings(args)
     encoder = _encoder_config(args) if "dense" in legs else None
-    analysis = _analysis_settings(args, docs) if "bm25" in legs else None
     user_words = _user_words(args)
-    print(f"read {len(docs)} documents from {args.corpus}", file=sys.stderr)
-    retriever = HybridRetriever.build(docs, encoder=encoder, legs=legs, analysis=analysis, user_words=user_words,
-                                      bm25_backend=args.bm25_backend, dense_kind=args.dense_index,
-                                      fusion_config=settings.fusion, chunking=settings.chunking,
-                                      bm25_params=settings.bm25)
-    manifest = retriever.save(args.out)
+    out = Path(args.out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.documents-", dir=out.parent))
+    try:
+        docs = DocumentTable.write(staging, iter_corpus(args.corpus))
+        analysis = _analysis_settings(args, docs) if "bm25" in legs else None
+        print(f"read {len(docs)} documents from {args.corpus}", file=sys.stderr)
+        retriever = HybridRetriever.build(docs, encoder=encoder, legs=legs, analysis=analysis,
+                                          user_words=user_words, bm25_backend=args.bm25_backend,
+                                          dense_kind=args.dense_index, fusion_config=settings.fusion,
+                                          chunking=settings.chunking, bm25_params=settings.bm25,
+                                          bm25_workers=args.workers)
+        manifest = retriever.save(args.out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     took = time.perf_counter() - t0
     parts = ", ".join(f"{k.removesuffix('_seconds')} {v:.1f}s" for k, v in manifest["build"].items()
                       if k.endswith("_seconds"))

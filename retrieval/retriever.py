@@ -145,7 +145,7 @@ class HybridRetriever:
 
     # ---- building -------------------------------------------------------------------
     @classmethod
-    def build(cls, documents: Sequence[Document], *, encoder: Encoder | EncoderConfig | None = None,
+    def build(cls, documents: Sequence[Document] | DocumentTable, *, encoder: Encoder | EncoderConfig | None = None,
               legs: Sequence[str] = LEGS, language: str = "auto",
               analysis: AnalyzerSettings | None = None, user_words: Sequence[str] = (),
               bm25_backend: str = "bm25s", dense_kind: str = "auto", fusion_config: FusionConfig = FusionConfig(),
@@ -162,7 +162,7 @@ class HybridRetriever:
         when given (to record the model). `bm25_workers`: BM25 analysis processes (default: the cores).
         """
         legs = _check_legs(legs)
-        docs = list(documents)
+        docs = documents if isinstance(documents, DocumentTable) else list(documents)  # a table streams from disk
         timings: dict[str, float] = {}
         analyzer = lexical = enc = dense = None
         if "bm25" in legs:
@@ -195,7 +195,8 @@ class HybridRetriever:
                 _check_vectors(vectors, len(docs), enc)
             dense = DenseIndex.build(vectors, dense_kind, owner=owner, titles=titles)
             timings["dense_seconds"] = time.perf_counter() - t
-        info = {"documents": len(docs), "corpus_fingerprint": fingerprint(docs), "build": timings}
+        known = docs.fingerprint if isinstance(docs, DocumentTable) else None
+        info = {"documents": len(docs), "corpus_fingerprint": known or fingerprint(docs), "build": timings}
         return cls(docs, encoder=enc, dense=dense, analyzer=analyzer, lexical=lexical,
                    fusion_config=fusion_config, info=info, chunking=chunking,
                    bm25_query_window=int((bm25_params or {}).get("query_window", 0)))
@@ -213,9 +214,12 @@ class HybridRetriever:
         """Write the index folder atomically (see store.write_index); returns the manifest."""
 
         def fill(tmp: Path) -> dict:
-            if isinstance(self._docs, DocumentTable):
+            if isinstance(self._docs, DocumentTable) and self._docs.fingerprint is None:
                 raise ValueError("save a retriever right after build; a loaded index is already on disk")
-            DocumentTable.write(tmp, self._docs)
+            if isinstance(self._docs, DocumentTable):  # written while the corpus was read (cli build)
+                self._docs.copy_into(tmp)
+            else:
+                DocumentTable.write(tmp, self._docs)
             manifest = {
                 "name": Path(path).name,
                 "documents": len(self),

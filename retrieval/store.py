@@ -13,10 +13,12 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+
+from .corpus import Document, Fingerprint
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -131,32 +133,66 @@ def rank_ids(ids: list[str]) -> np.ndarray:
 
 
 class DocumentTable:
-    """The index's documents: ids in memory, texts read from `documents.jsonl` on demand by offset."""
+    """The index's documents: ids in memory, texts read from `documents.jsonl` on demand by offset.
+
+    Also a sequence of Documents read back from disk, so a build can stream a corpus written here
+    first (`write` while reading it) instead of holding every text.
+    """
 
     FILE, OFFSETS, IDS = "documents.jsonl", "documents.offsets.npy", "documents.ids.json"
     ID_RANKS = "documents.idranks.npy"  # sorted-id position of each document, so loads need not sort
 
-    def __init__(self, folder: Path, ids: list[str], offsets, id_ranks: np.ndarray | None = None):
+    def __init__(self, folder: Path, ids: list[str], offsets, id_ranks: np.ndarray | None = None,
+                 fingerprint: str | None = None):
         self.ids = ids
         self.id_ranks = id_ranks
+        self.fingerprint = fingerprint  # of the documents written; None for a table loaded from an index
         self._path = folder / self.FILE
         self._offsets = offsets
         self._cache: dict[int, dict] = {}
 
     @classmethod
-    def write(cls, folder: Path, documents) -> None:
-        """documents.jsonl (id, title, text), the byte offset of each line, the id list and id ranks."""
-        offsets = np.zeros(len(documents) + 1, dtype=np.int64)
+    def write(cls, folder: Path, documents: Iterable[Document]) -> DocumentTable:
+        """documents.jsonl (id, title, text) written as the documents come, the byte offset of each line,
+        the id list and id ranks; returns the table (with the documents' fingerprint)."""
+        encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False)
+        ids, sizes, fingerprint = [], [], Fingerprint()
         with open(folder / cls.FILE, "wb") as f:
-            for i, d in enumerate(documents):
-                line = json.dumps({"id": d.id, "title": d.title, "text": d.text}, ensure_ascii=False)
-                f.write(line.encode("utf-8") + b"\n")
-                offsets[i + 1] = f.tell()
+            for d in documents:
+                line = (encode({"id": d.id, "title": d.title, "text": d.text}) + "\n").encode("utf-8")
+                f.write(line)
+                sizes.append(len(line))
+                ids.append(d.id)
+                fingerprint.add(d)
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
         np.save(folder / cls.OFFSETS, offsets, allow_pickle=False)
-        ids = [d.id for d in documents]
         with open(folder / cls.IDS, "w", encoding="utf-8") as f:
             json.dump(ids, f, ensure_ascii=False)
-        np.save(folder / cls.ID_RANKS, rank_ids(ids), allow_pickle=False)
+        ranks = rank_ids(ids)
+        np.save(folder / cls.ID_RANKS, ranks, allow_pickle=False)
+        return cls(folder, ids, offsets, ranks, fingerprint.hexdigest())
+
+    def copy_into(self, folder: Path) -> None:
+        """The table's files into another folder: hard links where the file system allows, else copies."""
+        for name in (self.FILE, self.OFFSETS, self.IDS, self.ID_RANKS):
+            source = self._path.parent / name
+            try:
+                os.link(source, folder / name)
+            except OSError:
+                shutil.copyfile(source, folder / name)
+
+    def __iter__(self) -> Iterator[Document]:
+        """The documents in order, read from the file a line at a time (none kept)."""
+        with open(self._path, "rb") as f:
+            for line in f:
+                d = json.loads(line)
+                yield Document(d["id"], d["title"], d["text"])
+
+    def __getitem__(self, i: int | slice) -> Document | list[Document]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return Document(**self.get(i))
 
     @classmethod
     def load(cls, folder: Path, mmap: bool = False) -> DocumentTable:
