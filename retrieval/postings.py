@@ -40,7 +40,7 @@ class ChunkPostings:
     new_tokens: list[str]  # tokens the worker met for the first time, in order of its new ids
     tokens: np.ndarray  # int32, the token of each group, each token once
     counts: np.ndarray  # int32, postings in each group (documents of the chunk holding the token)
-    doc: np.ndarray  # uint16 or int32, each posting's document (its position in the chunk)
+    doc: np.ndarray  # uint8, uint16 or int32, each posting's document (its position in the chunk)
     tf: np.ndarray  # uint8, uint16 or int32, times the token occurs in the document
     lengths: np.ndarray  # int32, indexed tokens of each document of the chunk
 

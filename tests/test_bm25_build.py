@@ -1,5 +1,6 @@
 """The streaming BM25 build gives bm25s's own index: same vocabulary, same scores, any workers or chunk size."""
 
+import json
 import random
 
 import bm25s
@@ -7,11 +8,12 @@ import numpy as np
 import pytest
 
 from retrieval.analysis import Analyzer, AnalyzerSettings
-from retrieval.corpus import Document
+from retrieval.cli import main
+from retrieval.corpus import Document, fingerprint
 from retrieval.lexical import Bm25sIndex, build_bm25, load_lexical, top_positive
 from retrieval.perf import synthetic
 from retrieval.retriever import HybridRetriever
-from retrieval.store import rank_ids
+from retrieval.store import DocumentTable, rank_ids
 
 ARRAYS = ("data", "indices", "indptr")
 
@@ -100,6 +102,24 @@ def test_token_lists_title_field_and_odd_corpora(tmp_path):
     assert np.array_equal(loaded.scores(analyzer("theft of property")), index.scores(analyzer("theft of property")))
 
 
+def test_english_beyond_ascii_equals_bm25s():
+    docs = [Document(str(i), "Título", t) for i, t in enumerate(
+        ["Café naïve São Paulo — ½ résumé, ΟΔΟΣ and Straße", "KELVIN \u212a and the CAFÉ; x_y 42", "plain text"] * 3)]
+    analyzer = Analyzer(AnalyzerSettings())
+    model = reference(analyzer.many(d.indexed_text() for d in docs))
+    assert_same(build_bm25(docs, analyzer, workers=2, chunk_size=2), model)
+
+
+def test_document_table_streams_written_documents(tmp_path, tiny_docs):
+    table = DocumentTable.write(tmp_path, iter(tiny_docs))
+    assert list(table) == tiny_docs and table[1:3] == tiny_docs[1:3] and table[4] == tiny_docs[4]
+    assert table.fingerprint == fingerprint(tiny_docs) and table.ids == [d.id for d in tiny_docs]
+    r = HybridRetriever.build(table, legs=["bm25"], progress=False)
+    r.save(tmp_path / "ix")
+    assert list(DocumentTable.load(tmp_path / "ix")) == tiny_docs
+    assert HybridRetriever.load(tmp_path / "ix").info["corpus_fingerprint"] == fingerprint(tiny_docs)
+
+
 def test_retriever_build_saves_an_index_bm25s_loads(tmp_path, tiny_docs):
     r = HybridRetriever.build(tiny_docs, legs=["bm25"], progress=False, bm25_workers=2)
     r.save(tmp_path / "ix")
@@ -124,3 +144,13 @@ def test_top_positive_lists_matches_only_best_first_ties_by_descending_id():
         assert np.array_equal(values, scores[rows]) and (values > 0).all()
     assert len(top_positive(np.zeros(10, np.float32), 5, np.arange(10))[0]) == 0
     assert len(top_positive(scores, 0, ranks)[0]) == 0
+
+
+def test_cli_build_workers(tmp_path, tiny_docs, capsys):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}) + "\n" for d in tiny_docs))
+    assert main(["build", str(corpus), "--legs", "bm25", "--workers", "0", "--out", str(tmp_path / "bad")]) == 2
+    assert "--workers must be >= 1" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main(["build", str(corpus), "--legs", "bm25", "--workers", "2", "--out", str(tmp_path / "ix")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.jsonl", "ix"]  # the staged table is gone
+    assert list(DocumentTable.load(tmp_path / "ix")) == tiny_docs
