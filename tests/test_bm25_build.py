@@ -142,6 +142,10 @@ def test_top_positive_lists_matches_only_best_first_ties_by_descending_id():
         rows, values = top_positive(scores, depth, ranks)
         assert rows.tolist() == brute_force_top(scores, depth, ranks)
         assert np.array_equal(values, scores[rows]) and (values > 0).all()
+    big = rng.choice([0.0, 0.5, 1.0, 1.0, 2.0], size=10_003).astype(np.float32)  # many ties, a ragged tail
+    big_ranks = rng.permutation(10_003)
+    for depth in (1, 100, 2500):
+        assert top_positive(big, depth, big_ranks)[0].tolist() == brute_force_top(big, depth, big_ranks)
     assert len(top_positive(np.zeros(10, np.float32), 5, np.arange(10))[0]) == 0
     assert len(top_positive(scores, 0, ranks)[0]) == 0
 
