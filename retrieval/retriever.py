@@ -145,8 +145,8 @@ class HybridRetriever:
 
     # ---- building -------------------------------------------------------------------
     @classmethod
-    def build(cls, documents: Sequence[Document] | DocumentTable, *, encoder: Encoder | EncoderConfig | None = None,
-              legs: Sequence[str] = LEGS, language: str = "auto",
+    def build(cls, documents: Sequence[Document] | DocumentTable, *,
+              encoder: Encoder | EncoderConfig | None = None, legs: Sequence[str] = LEGS, language: str = "auto",
               analysis: AnalyzerSettings | None = None, user_words: Sequence[str] = (),
               bm25_backend: str = "bm25s", dense_kind: str = "auto", fusion_config: FusionConfig = FusionConfig(),
               chunking: ChunkSettings = ChunkSettings(), bm25_params: dict | None = None,

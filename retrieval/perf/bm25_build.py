@@ -65,7 +65,7 @@ def write_corpus(path: Path, n: int, seed: int = 0) -> None:
 
 
 def best_of(command: list[str], output: Path, repeats: int, budget_s: float) -> dict:
-    """Run `command` up to `repeats` times (once more only while a run takes under `budget_s`); the best of each figure."""
+    """Run `command` up to `repeats` times (again only while a run takes under `budget_s`); the best figures."""
     runs = []
     for _ in range(repeats):
         shutil.rmtree(output, ignore_errors=True)
