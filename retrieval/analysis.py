@@ -12,7 +12,7 @@ from __future__ import annotations
 import operator
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -107,6 +107,7 @@ class Analyzer:
             raise ValueError("a user dictionary needs Chinese analysis in a jieba mode (accurate or search)")
         self._stop = chinese.stopwords(settings.stopwords, settings.language) if settings.stopwords else frozenset()
         self._stem = _stemmer(settings.stemmer) if settings.stemmer else None
+        self._stem_word = _stemmer(settings.stemmer, cached=False).stemWord if settings.stemmer else None
         self._jieba = chinese.jieba_tokenizer(self.user_words) if settings.uses_jieba else None
 
     @classmethod
@@ -146,6 +147,15 @@ class Analyzer:
         """Whether a segmented word is indexed (it is not a stopword)."""
         return word not in self._stop
 
+    def word_token(self, word: str) -> str | None:
+        """English: the index token of one lowercased word, None for a stopword (`terms` word by word).
+
+        Its stemmer keeps no cache of its own: callers cache whole words (postings.ChunkAnalyzer).
+        """
+        if word in self._stop:
+            return None
+        return self._stem_word(word) if self._stem_word is not None else word
+
     def segment(self, text: str) -> list[tuple[str, str]]:
         """(word, token) pairs before stopword removal: lowercased words that hold a letter or digit."""
         if self.settings.language == "en":
@@ -177,11 +187,11 @@ class Analyzer:
         return [stem(w) if w.isascii() and w.isalpha() else w for w in words]
 
 
-def bm25_fields(documents: Sequence[Document], title: str) -> tuple[list[str], list[str] | None]:
-    """What BM25 indexes of each document under a title mode: (texts, titles or None)."""
+def bm25_fields(documents: Sequence[Document], title: str) -> tuple[Iterator[str], Iterator[str] | None]:
+    """What BM25 indexes of each document under a title mode: (texts, titles or None), made one by one."""
     if title == "join":
-        return [d.indexed_text() for d in documents], None
-    return [d.text for d in documents], ([d.title for d in documents] if title == "field" else None)
+        return (d.indexed_text() for d in documents), None
+    return (d.text for d in documents), ((d.title for d in documents) if title == "field" else None)
 
 
 def detect_language(texts: Iterable[str], sample: int = 200) -> str:
@@ -214,7 +224,11 @@ def _check(value: str, allowed: Sequence[str], what: str) -> None:
 
 
 @lru_cache(maxsize=None)
-def _stemmer(algorithm: str):
+def _stemmer(algorithm: str, cached: bool = True):
+    """A PyStemmer stemmer; `cached` False: without its word cache, which costs 4x a stem on unseen words."""
     import Stemmer
 
-    return Stemmer.Stemmer(algorithm)
+    stemmer = Stemmer.Stemmer(algorithm)
+    if not cached:
+        stemmer.maxCacheSize = 0
+    return stemmer

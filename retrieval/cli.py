@@ -64,6 +64,7 @@ def _build_parser(sub) -> None:
     b.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
     _analysis_args(b)
     b.add_argument("--bm25-backend", choices=ENGINES, default="bm25s")
+    b.add_argument("--workers", type=int, help="BM25 analysis processes (default: the cores available)")
     b.add_argument("--dense-index", choices=("auto", *KINDS), default="auto",
                    help="exact (flat), HNSW or IVF; auto (default): flat for small corpora, HNSW for large")
     b.add_argument("--fusion-config", help="JSON settings from `tune` (fusion, chunking) stored with the index")
@@ -154,6 +155,10 @@ def _perf_parser(sub) -> None:
     f.add_argument("--passages", type=int, metavar="N",
                    help="instead: chunked statutes (windows + titles) as N passages in an HNSW store, statute "
                         "ranking latency and recall vs exact (performance-passages.json/.md)")
+    f.add_argument("--bm25-build-sizes", help="sizes of the whole-process BM25 builds beside raw bm25s "
+                                              "(default 100000,300000,1000000)")
+    f.add_argument("--bm25-builds-only", action="store_true",
+                   help="measure only those builds and add them to the performance.json already in --out-dir")
     f.set_defaults(func=cmd_perf)
 
 
@@ -301,6 +306,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .store import check_target
 
     t0 = time.perf_counter()
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
     check_target(Path(args.out), corpus=args.corpus)  # before any work: never a user's folder, never the corpus
     docs = read_corpus(args.corpus)
     legs = _legs(args)
@@ -312,7 +319,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     retriever = HybridRetriever.build(docs, encoder=encoder, legs=legs, analysis=analysis, user_words=user_words,
                                       bm25_backend=args.bm25_backend, dense_kind=args.dense_index,
                                       fusion_config=settings.fusion, chunking=settings.chunking, bm25=settings.bm25,
-                                      dense_backend=args.dense_backend)
+                                      dense_backend=args.dense_backend, bm25_workers=args.workers)
     rerank = _reranker(args)
     if rerank:
         from .rerank import index_settings
@@ -480,15 +487,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_perf(args: argparse.Namespace) -> int:
     """Run the speed and scale benchmark; write performance.md, performance.json and plots."""
-    from .perf import PerfConfig, run_perf
+    from .perf import PerfConfig, run_bm25_builds, run_perf
 
     if args.passages:
         return _perf_passages(args)
     base = PerfConfig.quick_config() if args.quick else PerfConfig()
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else base.sizes
+    builds = (tuple(int(s) for s in args.bm25_build_sizes.split(",")) if args.bm25_build_sizes
+              else base.bm25_build_sizes)
     config = PerfConfig(sizes=sizes, repeats=args.repeats or base.repeats, queries=args.queries or base.queries,
-                        aila_dir=Path(args.aila_dir) if args.aila_dir else None, quick=args.quick)
-    written = run_perf(config, Path(args.out_dir))
+                        aila_dir=Path(args.aila_dir) if args.aila_dir else None, quick=args.quick,
+                        bm25_build_sizes=builds)
+    written = (run_bm25_builds if args.bm25_builds_only else run_perf)(config, Path(args.out_dir))
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0
 

@@ -45,19 +45,24 @@ class Document:
 
 def read_corpus(path: str | Path) -> list[Document]:
     """Read a corpus from an AILA release folder, a folder of S*.txt, a .jsonl or a .csv file."""
+    return list(iter_corpus(path))
+
+
+def iter_corpus(path: str | Path) -> Iterator[Document]:
+    """The documents of `read_corpus`, read and checked one at a time (a large corpus need not be held)."""
     p = Path(path)
     if not p.exists():
         raise CorpusError(f"{p}: no such file or folder")
     if p.is_dir():
         statutes = p / "Object_statutes"
-        docs = read_aila_statutes(statutes if statutes.is_dir() else p)
+        docs: Iterable[Document] = read_aila_statutes(statutes if statutes.is_dir() else p)
     elif p.suffix.lower() == ".jsonl":
-        docs = list(read_jsonl(p))
+        docs = read_jsonl(p)
     elif p.suffix.lower() == ".csv":
-        docs = list(read_csv(p))
+        docs = read_csv(p)
     else:
         raise CorpusError(f"{p}: unknown corpus format (want a folder, .jsonl or .csv)")
-    return validate(docs, str(p))
+    yield from checked(docs, str(p))
 
 
 def read_aila_statutes(folder: Path) -> list[Document]:
@@ -87,8 +92,8 @@ def read_jsonl(path: Path) -> Iterator[Document]:
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each non-blank line of a JSON Lines file, checked line by line."""
-    for lineno, raw in enumerate(_read_bytes(path).splitlines(), start=1):
+    """(line number, object) for each non-blank line of a JSON Lines file, read and checked line by line."""
+    for lineno, raw in enumerate(_read_lines(path), start=1):
         line = _decode(raw, path, lineno).strip()
         if not line:
             continue
@@ -114,26 +119,40 @@ def read_csv(path: Path) -> Iterator[Document]:
 
 def validate(docs: Iterable[Document], source: str) -> list[Document]:
     """Reject an empty corpus and duplicate ids; return the documents as a list."""
+    return list(checked(docs, source))
+
+
+def checked(docs: Iterable[Document], source: str) -> Iterator[Document]:
+    """The documents as they come, stopping at a duplicate id; an empty corpus raises at its end."""
     seen: set[str] = set()
-    out = []
     for i, d in enumerate(docs, start=1):
         if d.id in seen:
             raise CorpusError(f"{source}: duplicate id {d.id!r} (document {i})")
         seen.add(d.id)
-        out.append(d)
-    if not out:
+        yield d
+    if not seen:
         raise CorpusError(f"{source}: empty corpus (no documents)")
-    return out
+
+
+class Fingerprint:
+    """sha256 over ids, titles and texts (each followed by a NUL byte), fed one document at a time."""
+
+    def __init__(self):
+        self._h = hashlib.sha256()
+
+    def add(self, d: Document) -> None:
+        self._h.update(f"{d.id}\x00{d.title}\x00{d.text}\x00".encode("utf-8"))
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
 
 
 def fingerprint(docs: Iterable[Document]) -> str:
-    """sha256 over ids, titles and texts: equal fingerprints mean the same corpus."""
-    h = hashlib.sha256()
+    """The corpus's Fingerprint: equal fingerprints mean the same corpus."""
+    f = Fingerprint()
     for d in docs:
-        for part in (d.id, d.title, d.text):
-            h.update(part.encode("utf-8"))
-            h.update(b"\x00")
-    return h.hexdigest()
+        f.add(d)
+    return f.hexdigest()
 
 
 def _document(row: dict, path: Path, lineno: int) -> Document:
@@ -149,6 +168,16 @@ def _document(row: dict, path: Path, lineno: int) -> Document:
     if not row["text"].strip():
         raise CorpusError(f"{path}:{lineno}: empty text for id {row['id']!r}")
     return Document(row["id"].strip(), row["title"].strip(), row["text"].strip())
+
+
+def _read_lines(path: Path) -> Iterator[bytes]:
+    """The lines of a file as bytes, split where bytes.splitlines splits (\\n, \\r\\n, \\r), read as they come."""
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                yield from line.splitlines()
+    except OSError as e:
+        raise CorpusError(f"{path}: cannot read ({e.strerror})") from None
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -7,10 +7,15 @@ retriever ranks and fuses them the same way. Saved as plain arrays and JSON, nev
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from .analysis import Analyzer, bm25_fields
+from .corpus import Document
+from .postings import CHUNK_SIZE, Postings, collect, default_workers
 
 ENGINES = ("bm25s", "rank-bm25")
 
@@ -39,18 +44,83 @@ class LexicalIndex(Protocol):
 
 def build_lexical(token_lists: list[list[str]], engine: str = "bm25s", *, k1: float = 1.5,
                   b: float = 0.75, method: str = "lucene", title_tokens: list[list[str]] | None = None,
-                  title_weight: float = 1.0, progress: bool = True) -> LexicalIndex:
+                  title_weight: float = 1.0) -> LexicalIndex:
     """Index tokenised documents (and titles as a second field, when given); defaults are MTEB's BM25 baseline."""
     if engine == "bm25s":
-        text = Bm25sIndex.build(token_lists, k1=k1, b=b, method=method, progress=progress)
+        text = Bm25sIndex.build(token_lists, k1=k1, b=b, method=method)
     elif engine == "rank-bm25":
         text = RankBm25Index(token_lists, k1=k1, b=b)
     else:
         raise ValueError(f"unknown BM25 engine {engine!r} (choose from {', '.join(ENGINES)})")
     if title_tokens is None:
         return text
-    title = build_lexical(title_tokens, engine, k1=k1, b=b, method=method, progress=progress)
+    title = build_lexical(title_tokens, engine, k1=k1, b=b, method=method)
     return TitleFieldIndex(text, title, title_weight)
+
+
+def build_bm25(documents: Sequence[Document], analyzer: Analyzer, engine: str = "bm25s", *, k1: float = 1.5,
+               b: float = 0.75, workers: int | None = None, chunk_size: int = CHUNK_SIZE,
+               progress: bool = False) -> LexicalIndex:
+    """The BM25 leg of `documents` under the analyzer's title mode; defaults are MTEB's BM25 baseline.
+
+    bm25s streams the texts in chunks through `workers` analysis processes (default: the cores
+    available); the index is the same for any number of workers and chunk size. rank-bm25 takes
+    token lists.
+    """
+    texts, titles = bm25_fields(documents, analyzer.settings.title)
+    weight = analyzer.settings.title_weight
+    if engine != "bm25s":
+        return build_lexical(analyzer.many(texts), engine, k1=k1, b=b, title_weight=weight,
+                             title_tokens=None if titles is None else analyzer.many(titles))
+    workers = default_workers() if workers is None else workers
+
+    def index(items, what: str) -> Bm25sIndex:
+        bar = _bar(len(documents), progress, what)
+        postings = collect(items, analyzer, workers=workers, chunk_size=chunk_size,
+                           on_chunk=bar.update if bar else None)
+        if bar:
+            bar.close()
+        return Bm25sIndex.from_postings(postings, k1=k1, b=b)
+
+    text = index(texts, "BM25 texts")
+    return text if titles is None else TitleFieldIndex(text, index(titles, "BM25 titles"), weight)
+
+
+def top_positive(scores: np.ndarray, depth: int, id_ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the `depth` best scores above zero, best first, ties by descending id rank; and their scores.
+
+    A document with score 0 shares no term with the query and is not listed. Only the candidates
+    (`_candidates`, about `depth` rows) are partitioned and sorted, not the whole corpus.
+    """
+    rows = _candidates(scores, depth) if depth > 0 else np.zeros(0, dtype=np.int64)
+    if len(rows) > depth:
+        kept = scores[rows]
+        kth = -np.partition(-kept, depth - 1)[depth - 1]  # the depth-th highest score
+        above, tied = rows[kept > kth], rows[kept == kth]
+        need = depth - len(above)
+        if len(tied) > need:  # of the ties at the cut, those with the highest ids
+            tied = tied[np.argpartition(-id_ranks[tied], need - 1)[:need]]
+        rows = np.concatenate([above, tied])
+    rows = rows[np.lexsort((-id_ranks[rows], -scores[rows]))]
+    return rows, scores[rows]
+
+
+_GROUPS = 8  # slabs of the score vector whose element-wise maximum bounds the depth-th best score
+
+
+def _candidates(scores: np.ndarray, depth: int) -> np.ndarray:
+    """Positive-score rows that can be among the `depth` best: those at or above a bound on the depth-th score.
+
+    The bound is the depth-th highest of the element-wise maxima of 8 slabs of the scores: `depth`
+    maxima reach it, each a different row, so at least `depth` scores do, and the depth-th best score
+    is at least the bound. Cheap (a few vectorised passes), and it leaves about `depth` rows.
+    """
+    full = len(scores) - len(scores) % _GROUPS
+    maxima = scores[:full].reshape(_GROUPS, -1).max(axis=0)
+    if full < len(scores):
+        maxima = np.append(maxima, scores[full:].max())
+    bound = -np.partition(-maxima, depth - 1)[depth - 1] if len(maxima) > depth else 0
+    return np.flatnonzero(scores >= bound) if bound > 0 else np.flatnonzero(scores > 0)
 
 
 def load_lexical(folder: Path, engine: str, params: dict, *, mmap: bool = False,
@@ -104,16 +174,16 @@ class Bm25sIndex:
         self.params = {"method": model.method, "k1": model.k1, "b": model.b}
 
     @classmethod
-    def build(cls, token_lists: list[list[str]], *, k1: float, b: float, method: str,
-              progress: bool = True) -> Bm25sIndex:
-        """Build from token lists through an explicit vocabulary (bm25s's fast id path)."""
-        import bm25s
+    def build(cls, token_lists: list[list[str]], *, k1: float, b: float, method: str = "lucene") -> Bm25sIndex:
+        """Build from token lists (the index bm25s's own `index` makes of them)."""
+        return cls.from_postings(collect(token_lists, None), k1=k1, b=b, method=method)
 
-        vocab: dict[str, int] = {}
-        ids = [[vocab.setdefault(t, len(vocab)) for t in tokens] for tokens in token_lists]
-        model = bm25s.BM25(k1=k1, b=b, method=method)
-        model.index((ids, vocab), show_progress=progress and len(ids) > 5000)
-        return cls(model)
+    @classmethod
+    def from_postings(cls, postings: Postings, *, k1: float, b: float, method: str = "lucene") -> Bm25sIndex:
+        """bm25s's index of collected postings, its weights computed here with NumPy (bm25build)."""
+        from .bm25build import bm25s_model
+
+        return cls(bm25s_model(postings, k1=k1, b=b, method=method))
 
     @classmethod
     def load(cls, folder: Path, *, mmap: bool) -> Bm25sIndex:
@@ -181,3 +251,12 @@ class RankBm25Index:
         with open(folder / "tokens.jsonl", "w", encoding="utf-8") as f:
             for tokens in self._tokens:
                 f.write(json.dumps(tokens, ensure_ascii=False) + "\n")
+
+
+def _bar(total: int, show: bool, what: str):
+    """A progress bar over documents for large builds, else None."""
+    if not show or total < 2000:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=what, unit="doc")

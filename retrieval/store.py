@@ -20,11 +20,13 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from .corpus import Document, Fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -320,33 +322,59 @@ def rank_ids(ids: list[str]) -> np.ndarray:
 
 
 class DocumentTable:
-    """The index's documents: ids in memory, texts read from `documents.jsonl` on demand by offset."""
+    """The index's documents: ids in memory, texts read from `documents.jsonl` on demand by offset.
+
+    Also a sequence of Documents read back from disk, so a build can stream a corpus written here
+    first (`write` while reading it) instead of holding every text.
+    """
 
     FILE, OFFSETS, IDS = "documents.jsonl", "documents.offsets.npy", "documents.ids.json"
     ID_RANKS = "documents.idranks.npy"  # sorted-id position of each document, so loads need not sort
 
-    def __init__(self, folder: Path, ids: list[str], offsets, id_ranks: np.ndarray | None = None):
+    def __init__(self, folder: Path, ids: list[str], offsets, id_ranks: np.ndarray | None = None,
+                 fingerprint: str | None = None):
         self.ids = ids
         self.id_ranks = id_ranks
+        self.fingerprint = fingerprint  # of the documents written; None for a table loaded from an index
+        self._path = folder / self.FILE
         # opened once: texts stay readable after a newer build removes this generation's folder
-        self._file = open(folder / self.FILE, "rb")  # noqa: SIM115 - lives as long as the table
+        self._file = open(self._path, "rb")  # noqa: SIM115 - lives as long as the table
         self._offsets = offsets
         self._cache: dict[int, dict] = {}
 
     @classmethod
-    def write(cls, folder: Path, documents) -> None:
-        """documents.jsonl (id, title, text), the byte offset of each line, the id list and id ranks."""
-        offsets = np.zeros(len(documents) + 1, dtype=np.int64)
+    def write(cls, folder: Path, documents: Iterable[Document]) -> DocumentTable:
+        """documents.jsonl (id, title, text) written as the documents come, the byte offset of each line,
+        the id list and id ranks; returns the table (with the documents' fingerprint)."""
+        encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False)
+        ids, sizes, fingerprint = [], [], Fingerprint()
         with open(folder / cls.FILE, "wb") as f:
-            for i, d in enumerate(documents):
-                line = json.dumps({"id": d.id, "title": d.title, "text": d.text}, ensure_ascii=False)
-                f.write(line.encode("utf-8") + b"\n")
-                offsets[i + 1] = f.tell()
+            for d in documents:
+                line = (encode({"id": d.id, "title": d.title, "text": d.text}) + "\n").encode("utf-8")
+                f.write(line)
+                sizes.append(len(line))
+                ids.append(d.id)
+                fingerprint.add(d)
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
         np.save(folder / cls.OFFSETS, offsets, allow_pickle=False)
-        ids = [d.id for d in documents]
         with open(folder / cls.IDS, "w", encoding="utf-8") as f:
             json.dump(ids, f, ensure_ascii=False)
-        np.save(folder / cls.ID_RANKS, rank_ids(ids), allow_pickle=False)
+        ranks = rank_ids(ids)
+        np.save(folder / cls.ID_RANKS, ranks, allow_pickle=False)
+        return cls(folder, ids, offsets, ranks, fingerprint.hexdigest())
+
+    def __iter__(self) -> Iterator[Document]:
+        """The documents in order, read from the file a line at a time (none kept)."""
+        with open(self._path, "rb") as f:
+            for line in f:
+                d = json.loads(line)
+                yield Document(d["id"], d["title"], d["text"])
+
+    def __getitem__(self, i: int | slice) -> Document | list[Document]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return Document(**self.get(i))
 
     @classmethod
     def load(cls, folder: Path, mmap: bool = False) -> DocumentTable:

@@ -108,7 +108,7 @@ def evaluate(variant: Variant, seg: Segmented, data: RetrievalData) -> dict:
     t = time.perf_counter()
     texts, titles, queries = seg.tokens(variant.settings)
     index = build_lexical(texts, k1=variant.k1, b=variant.b, title_tokens=titles,
-                          title_weight=variant.settings.title_weight, progress=False)
+                          title_weight=variant.settings.title_weight)
     ids = list(data.corpus)
     run = {}
     for qid, q in zip(data.queries, queries):

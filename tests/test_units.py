@@ -20,7 +20,7 @@ DOCS = [["theft", "movabl", "properti"], ["murder", "death"], ["theft", "theft",
 # ---- lexical.py ----------------------------------------------------------------------
 @pytest.mark.parametrize("engine", ["bm25s", "rank-bm25"])
 def test_lexical_engines_score_save_load_and_postings(engine, tmp_path):
-    index = build_lexical(DOCS, engine, progress=False)
+    index = build_lexical(DOCS, engine)
     scores = index.scores(["theft"])
     assert scores.dtype == np.float32 and scores.shape == (5,)
     assert scores[2] > scores[0] > 0 and scores[1] == 0 and scores[3] == 0  # tf 2 beats tf 1; no match = 0
@@ -32,7 +32,7 @@ def test_lexical_engines_score_save_load_and_postings(engine, tmp_path):
 
 
 def test_bm25s_matches_its_formula():
-    index = build_lexical(DOCS, "bm25s", k1=1.2, b=0.5, progress=False)
+    index = build_lexical(DOCS, "bm25s", k1=1.2, b=0.5)
     n, df, lengths = 5, 2, np.array([3, 2, 3, 0, 1])
     avg = lengths.mean()
     idf = np.log(1 + (n - df + 0.5) / (df + 0.5))  # Lucene's
@@ -43,8 +43,8 @@ def test_bm25s_matches_its_formula():
 
 def test_title_field_adds_weighted_title_scores():
     titles = [["theft"], ["murder"], [], ["theft"], []]
-    both = build_lexical(DOCS, "bm25s", title_tokens=titles, title_weight=2.0, progress=False)
-    text, title = build_lexical(DOCS, "bm25s", progress=False), build_lexical(titles, "bm25s", progress=False)
+    both = build_lexical(DOCS, "bm25s", title_tokens=titles, title_weight=2.0)
+    text, title = build_lexical(DOCS, "bm25s"), build_lexical(titles, "bm25s")
     assert np.allclose(both.scores(["theft"]), text.scores(["theft"]) + 2.0 * title.scores(["theft"]))
     assert both.present(3, ["theft"]) == {"theft"}  # from the title alone
 

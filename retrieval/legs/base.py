@@ -58,6 +58,7 @@ class BuildOptions:
     user_words: Sequence[str] = ()
     bm25_backend: str = "bm25s"
     bm25: Any = None  # Bm25Params
+    bm25_workers: int | None = None  # BM25 analysis processes (None: the cores available)
     progress: bool = True
     timings: dict[str, float] = field(default_factory=dict)  # legs add their build figures here
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis import Analyzer, AnalyzerSettings, bm25_fields, resolve_settings
-from ..lexical import LexicalIndex, build_lexical, load_lexical
+from ..analysis import Analyzer, AnalyzerSettings, resolve_settings
+from ..lexical import LexicalIndex, build_bm25, load_lexical, top_positive
 from ..settings import Bm25Params
 from .base import BuildOptions, LoadOptions, Ranking, RowOrder, register_leg
 
@@ -35,16 +35,12 @@ class Bm25Leg:
         import time
 
         t = time.perf_counter()
-        docs = list(documents)
+        docs = documents if isinstance(documents, list) else list(documents)
         settings = options.analysis or resolve_settings(options.language, [d.indexed_text() for d in docs])
         analyzer = Analyzer.for_documents(settings, docs, options.user_words)
-        texts, titles = bm25_fields(docs, analyzer.settings.title)
-        tokens = analyzer.many(_progress(texts, options.progress))
-        options.timings["bm25_analysis_seconds"] = time.perf_counter() - t
         params = options.bm25 or Bm25Params()
-        index = build_lexical(tokens, options.bm25_backend, title_tokens=None if titles is None else analyzer.many(titles),
-                              title_weight=analyzer.settings.title_weight, progress=options.progress,
-                              **params.engine_params())
+        index = build_bm25(docs, analyzer, options.bm25_backend, workers=options.bm25_workers,
+                           progress=options.progress, **params.engine_params())
         options.timings["bm25_seconds"] = time.perf_counter() - t
         return cls(analyzer, index, order, params.query_window)
 
@@ -73,13 +69,12 @@ class Bm25Leg:
         out = []
         for q in queries:
             scores = self.scores(q)
-            keep = scores > 0
             if allowed is not None:
                 inside = np.zeros(len(scores), dtype=bool)
                 inside[allowed] = True
-                keep &= inside
-            rows = np.flatnonzero(keep)
-            out.append(self.order.top(scores[rows], depth, rows))
+                scores = np.where(inside, scores, 0)
+            rows, kept = top_positive(scores, depth, self.order.id_ranks)
+            out.append([(int(r), float(s)) for r, s in zip(rows, kept)])
         return out
 
     def scores(self, query: str) -> np.ndarray:
@@ -101,10 +96,3 @@ class Bm25Leg:
         """The analysis in use (reports)."""
         return self.analyzer.settings.to_dict()
 
-
-def _progress(items: list, show: bool):
-    if not show or len(items) < 2000:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc="Analysing", unit="doc")

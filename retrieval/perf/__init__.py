@@ -17,13 +17,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import store
-from ..stores import faiss as dense
 from ..legs.dense import DenseLeg
+from ..postings import default_workers
+from ..stores import faiss as dense
 from ..retriever import HybridRetriever, library_versions
-from . import report, suites, synthetic
+from . import bm25_build, report, suites, synthetic
 from .measure import MB, cpu_seconds, highest_rss, machine, other_cpu_share, return_freed_memory
 
 FULL_SIZES = (1000, 10_000, 100_000, 1_000_000)
+BM25_BUILD_SIZES = (100_000, 300_000, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class PerfConfig:
     dim: int = 384
     rank_bm25_budget_s: float = 600.0  # rank-bm25 is skipped at sizes estimated to take longer
     build_budget_s: float = 120.0  # a build (or load, save) that takes longer is run once
+    bm25_build_sizes: tuple[int, ...] = BM25_BUILD_SIZES  # whole-process BM25 builds beside raw bm25s
 
     def __post_init__(self):
         if not self.sizes or min(self.sizes) < 2:
@@ -49,7 +52,7 @@ class PerfConfig:
     @classmethod
     def quick_config(cls) -> PerfConfig:
         """Tiny sizes, one run, 20 queries: a smoke test of the whole benchmark."""
-        return cls(sizes=(200, 1000), repeats=1, queries=20, quick=True)
+        return cls(sizes=(200, 1000), repeats=1, queries=20, quick=True, bm25_build_sizes=(1000,))
 
 
 def run_perf(config: PerfConfig, out_dir: Path) -> list[Path]:
@@ -66,6 +69,7 @@ def run_perf(config: PerfConfig, out_dir: Path) -> list[Path]:
     with tempfile.TemporaryDirectory(prefix="retrieval-perf-") as tmp:
         for n in sorted(set(config.sizes)):
             result["sizes"].append(_measure_size(n, config, Path(tmp), result["sizes"]))
+        result["bm25_build"] = _bm25_builds(config, Path(tmp))
         _say("fusion")
         result["fusion"] = suites.fusion_cost(config.repeats)
         if config.aila_dir:
@@ -81,6 +85,37 @@ def run_perf(config: PerfConfig, out_dir: Path) -> list[Path]:
     json_path = out_dir / "performance.json"
     json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return [json_path, *report.write(result, out_dir)]
+
+
+def run_bm25_builds(config: PerfConfig, out_dir: Path) -> list[Path]:
+    """Only the BM25 builds beside raw bm25s (at `config.bm25_build_sizes`), added to the performance.json
+    of an earlier full run in `out_dir`; performance.md and the plots are written again from it."""
+    json_path = out_dir / "performance.json"
+    if not json_path.is_file():
+        raise ValueError(f"{json_path}: no earlier perf run to add the BM25 builds to (run perf without "
+                         "--bm25-builds-only first)")
+    result = json.loads(json_path.read_text(encoding="utf-8"))
+    return_freed_memory()
+    with tempfile.TemporaryDirectory(prefix="retrieval-perf-") as tmp:
+        result["bm25_build"] = _bm25_builds(config, Path(tmp))
+    json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return [json_path, *report.write(result, out_dir)]
+
+
+def _bm25_builds(config: PerfConfig, tmp: Path) -> dict:
+    """The whole-process BM25 builds at each size, with when and on what machine load they ran."""
+    started, cpu_start = time.perf_counter(), cpu_seconds()
+    out: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "load_average": list(os.getloadavg()), "workers": default_workers(), "sizes": []}
+    queries = synthetic.queries(config.queries, config.seed)
+    for n in sorted(set(config.bm25_build_sizes)):
+        _say(f"n={n}: BM25 build, project vs raw bm25s (whole processes)")
+        out["sizes"].append(bm25_build.compare(n, queries, config.repeats, config.build_budget_s,
+                                               tmp / f"bm25-build-{n}", config.seed))
+    wall = time.perf_counter() - started
+    out["wall_seconds"], out["load_average_end"] = wall, list(os.getloadavg())
+    out["other_processes_cpu_share"] = other_cpu_share(cpu_start, cpu_seconds(), wall, os.cpu_count() or 1)
+    return out
 
 
 def _measure_size(n: int, config: PerfConfig, tmp: Path, previous: list[dict]) -> dict:
@@ -149,4 +184,4 @@ def _say(message: str) -> None:
     print(f"perf {time.strftime('%H:%M:%S')}: {message}", file=sys.stderr, flush=True)
 
 
-__all__ = ["FULL_SIZES", "PerfConfig", "run_perf"]
+__all__ = ["BM25_BUILD_SIZES", "FULL_SIZES", "PerfConfig", "run_bm25_builds", "run_perf"]

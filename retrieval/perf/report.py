@@ -38,6 +38,7 @@ def write(result: dict, out_dir: Path) -> list[Path]:
 def markdown(result: dict) -> str:
     """The whole report as Markdown."""
     sections = [_header(result), _machine(result), _method(result), _targets(result), _bm25(result),
+                _bm25_build(result),
                 _dense(result), _sweeps(result), _fusion(result), _index(result), _scale(result),
                 _process(result), _aila(result), _rules(result), _plots(), _reproduce(result)]
     return "\n\n".join(s for s in sections if s).rstrip() + "\n"
@@ -140,6 +141,48 @@ def _bm25(r: dict) -> str:
             f"estimated to take over {r['config']['rank_bm25_budget_s'] / 60:.0f} min.\n\n"
             + _table(["passages", "engine", "build s", "memory MB: peak growth / held", "on disk MB", "query p50 ms",
                       "p95 ms", "runs (build / query)"], rows))
+
+
+def _bm25_build(r: dict) -> str:
+    b = r.get("bm25_build")
+    if not b or not b["sizes"]:
+        return ""
+    rows = []
+    for s in b["sizes"]:
+        ours, raw, q = s["project"], s["raw_bm25s"], s["query"]
+        rows.append([_n(s["n"]), f"{_s(ours['seconds'])} / {_s(raw['seconds'])}",
+                     f"{ours['seconds'] / raw['seconds']:.2f}",
+                     f"{_mb(ours['peak_rss_mb'])} ({_mb(ours['tree_peak_rss_mb'])}) / {_mb(raw['peak_rss_mb'])}",
+                     f"{ours['peak_rss_mb'] / raw['peak_rss_mb']:.2f}",
+                     f"{_ms(q['project_leg_rankings']['p50_ms'])} / {_ms(q['project_top_positive']['p50_ms'])} / "
+                     f"{_ms(q['raw_bm25s_retrieve']['p50_ms'])}", f"{s['max_score_diff']:.1e}",
+                     f"{ours['runs']} / {raw['runs']}"])
+    last = b["sizes"][-1]
+    goal = ""
+    if last["n"] >= FULL_SIZE:
+        ok = last["project"]["seconds"] <= 60 and last["project"]["peak_rss_mb"] <= 2.5 * 1024
+        goal = (f"\n\nGoal at a million passages: build <= 60 s and <= 2.5 GB peak: "
+                f"{'met' if ok else 'missed'} ({_s(last['project']['seconds'])} s, "
+                f"{_mb(last['project']['peak_rss_mb'])} MB).")
+    share = b.get("other_processes_cpu_share")
+    shared = f"; other processes used {share:.0%} of the CPU meanwhile" if share is not None else ""
+    return ("## BM25 build beside raw bm25s (whole processes)\n\n"
+            "Each build is a process of its own, from start to exit, on the same synthetic JSONL corpus: the "
+            "project's `python -m retrieval build corpus.jsonl --legs bm25 --language en` (streaming analysis in "
+            f"{b['workers']} worker processes, the document table, the manifest and its checksums included) and "
+            "raw bm25s as MTEB's BM25 baseline tokenizes (`bm25s.tokenize` with English stopwords and the "
+            "Snowball stemmer, `BM25(method=\"lucene\").index`, `save`). Time: wall clock; memory: the peak RSS "
+            "(VmHWM) of the largest process, in brackets the peak of the sum over the process and its workers, "
+            "both polled every 50 ms. The best of up to "
+            f"{r['config']['repeats']} runs each (one where a run takes over "
+            f"{r['config']['build_budget_s']:.0f} s). Query p50 on the saved indexes, depth min(1000, n): the "
+            "project's `leg_rankings` / analysis + scores + `lexical.top_positive` (positive scores only, "
+            "partial sort) / bm25s `retrieve`. Score difference: the largest |difference| between the two "
+            f"indexes' scores over the {r['config']['queries']} queries. Measured {b['started']}, load average "
+            f"{_load(b['load_average'])} at the start{shared}.\n\n"
+            + _table(["passages", "build s: project / raw", "time ratio", "peak MB: project (with workers) / raw",
+                      "memory ratio", "query p50 ms: leg_rankings / top_positive / raw", "score diff",
+                      "runs"], rows) + goal)
 
 
 def _dense(r: dict) -> str:

@@ -10,6 +10,7 @@ larger ones.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 
 import numpy as np
@@ -45,8 +46,12 @@ _SYLLABLES = tuple(c + v for c in "bcdfghjklmnprstvwz" for v in ("a", "e", "i", 
 
 def documents(n: int, seed: int = 0) -> list[Document]:
     """`n` passages with ids P0000000, P0000001, ... in a shuffled-looking order of ids."""
+    return list(iter_documents(n, seed))
+
+
+def iter_documents(n: int, seed: int = 0) -> Iterator[Document]:
+    """The passages of `documents`, made one chunk at a time (a million need not be held at once)."""
     vocab = vocabulary(seed)
-    docs: list[Document] = []
     for start in range(0, n, CHUNK):
         rng = np.random.default_rng([seed, 1, start // CHUNK])
         lengths = _lengths(rng, CHUNK)[:n - start]  # a whole chunk's lengths: the same prefix for any n
@@ -55,9 +60,8 @@ def documents(n: int, seed: int = 0) -> list[Document]:
         for i, end in enumerate(ends):
             text = " ".join(words[end - lengths[i]:end])
             row = start + i
-            docs.append(Document(_doc_id(row), f"Section {row} {' '.join(words[end - lengths[i]:][:4])}",
-                                 text.capitalize() + "."))
-    return docs
+            yield Document(_doc_id(row), f"Section {row} {' '.join(words[end - lengths[i]:][:4])}",
+                           text.capitalize() + ".")
 
 
 def queries(n: int, seed: int = 0) -> list[str]:
