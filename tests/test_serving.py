@@ -9,6 +9,7 @@ import threading
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -37,32 +38,42 @@ def _ids_scores(hits):
 
 @pytest.fixture
 def blocked_dense(retriever, monkeypatch):
-    """The dense leg waits for the returned event before ranking: an encoder batch that takes as long as a test likes."""
-    gate = threading.Event()
+    """The dense leg signals `inside` and waits for `go` before ranking: an encoder batch as long as a test likes."""
+    gate = SimpleNamespace(go=threading.Event(), inside=threading.Event())
     leg = retriever.leg["dense"]
     rank = leg.rank
 
     def slow(*args, **kwargs):
-        assert gate.wait(30)
+        gate.inside.set()
+        assert gate.go.wait(30)
         return rank(*args, **kwargs)
 
     monkeypatch.setattr(leg, "rank", slow)
     yield gate
-    gate.set()
+    gate.go.set()
 
 
-def test_a_batch_gives_each_search_its_own_hits(retriever):
-    batcher = Batcher("t", lambda: retriever, BatchConfig(wait_ms=300, max_batch=len(QUERIES)))
-    futures = [batcher.submit(q, 3, "hybrid") for q in QUERIES]
-    answers = [f.result(30) for f in futures]
+def _behind_a_blocked_search(batcher: Batcher, gate: SimpleNamespace, asks: list[tuple]) -> list:
+    """Answers to `asks` (query, k, mode) submitted while the worker is held in a dense search: one gather."""
+    first = batcher.submit("warm", 1, "dense")
+    assert gate.inside.wait(30)
+    futures = [batcher.submit(*ask) for ask in asks]
+    gate.go.set()
+    assert first.result(30).batch_size == 1
+    return [f.result(30) for f in futures]
+
+
+def test_a_batch_gives_each_search_its_own_hits(retriever, blocked_dense):
+    batcher = Batcher("t", lambda: retriever, BatchConfig(wait_ms=5, max_batch=len(QUERIES)))
+    answers = _behind_a_blocked_search(batcher, blocked_dense, [(q, 3, "hybrid") for q in QUERIES])
     assert [a.batch_size for a in answers] == [len(QUERIES)] * len(QUERIES)
     assert [_ids_scores(a.hits) for a in answers] == [_ids_scores(retriever.search(q, k=3)) for q in QUERIES]
 
 
-def test_mixed_modes_and_k_are_grouped_and_match_searches_alone(retriever):
-    batcher = Batcher("t", lambda: retriever, BatchConfig(wait_ms=300, max_batch=64))
+def test_mixed_modes_and_k_are_grouped_and_match_searches_alone(retriever, blocked_dense):
+    batcher = Batcher("t", lambda: retriever, BatchConfig(wait_ms=5, max_batch=64))
     asks = [(q, k, mode) for q in QUERIES[:4] for k in (1, 4) for mode in ("hybrid", "dense", "bm25")]
-    answers = [f.result(30) for f in [batcher.submit(q, k, mode) for q, k, mode in asks]]
+    answers = _behind_a_blocked_search(batcher, blocked_dense, asks)
     assert {a.batch_size for a in answers} == {4}  # 24 searches in one gather: six (mode, k) groups of four
     assert [_ids_scores(a.hits) for a in answers] == [_ids_scores(retriever.search(q, k=k, mode=m)) for q, k, m in asks]
 
@@ -73,7 +84,7 @@ def test_bm25_does_not_wait_behind_an_encoder_batch(retriever, blocked_dense):
     bm25 = served.submit("dowry death", 3, "bm25", rerank=True)
     assert bm25.result(10).hits[0].id == "S1"
     assert not hybrid.done() and served.queued() == 1
-    blocked_dense.set()
+    blocked_dense.go.set()
     assert hybrid.result(30).hits[0].id == "S1"
 
 
@@ -82,7 +93,7 @@ def test_a_full_queue_refuses_at_once(retriever, blocked_dense):
     held = [batcher.submit("murder", 1, "dense") for _ in range(2)]
     with pytest.raises(QueueFull, match="limit 2"):
         batcher.submit("murder", 1, "dense")
-    blocked_dense.set()
+    blocked_dense.go.set()
     assert all(f.result(30).hits for f in held)
     assert batcher.submit("murder", 1, "dense").result(30).hits  # room again once answered
 
@@ -96,7 +107,7 @@ def test_overload_is_503_with_retry_after_and_slow_is_504(retriever, blocked_den
         for status, headers, body in answers:
             assert ("retry-after" in headers) == (status == 503)
             assert "busy" in body["detail"] if status == 503 else "longer than 0.5 s" in body["detail"]
-        blocked_dense.set()
+        blocked_dense.go.set()
         assert _post(url, {"q": "murder", "mode": "bm25"})[0] == 200
 
 

@@ -70,6 +70,7 @@ class Batcher:
         self._on_batch = on_batch or (lambda name, size, seconds: None)
         self._queue: deque[_Job] = deque()
         self._held = 0  # admitted and not yet answered
+        self._last = 1  # size of the previous batch: gathering waits only when searches overlap
         self._cond = threading.Condition()
         threading.Thread(target=self._loop, daemon=True, name=f"batcher-{name}").start()
 
@@ -103,14 +104,18 @@ class Batcher:
                 self._run(jobs)
 
     def _take(self) -> list[_Job]:
-        """The next batch: the first waiting search and those arriving within wait_ms, at most max_batch."""
+        """The next batch: the waiting searches, and, when searches overlap (more than one waiting, or a previous
+        batch of several), those arriving within wait_ms; at most max_batch. A lone search does not wait."""
         with self._cond:
             while not self._queue:
                 self._cond.wait()
-            deadline = time.monotonic() + self.config.wait_ms / 1000
+            overlapping = len(self._queue) > 1 or self._last > 1
+            deadline = time.monotonic() + (self.config.wait_ms / 1000 if overlapping else 0)
             while len(self._queue) < self.config.max_batch and (left := deadline - time.monotonic()) > 0:
                 self._cond.wait(left)
-            return [self._queue.popleft() for _ in range(min(len(self._queue), self.config.max_batch))]
+            batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.config.max_batch))]
+            self._last = len(batch)
+            return batch
 
     def _run(self, jobs: list[_Job]) -> None:
         """One search_many call for jobs sharing mode, k and reranker; if it fails, each job alone."""
