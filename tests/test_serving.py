@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -203,3 +208,67 @@ def test_reload_is_for_loopback_clients_only(retriever):
 def test_serve_rejects_bad_batching_options(tiny_index, capsys, argv, words):
     assert main(["serve", str(tiny_index), *argv]) == 2
     assert words in capsys.readouterr().err
+
+
+def test_watch_picks_up_a_new_generation(tmp_path, tiny_docs, encoder):
+    folder = tmp_path / "ix"
+    _build(tiny_docs, folder, encoder)
+    app = create_app({"ix": HybridRetriever.load(folder)}, folders={"ix": folder})
+    stop = threading.Event()
+    app.state.reloader.watch(0.1, stop)
+    try:
+        second = _build(tiny_docs[:4], folder, encoder)
+        deadline = time.monotonic() + 30
+        while app.state.reloader.served["ix"].generation != second and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+    assert TestClient(app).get("/api/health").json()["indexes"][0]["documents"] == 4
+
+
+def test_serve_reloads_on_sighup_and_finishes_in_flight_searches_on_sigterm(tmp_path, tiny_docs, encoder):
+    folder = tmp_path / "ix"
+    _build(tiny_docs, folder, encoder)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    proc = subprocess.Popen([sys.executable, "-m", "retrieval", "serve", str(folder), "--port", url.rsplit(":", 1)[1]],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: _get_json(url + "/api/health"), proc)
+        _build(tiny_docs[:3], folder, encoder)
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(lambda: _get_json(url + "/api/health")["indexes"][0]["documents"] == 3, proc)
+        done: list[tuple[int, float]] = []
+        long_query = "dowry death of a married woman burnt by her husband within seven years of marriage " * 200
+        threads = [threading.Thread(target=lambda: done.append((_post(url, {"q": long_query, "k": 3})[0],
+                                                                time.monotonic()))) for _ in range(24)]
+        [t.start() for t in threads]
+        time.sleep(0.5)
+        stopped = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        [t.join(60) for t in threads]
+        assert proc.wait(60) == 0
+    finally:
+        proc.kill()
+    assert [status for status, _ in done] == [200] * 24
+    assert max(t for _, t in done) > stopped  # some searches were still running when SIGTERM came, and finished
+    assert "switched from generation gen-000001 to gen-000002" in proc.stderr.read()
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.load(r)
+
+
+def _wait_for(ready, proc: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the server exited"
+        try:
+            if ready():
+                return
+        except (OSError, KeyError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError("timed out")

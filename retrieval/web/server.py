@@ -58,6 +58,8 @@ def serve(paths: Sequence[str | Path], host: str = "127.0.0.1", port: int = 8000
     if watch_s:
         app.state.reloader.watch(watch_s, stop)
     print(f"serving {', '.join(retrievers)} at http://{host}:{port}/ (OpenAPI schema at /openapi.json)", file=sys.stderr)
+    # uvicorn finishes the requests in flight on SIGTERM, then raises it again: exit 0 then, not -15
+    signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         uvicorn.Server(_config(app, host, port, access_log=False)).run()
     finally:
