@@ -144,6 +144,28 @@ def comparison_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def plot_comparison(rows: list[dict], path: Path) -> None:
+    """Requests/s against concurrency, one panel per query set, a line per serving path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = list(dict.fromkeys(r["queries"] for r in rows))
+    fig, axes = plt.subplots(1, len(sets), figsize=(5 * len(sets), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], sets):
+        for serving in PATHS:
+            points = [(r["concurrency"], r["throughput_rps"]) for r in rows if (r["queries"], r["path"]) == (name, serving)]
+            ax.plot(*zip(*points), marker="o", label=serving)
+        ax.set(title=name, xlabel="concurrent clients", ylabel="requests/s", xscale="log")
+        ax.set_xticks([r["concurrency"] for r in rows if r["queries"] == name], minor=False)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 @contextmanager
 def server(indexes: Sequence[str], log: Path, startup_seconds: float = 300, extra: Sequence[str] = ()) -> Iterator[str]:
     """`python -m retrieval serve INDEX...` on a free loopback port; yields its URL, stops it on exit."""
@@ -193,6 +215,7 @@ def main() -> int:
     p.add_argument("--aila", help="with --compare: the AILA 2019 folder (statute titles and case descriptions)")
     p.add_argument("--levels", default="1,8,32,64", help="with --compare: concurrency levels (default 1,8,32,64)")
     p.add_argument("--out", help="with --compare: write the rows to this JSON file")
+    p.add_argument("--plot", help="with --compare: draw requests/s against concurrency into this PNG")
     args = p.parse_args()
     if bool(args.index) == bool(args.url) or (args.compare and not (args.index and args.aila)):
         p.error("give index folder(s) or --url, not both; --compare needs index folder(s) and --aila")
@@ -228,6 +251,8 @@ def _compare(args: argparse.Namespace) -> int:
                    Path(args.server_log))
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    if args.plot:
+        plot_comparison(rows, Path(args.plot))
     print(comparison_table(rows))
     return 1 if any(r["errors"] for r in rows) else 0
 
