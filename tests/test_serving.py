@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import re
@@ -14,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -29,6 +31,7 @@ from retrieval.web.served import ServedIndex
 
 QUERIES = ["dowry death of a married woman", "murder with intention", "theft of movable property", "cheating",
            "criminal trespass at night", "burns within seven years of marriage", "deceiving a person", "homicide"]
+ROOT = Path(__file__).resolve().parents[1]
 PROM = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [-+0-9.eEinfINa]+( \d+)?$')
 
 
@@ -272,3 +275,16 @@ def _wait_for(ready, proc: subprocess.Popen, seconds: float = 120) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError("timed out")
+
+
+def test_load_test_runs_for_seconds_and_tables_the_ratio(retriever):
+    spec = importlib.util.spec_from_file_location("load_test", ROOT / "scripts" / "load_test.py")
+    load_test = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(load_test)
+    with background(create_app({"t": retriever})) as url:
+        report = load_test.run(url, QUERIES, concurrency=4, seconds=0.5)
+    assert report["requests"] > 0 and report["errors"] == 0 and report["seconds"] >= 0.5
+    rows = [{"path": path, "queries": "short", "concurrency": 8, "throughput_rps": rps, "requests": 1, "errors": 0,
+             "latency_ms": {"p50": 1, "p95": 2, "p99": 3}} for path, rps in (("one-at-a-time", 10.0), ("batched", 25.0))]
+    table = load_test.comparison_table(rows).splitlines()
+    assert table[-1].endswith("| 2.50x |") and table[-2].endswith("|  |")

@@ -6,6 +6,7 @@ wait behind an encoder batch. Document look-ups read the current retriever's tab
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ class ServedIndex:
     rerank: tuple[Reranker, int] | None = None  # (reranker, depth) applied unless a request says rerank=false
     folder: Path | None = None
     batch: BatchConfig = field(default_factory=BatchConfig)
-    on_batch: object = None  # Callable[[str, int, float], None]: metrics hook, given worker name, size, seconds
+    on_batch: Callable[[str, int, float], None] | None = None  # metrics hook: worker name, batch size, seconds
     generation: str | None = None
 
     def __post_init__(self) -> None:
