@@ -135,6 +135,9 @@ def test_post_search_equals_get_and_is_in_the_schema(retriever):
     assert got["hits"] == client.get("/api/search", params=params).json()["hits"] and len(got["hits"]) == 4
     assert client.post("/api/search", json={"q": "x", "k": 0}).status_code == 400
     assert client.post("/api/search", json={"q": " "}).json()["detail"].startswith("empty query")
+    assert client.post("/api/search", json={"q": "盗窃" * 10_000}).status_code == 200  # 20,000 CJK characters
+    huge = client.post("/api/search", json={"q": "x" * 300_000})
+    assert huge.status_code == 413 and "the limit is 262,144" in huge.json()["detail"]
     schema = client.get("/openapi.json").json()
     assert "post" in schema["paths"]["/api/search"] and "SearchBody" in schema["components"]["schemas"]
 

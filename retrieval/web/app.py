@@ -15,7 +15,7 @@ from pathlib import Path
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 MAX_QUERY_CHARS = 20_000
 MAX_K = 100
+MAX_BODY_BYTES = 256 * 1024  # a 20,000-character CJK query JSON-escaped (\uXXXX) is about 120 KB
 DEFAULT_TIMEOUT_S = 60.0
 PAGE_HEADERS = {  # the page loads only its own files: statute text can never bring in a script
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
@@ -72,6 +73,7 @@ def create_app(retrievers: Mapping[str, HybridRetriever],
                               "queue is full, 504 when a search takes longer than the server's time limit.")
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(Exception, _internal_error)
+    _limit_body(app)
     add_access_log(app, metrics)
     app.state.reloader = Reloader(served, load or HybridRetriever.load)
     metrics.gauges += [lambda: _queue_lines(served), app.state.reloader.metric_lines]
@@ -158,6 +160,18 @@ async def _search(request: Request, target: ServedIndex, body: SearchBody, timeo
     if reranker is not None:
         out["rerank"] = {"model": reranker.model_name, "depth": target.rerank[1]}
     return out
+
+
+def _limit_body(app: FastAPI) -> None:
+    """Refuse a request body declared over MAX_BODY_BYTES with 413 before reading it."""
+
+    @app.middleware("http")
+    async def limit(request: Request, call_next: Callable) -> Response:
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return JSONResponse({"detail": f"request body is {int(length):,} bytes; the limit is {MAX_BODY_BYTES:,}"},
+                                status_code=413)
+        return await call_next(request)
 
 
 def _admin_routes(app: FastAPI, reloader: Reloader, metrics: Metrics) -> None:
