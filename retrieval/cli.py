@@ -139,6 +139,14 @@ def _serve_parser(sub) -> None:
     _dense_backend_arg(s)
     _rerank_args(s, "rerank every index's results with this cross-encoder (default: each index's own reranker, "
                     "if it names one; none: no reranking); a request can turn it off with rerank=false")
+    s.add_argument("--batch-wait-ms", type=float, default=3.0,
+                   help="gather concurrent searches on an index for at most this long into one batch (default 3)")
+    s.add_argument("--max-batch", type=int, default=32, help="searches per batch at most (default 32; 1: one at a time)")
+    s.add_argument("--max-queue", type=int, default=256,
+                   help="searches an index holds (per worker) before answering 503 with Retry-After (default 256)")
+    s.add_argument("--timeout-s", type=float, default=60.0, help="answer 504 after this many seconds (default 60)")
+    s.add_argument("--watch", type=float, metavar="SECONDS", nargs="?", const=2.0,
+                   help="poll each index folder for a new generation every SECONDS (default 2) and reload it")
     s.set_defaults(func=cmd_serve)
 
 
@@ -480,8 +488,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as e:
         print(f"error: the web app needs the web extra (pip install 'statute-retrieval[web]'): {e}", file=sys.stderr)
         return 1
+    from .web.batching import BatchConfig
+
+    if args.timeout_s <= 0 or (args.watch is not None and args.watch <= 0):
+        raise ValueError("--timeout-s and --watch must be > 0 seconds")
+    batch = BatchConfig(args.batch_wait_ms, args.max_batch, args.max_queue)
     serve(args.index, host=args.host, port=args.port, device=args.device, dense_backend=args.dense_backend,
-          rerank=_reranker(args), rerank_off=args.rerank == "none")
+          rerank=_reranker(args), rerank_off=args.rerank == "none", batch=batch, timeout_s=args.timeout_s,
+          watch_s=args.watch)
     return 0
 
 

@@ -1,33 +1,40 @@
 """The FastAPI app: a REST API over one or more loaded indexes, and the search page at `/`.
 
-Searches on one index run one at a time, under that index's lock: the encoder is not safe
-for concurrent calls, and on a CPU a second encode at once would only share the same cores.
-Document look-ups read the index's document table and take no lock.
+Searches go to their index's batch workers (served.py, batching.py): concurrent searches share one encoder batch,
+a full queue answers 503 with Retry-After, a search over --timeout-s answers 504. Document look-ups queue nowhere.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
-import threading
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
 
 from .. import __version__
 from ..rerank import Reranker
 from ..retriever import HybridRetriever, check_query, results_json
+from .access import add_access_log
+from .batching import BatchConfig, QueueFull
+from .metrics import Metrics, escape_label
+from .reload import Reloader
+from .served import ServedIndex
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 MAX_QUERY_CHARS = 20_000
 MAX_K = 100
+MAX_BODY_BYTES = 256 * 1024  # a 20,000-character CJK query JSON-escaped (\uXXXX) is about 120 KB
+DEFAULT_TIMEOUT_S = 60.0
 PAGE_HEADERS = {  # the page loads only its own files: statute text can never bring in a script
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
                                "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
@@ -35,43 +42,56 @@ PAGE_HEADERS = {  # the page loads only its own files: statute text can never br
 }
 
 
-@dataclass
-class ServedIndex:
-    """One loaded index under its name, with the lock that keeps its searches one at a time."""
+class SearchBody(BaseModel):
+    """POST /api/search: the same fields as the GET parameters, in a JSON body (long case descriptions)."""
 
-    name: str
-    retriever: HybridRetriever
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    rerank: tuple[Reranker, int] | None = None  # (reranker, depth) applied unless a request says rerank=false
-
-    def modes(self) -> list[str]:
-        """The modes worth offering: each leg, and hybrid when there are two legs."""
-        legs = list(self.retriever.legs)
-        return ["hybrid", *legs] if len(legs) > 1 else legs
-
-    def summary(self) -> dict:
-        """What /api/health says about this index."""
-        info = self.retriever.info
-        return {"name": self.name, "documents": len(self.retriever), "legs": list(self.retriever.legs),
-                "modes": self.modes(), "model": info.get("dense", {}).get("model"),
-                "language": info.get("bm25", {}).get("analysis", {}).get("language"),
-                **({"rerank": {"model": self.rerank[0].model_name, "depth": self.rerank[1]}} if self.rerank else {})}
+    q: str = Field("", description=f"query text, at most {MAX_QUERY_CHARS:,} characters")
+    mode: str = Field("hybrid", description="hybrid (all legs fused) or one leg of the index: dense, bm25")
+    k: int = Field(10, ge=1, le=MAX_K, description="number of hits")
+    index: str | None = Field(None, description="index name (default: the first served)")
+    rerank: bool = Field(True, description="rerank with the index's reranker, if it has one")
 
 
 def create_app(retrievers: Mapping[str, HybridRetriever],
-               rerankers: Mapping[str, tuple[Reranker, int]] | None = None) -> FastAPI:
+               rerankers: Mapping[str, tuple[Reranker, int]] | None = None, *,
+               folders: Mapping[str, Path] | None = None, load: Callable[[Path], HybridRetriever] | None = None,
+               batch: BatchConfig = BatchConfig(), timeout_s: float = DEFAULT_TIMEOUT_S) -> FastAPI:
     """The app serving `retrievers` by name; the first one answers requests that name no index. `rerankers`:
-    per index name, the (reranker, depth) that reorders its results."""
+    per index name, the (reranker, depth) that reorders its results; `folders` and `load`: where and how a
+    reload reads an index's next generation (app.state.reloader)."""
     if not retrievers:
         raise ValueError("no index to serve")
-    rerankers = rerankers or {}
-    served = {name: ServedIndex(name, r, rerank=rerankers.get(name)) for name, r in retrievers.items()}
-    default = next(iter(served))
+    if timeout_s <= 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout_s}")
+    rerankers, folders = rerankers or {}, folders or {}
+    metrics = Metrics()
+    served = {name: ServedIndex(name, r, rerank=rerankers.get(name), folder=folders.get(name), batch=batch,
+                                on_batch=metrics.batch) for name, r in retrievers.items()}
     app = FastAPI(title="Statute retrieval", version=__version__, docs_url=None, redoc_url=None,  # both need a CDN
                   description="Hybrid (dense + BM25, fused by RRF) search over statutes. "
-                              "Errors are JSON: {\"detail\": message}.")
+                              "Errors are JSON: {\"detail\": message}; 503 (with Retry-After) when an index's "
+                              "queue is full, 504 when a search takes longer than the server's time limit.")
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(Exception, _internal_error)
+    _limit_body(app)
+    add_access_log(app, metrics)
+    app.state.reloader = Reloader(served, load or HybridRetriever.load)
+    metrics.gauges += [lambda: _queue_lines(served), app.state.reloader.metric_lines]
+    _search_routes(app, served, timeout_s)
+    _admin_routes(app, app.state.reloader, metrics)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        """The search page, under a content security policy that allows only its own files."""
+        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _search_routes(app: FastAPI, served: Mapping[str, ServedIndex], timeout_s: float) -> None:
+    """/api/health, GET and POST /api/search, /api/documents/{id}."""
+    default = next(iter(served))
 
     def pick(index: str | None) -> ServedIndex:
         name = default if index is None else index
@@ -85,33 +105,21 @@ def create_app(retrievers: Mapping[str, HybridRetriever],
         return {"status": "ok", "version": __version__, "indexes": [s.summary() for s in served.values()]}
 
     @app.get("/api/search")
-    def search(q: str = Query("", description=f"query text, at most {MAX_QUERY_CHARS:,} characters"),
-               mode: str = Query("hybrid", description="hybrid (all legs fused) or one leg of the index: dense, bm25"),
-               k: int = Query(10, ge=1, le=MAX_K, description="number of hits"),
-               index: str | None = Query(None, description="index name (default: the first served)"),
-               rerank: bool = Query(True, description="rerank with the index's reranker, if it has one "
-                                                      "(false: the first stage alone, to compare)")) -> dict:
+    async def search(request: Request,
+                     q: str = Query("", description=f"query text, at most {MAX_QUERY_CHARS:,} characters"),
+                     mode: str = Query("hybrid", description="hybrid (all legs fused) or one leg of the index: dense, bm25"),
+                     k: int = Query(10, ge=1, le=MAX_K, description="number of hits"),
+                     index: str | None = Query(None, description="index name (default: the first served)"),
+                     rerank: bool = Query(True, description="rerank with the index's reranker, if it has one "
+                                                            "(false: the first stage alone, to compare)")) -> dict:
         """Top-k hits, as `retrieval query --json` prints them: {query, mode, hits, seconds}."""
-        target = pick(index)
-        if len(q) > MAX_QUERY_CHARS:
-            raise HTTPException(413, f"query is {len(q):,} characters; the limit is {MAX_QUERY_CHARS:,}")
-        if not q.strip():
-            raise HTTPException(400, "empty query: pass the query text as q")
-        legs = target.retriever.legs
-        try:
-            check_query(q)
-            target.retriever.legs_for(mode)
-        except ValueError as e:
-            raise HTTPException(400, f"index {target.name!r}: {e}") from None
-        reranker, depth = target.rerank if rerank and target.rerank else (None, 0)
-        with target.lock:
-            t = time.perf_counter()
-            hits = target.retriever.search(q, k=k, mode=mode, rerank=reranker, rerank_depth=depth)
-            took = time.perf_counter() - t
-        out = results_json(q, mode, legs, hits, took)
-        if reranker is not None:
-            out["rerank"] = {"model": reranker.model_name, "depth": depth}
-        return out
+        return await _search(request, pick(index), SearchBody(q=q, mode=mode, k=k, index=index, rerank=rerank),
+                             timeout_s)
+
+    @app.post("/api/search")
+    async def search_post(request: Request, body: SearchBody) -> dict:
+        """The same search with its fields in a JSON body (a long case description does not fit a URL well)."""
+        return await _search(request, pick(body.index), body, timeout_s)
 
     @app.get("/api/documents/{doc_id:path}")
     def document(doc_id: str, index: str | None = Query(None, description="index name (default: the first served)")
@@ -123,13 +131,77 @@ def create_app(retrievers: Mapping[str, HybridRetriever],
         except KeyError:
             raise HTTPException(404, f"unknown document {doc_id!r} in index {target.name!r}") from None
 
-    @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        """The search page, under a content security policy that allows only its own files."""
-        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return app
+async def _search(request: Request, target: ServedIndex, body: SearchBody, timeout_s: float) -> dict:
+    """Check the request, queue it on its index, and wait at most `timeout_s` for its batch to answer."""
+    q, mode = body.q, body.mode
+    if len(q) > MAX_QUERY_CHARS:
+        raise HTTPException(413, f"query is {len(q):,} characters; the limit is {MAX_QUERY_CHARS:,}")
+    if not q.strip():
+        raise HTTPException(400, "empty query: pass the query text as q")
+    try:
+        check_query(q)
+        target.retriever.legs_for(mode)
+    except ValueError as e:
+        raise HTTPException(400, f"index {target.name!r}: {e}") from None
+    request.state.index = target.name
+    try:
+        future = target.submit(q, body.k, mode, body.rerank)
+    except QueueFull as e:
+        raise HTTPException(503, f"index {target.name!r} is busy: {e}; retry shortly",
+                            headers={"Retry-After": "1"}) from None
+    try:
+        answer = await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
+    except asyncio.TimeoutError:
+        raise HTTPException(504, f"search on index {target.name!r} took longer than {timeout_s:g} s") from None
+    request.state.batch_size = answer.batch_size
+    out = results_json(q, mode, answer.retriever.legs, answer.hits, answer.seconds)
+    reranker = target.rerank[0] if body.rerank and target.rerank else None
+    if reranker is not None:
+        out["rerank"] = {"model": reranker.model_name, "depth": target.rerank[1]}
+    return out
+
+
+def _limit_body(app: FastAPI) -> None:
+    """Refuse a request body declared over MAX_BODY_BYTES with 413 before reading it."""
+
+    @app.middleware("http")
+    async def limit(request: Request, call_next: Callable) -> Response:
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return JSONResponse({"detail": f"request body is {int(length):,} bytes; the limit is {MAX_BODY_BYTES:,}"},
+                                status_code=413)
+        return await call_next(request)
+
+
+def _admin_routes(app: FastAPI, reloader: Reloader, metrics: Metrics) -> None:
+    """POST /api/admin/reload (loopback clients only) and GET /metrics."""
+
+    @app.post("/api/admin/reload")
+    async def reload(request: Request) -> dict:
+        """Load each index folder's new generation, verify it and switch to it; a refused one keeps the old."""
+        if not is_loopback(request.client.host if request.client else ""):
+            raise HTTPException(403, "reload is allowed from this machine only")
+        return {"indexes": await run_in_threadpool(reloader.reload)}
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def prometheus() -> PlainTextResponse:
+        """Requests by status, latency and batch size histograms, batch seconds, queue depth, index generation."""
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+def _queue_lines(served: Mapping[str, ServedIndex]) -> list[str]:
+    return ["# HELP retrieval_queue_depth Searches admitted and not yet answered, per index.",
+            "# TYPE retrieval_queue_depth gauge",
+            *(f'retrieval_queue_depth{{index="{escape_label(s.name)}"}} {s.queued()}' for s in served.values())]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or 'localhost'; TestClient says 'testclient') is this machine."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host in ("localhost", "testclient")
 
 
 async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import ipaddress
+import logging
+import signal
 import socket
 import sys
 import threading
@@ -16,7 +17,8 @@ from fastapi import FastAPI
 
 from ..rerank import Reranker
 from ..retriever import HybridRetriever
-from .app import create_app
+from .app import DEFAULT_TIMEOUT_S, create_app, is_loopback
+from .batching import BatchConfig
 
 # h11 may refuse a request head over this size (with a plain 400). 256 KiB lets a 20,000-character
 # query through even when every character is CJK (9 bytes percent-encoded): the app answers it (or 413).
@@ -35,18 +37,44 @@ def load_indexes(paths: Sequence[str | Path], device: str | None = None,
 
 
 def serve(paths: Sequence[str | Path], host: str = "127.0.0.1", port: int = 8000, device: str | None = None,
-          dense_backend: str = "auto", rerank: tuple[Reranker, int] | None = None, rerank_off: bool = False) -> None:
-    """Load the indexes and serve the page and API on host:port until interrupted. `rerank` (reranker, depth)
-    reorders every index's results; else each index's own named reranker does, unless `rerank_off`."""
+          dense_backend: str = "auto", rerank: tuple[Reranker, int] | None = None, rerank_off: bool = False,
+          batch: BatchConfig = BatchConfig(), timeout_s: float = DEFAULT_TIMEOUT_S, watch_s: float | None = None) -> None:
+    """Load the indexes and serve the page and API on host:port until SIGINT/SIGTERM (requests in flight finish).
+    `rerank` (reranker, depth) reorders every index's results; else each index's own named reranker does, unless
+    `rerank_off`. SIGHUP, POST /api/admin/reload, or `watch_s` (poll seconds) reload a new generation."""
     retrievers = load_indexes(paths, device, dense_backend)
     rerankers = {} if rerank_off else index_rerankers(retrievers, rerank, device)
     for name, retriever in retrievers.items():
         reranker, depth = rerankers.get(name, (None, 1))
         retriever.search("warm up", k=1, rerank=reranker, rerank_depth=depth)  # the first call loads kernels
-    if not _is_loopback(host):
+    if not is_loopback(host):
         print(f"warning: listening on {host}: anyone who can reach it can query (there is no login)", file=sys.stderr)
+    folders = {name: Path(path) for name, path in zip(retrievers, paths)}
+    app = create_app(retrievers, rerankers, folders=folders, batch=batch, timeout_s=timeout_s,
+                     load=lambda path: HybridRetriever.load(path, device=device, dense_backend=dense_backend))
+    _log_to_stderr()
+    signal.signal(signal.SIGHUP, lambda *_: app.state.reloader.in_background())
+    stop = threading.Event()
+    if watch_s:
+        app.state.reloader.watch(watch_s, stop)
     print(f"serving {', '.join(retrievers)} at http://{host}:{port}/ (OpenAPI schema at /openapi.json)", file=sys.stderr)
-    uvicorn.Server(_config(create_app(retrievers, rerankers), host, port)).run()
+    # uvicorn finishes the requests in flight on SIGTERM, then raises it again: exit 0 then, not -15
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        uvicorn.Server(_config(app, host, port, access_log=False)).run()
+    finally:
+        stop.set()
+
+
+def _log_to_stderr() -> None:
+    """Access-log JSON lines and reload messages on stderr, one per line."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("retrieval.access", "retrieval.web"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def index_rerankers(retrievers: Mapping[str, HybridRetriever], rerank: tuple[Reranker, int] | None,
@@ -83,10 +111,3 @@ def background(app: FastAPI, host: str = "127.0.0.1") -> Iterator[str]:
 def _config(app: FastAPI, host: str, port: int, **options) -> uvicorn.Config:
     return uvicorn.Config(app, host=host, port=port, http="h11", h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
                           **options)
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
