@@ -79,7 +79,7 @@ def measure(n_passages: int, n_queries: int = 200, depth: int = 10, kind: str = 
     timing = latency(lambda q: leg.rank_vectors(qv[owner == q], np.zeros(int((owner == q).sum()), np.int64), 1, depth),
                      list(range(n_queries)), repeats)
     peak = highest_rss()
-    return {"passages": len(corpus.vectors), "statutes": corpus.n_docs, "text_windows": len(corpus.passage_docs),
+    return {"asked_passages": n_passages, "passages": len(corpus.vectors), "statutes": corpus.n_docs, "text_windows": len(corpus.passage_docs),
             "dim": dim, "kind": kind, "store_params": asdict(store.params), "overfetch": OVERFETCH,
             "chunking": CHUNKING.to_dict(), "queries": n_queries, "query_windows": int(len(qv) / n_queries),
             "depth": depth, "build_seconds": build_s, "recall_at_depth": float(np.mean(recall)),
@@ -133,7 +133,9 @@ BEGIN, END = "<!-- chunked-passages -->", "<!-- /chunked-passages -->"
 def embed(performance_md: Path, result: dict) -> None:
     """Put the passage benchmark's headline into performance.md (replacing an earlier one), between markers, so
     a rerun of either benchmark keeps the other's figures."""
-    block = "\n".join([BEGIN, "## Chunked statutes at scale (passage-level dense search)", "",
+    asked = result.get("asked_passages", result["passages"])
+    block = "\n".join([BEGIN, f"## Chunked statutes at scale: {asked:,}-passage synthetic corpus (passage-level "
+                              "dense search)", "",
                        "| corpus and store | query latency | quality | build |", "| --- | --- | --- | --- |",
                        markdown(result), "",
                        f"Details and method: [performance-passages.md](performance-passages.md); command: "
