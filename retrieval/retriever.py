@@ -233,7 +233,7 @@ class HybridRetriever:
         if isinstance(self._docs, DocumentTable):
             return self._docs.get(row)
         d = self._docs[row]
-        return {"id": d.id, "title": d.title, "text": d.text}
+        return {"id": d.id, "title": d.title, "text": d.text, **d.metadata()}
 
 
 def check_k(k: int) -> None:

@@ -335,11 +335,11 @@ class DocumentTable:
 
     @classmethod
     def write(cls, folder: Path, documents) -> None:
-        """documents.jsonl (id, title, text), the byte offset of each line, the id list and id ranks."""
+        """documents.jsonl (id, title, text and the metadata that is set), the byte offset of each line, the id list and id ranks."""
         offsets = np.zeros(len(documents) + 1, dtype=np.int64)
         with open(folder / cls.FILE, "wb") as f:
             for i, d in enumerate(documents):
-                line = json.dumps({"id": d.id, "title": d.title, "text": d.text}, ensure_ascii=False)
+                line = json.dumps({"id": d.id, "title": d.title, "text": d.text, **d.metadata()}, ensure_ascii=False)
                 f.write(line.encode("utf-8") + b"\n")
                 offsets[i + 1] = f.tell()
         np.save(folder / cls.OFFSETS, offsets, allow_pickle=False)
