@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from .chunking import DOC_AGGREGATIONS
+from . import live_cli
 from .corpus import CorpusError
 from .lexical import ENGINES
 from .store import IndexFileError
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     _tune_parser(sub)
     _serve_parser(sub)
     _perf_parser(sub)
+    live_cli.update_parsers(sub)
     return p
 
 
@@ -94,6 +96,7 @@ def _query_parser(sub) -> None:
                    help="check every file's sha256 on load (default: unless memory-mapped; sizes are always checked)")
     _rerank_args(q, "rerank the top of the fused list with this cross-encoder (default: the index's reranker, "
                     "if it names one; none: no reranking)")
+    live_cli.filter_args(q)
     q.set_defaults(func=cmd_query)
 
 
@@ -370,6 +373,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         dense = retriever.leg["dense"]
         print(f"encoder: {dense.encoder.describe()}; dense search: {dense.store.backend}", file=sys.stderr)
     args.reranker = _reranker(args, retriever.info.get("rerank"))
+    args.allowed = live_cli.allowed(retriever, args)
     if args.text is not None:
         _answer(retriever, args.text, args)
         return 0
@@ -514,7 +518,7 @@ def _answer(retriever, text: str, args: argparse.Namespace) -> None:
 
     t = time.perf_counter()
     rerank, depth = args.reranker or (None, 0)
-    hits = retriever.search(text, k=args.k, mode=args.mode, rerank=rerank, rerank_depth=depth)
+    hits = retriever.search(text, k=args.k, mode=args.mode, rerank=rerank, rerank_depth=depth, allowed=args.allowed)
     took = time.perf_counter() - t
     if args.json:
         out = results_json(text, args.mode, retriever.legs, hits, took)

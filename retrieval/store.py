@@ -71,7 +71,7 @@ def write_index(path: str | Path, fill: Callable[[Path], dict], *, wait: bool = 
     target = Path(path).absolute()
     state = check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _build_lock(target, wait):
+    with index_lock(target, wait):
         _remove_partials(target)
         state = check_target(target)  # another build may have finished while we waited
         if state == "index":
@@ -112,6 +112,26 @@ def check_target(target: Path, corpus: str | Path | None = None) -> str:
         return "empty"
     raise IndexTargetError(f"{target}: exists and is not an index folder (no statute-retrieval manifest); "
                            "not replacing it, choose another --out")
+
+
+@contextmanager
+def index_lock(path: str | Path, wait: bool = True) -> Iterator[None]:
+    """Hold the index's build lock (see _build_lock) for a whole read-modify-write, e.g. an update; a
+    `write_index` inside it, in this process, runs under the same hold."""
+    target = Path(path).absolute()
+    if target in _HELD:
+        yield
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _build_lock(target, wait):
+        _HELD.add(target)
+        try:
+            yield
+        finally:
+            _HELD.discard(target)
+
+
+_HELD: set[Path] = set()  # index folders whose lock this process holds
 
 
 @contextmanager

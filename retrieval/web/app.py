@@ -90,7 +90,12 @@ def create_app(retrievers: Mapping[str, HybridRetriever],
                k: int = Query(10, ge=1, le=MAX_K, description="number of hits"),
                index: str | None = Query(None, description="index name (default: the first served)"),
                rerank: bool = Query(True, description="rerank with the index's reranker, if it has one "
-                                                      "(false: the first stage alone, to compare)")) -> dict:
+                                                      "(false: the first stage alone, to compare)"),
+               act: str | None = Query(None, description="only documents of this act"),
+               jurisdiction: str | None = Query(None, description="only documents of this jurisdiction"),
+               as_of: str | None = Query(None, description="only documents in force on this date (YYYY-MM-DD)"),
+               filter: str | None = Query(None, description="filter expression (retrieval/filters.py), e.g. "
+                                                            "act in (IPC, CrPC) and section = 302")) -> dict:
         """Top-k hits, as `retrieval query --json` prints them: {query, mode, hits, seconds}."""
         target = pick(index)
         if len(q) > MAX_QUERY_CHARS:
@@ -101,12 +106,14 @@ def create_app(retrievers: Mapping[str, HybridRetriever],
         try:
             check_query(q)
             target.retriever.legs_for(mode)
+            allowed = target.retriever.where(filter, act=act, jurisdiction=jurisdiction, as_of=as_of) \
+                if act or jurisdiction or as_of or filter else None
         except ValueError as e:
             raise HTTPException(400, f"index {target.name!r}: {e}") from None
         reranker, depth = target.rerank if rerank and target.rerank else (None, 0)
         with target.lock:
             t = time.perf_counter()
-            hits = target.retriever.search(q, k=k, mode=mode, rerank=reranker, rerank_depth=depth)
+            hits = target.retriever.search(q, k=k, mode=mode, rerank=reranker, rerank_depth=depth, allowed=allowed)
             took = time.perf_counter() - t
         out = results_json(q, mode, legs, hits, took)
         if reranker is not None:
