@@ -8,7 +8,8 @@ under the key of its text), so only added and changed texts reach the encoder.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,10 +23,9 @@ class EmbeddingCache:
         self.encoded = 0  # texts this cache sent to the encoder
 
     @classmethod
-    def for_encoder(cls, encoder) -> EmbeddingCache:
-        """A cache for `encoder`'s document vectors."""
-        info = encoder.info()
-        return cls(info.get("weights_sha256"), encoder.document_prompt, encoder.max_seq_length)
+    def for_model(cls, info: dict) -> EmbeddingCache:
+        """A cache for the document vectors of the model an index records (Encoder.info(): weights, prompt, length)."""
+        return cls(info.get("weights_sha256"), info.get("document_prompt") or "", info.get("max_seq_length"))
 
     def key(self, text: str) -> str:
         """The cache key of one text."""
@@ -39,15 +39,14 @@ class EmbeddingCache:
         for text, vector in zip(texts, vectors):
             self._vectors[self.key(text)] = vector
 
-    def encode(self, encoder, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """Vectors of `texts` (n x dim): cached ones looked up, the rest encoded (once each) and cached."""
+    def encode(self, encoder: Callable[[], Any], texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Vectors of `texts` (n x dim, at least one text): cached ones looked up, the rest encoded (once each)
+        and cached; `encoder()` gives the Encoder, called only when a text is missing."""
         keys = [self.key(t) for t in texts]
         missing = list(dict.fromkeys(k for k in keys if k not in self._vectors))
         if missing:
             first = {k: i for i, k in reversed(list(enumerate(keys)))}
-            fresh = encoder.encode_documents([texts[first[k]] for k in missing], progress=progress)
+            fresh = encoder().encode_documents([texts[first[k]] for k in missing], progress=progress)
             self._vectors.update(zip(missing, fresh))
             self.encoded += len(missing)
-        if not keys:
-            return np.zeros((0, encoder.dim), dtype=np.float32)
         return np.stack([self._vectors[k] for k in keys]).astype(np.float32, copy=False)

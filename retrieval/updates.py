@@ -134,28 +134,30 @@ def _dense(leg, before, after, order, plan, progress):
     from .legs.dense import DenseLeg, split_for
     from .stores.faiss import FaissStore
 
-    enc, chunking = leg.encoder, leg.chunking
-    if enc is None:
+    chunking = leg.chunking
+    if leg.encoder is None if chunking.documents else not leg.model_info.get("model"):
         raise ValueError("this index's dense leg has no model (built from given vectors); rebuild it")
-    cache = EmbeddingCache.for_encoder(enc)
+    cache = EmbeddingCache.for_model(leg.model_info)
     old_texts, new_texts = [d.indexed_text() for d in before], [d.indexed_text() for d in after]
     passage_docs = None
-    if chunking.documents:
-        old_texts = split_for(enc, old_texts, chunking, enc.document_prompt)[0]
-        new_texts, passage_docs = split_for(enc, new_texts, chunking, enc.document_prompt)
+    if chunking.documents:  # cut as the build cut (the model's tokenizer)
+        prompt = leg.encoder.document_prompt
+        old_texts = split_for(leg.encoder, old_texts, chunking, prompt)[0]
+        new_texts, passage_docs = split_for(leg.encoder, new_texts, chunking, prompt)
     stored = leg.store.get(np.arange(len(leg.store)))
     cache.put(old_texts, stored[:len(old_texts)])
     cache.put([before[i].title for i in leg.title_docs], stored[len(old_texts):])
-    vectors = cache.encode(enc, new_texts, progress)
+    vectors = cache.encode(lambda: leg.encoder, new_texts, progress)
     title_docs = np.zeros(0, dtype=np.int64)
     if len(leg.title_docs) or chunking.title_weight > 0:
         title_docs = np.flatnonzero([bool(d.title) for d in after])
         if len(title_docs):
-            vectors = np.concatenate([vectors, cache.encode(enc, [after[i].title for i in title_docs], progress)])
+            titles = cache.encode(lambda: leg.encoder, [after[i].title for i in title_docs], progress)
+            vectors = np.concatenate([vectors, titles])
     plan.encoded += cache.encoded
     store = FaissStore.build(vectors, leg.store.kind, params=leg.store.params, device=leg.store.device)
     return DenseLeg(store, order, n_docs=len(after), chunking=chunking, passage_docs=passage_docs,
-                    title_docs=title_docs, encoder=enc, model_info=leg.model_info)
+                    title_docs=title_docs, load_encoder=lambda: leg.encoder, model_info=leg.model_info)
 
 
 _REMAKE = {"bm25": _bm25, "dense": _dense}
