@@ -1,5 +1,7 @@
 """Command line: build, query (one-shot or interactive), bench, tune, serve (web app), perf. Parsing and printing only.
 
+`update` and `delete`, and query's filter options, are in live_cli.py.
+
 Exit codes: 0 success, 1 a damaged or mismatched index or a runtime failure, 2 bad input
 (corpus, arguments, settings files), each with a one-line message on stderr.
 """

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -82,10 +81,7 @@ def _locked(args: argparse.Namespace, change) -> int:
 
 def _load(index: str):
     from .retriever import HybridRetriever
-    from .store import IndexFileError
 
-    if not Path(index, "manifest.json").is_file():
-        raise IndexFileError(f"{index}: no index folder here (no manifest.json)")
     return HybridRetriever.load(index)
 
 

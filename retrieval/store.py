@@ -21,7 +21,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +71,7 @@ def write_index(path: str | Path, fill: Callable[[Path], dict], *, wait: bool = 
     target = Path(path).absolute()
     state = check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with index_lock(target, wait):
+    with nullcontext() if target in _HELD else _build_lock(target, wait):
         _remove_partials(target)
         state = check_target(target)  # another build may have finished while we waited
         if state == "index":
@@ -117,7 +117,7 @@ def check_target(target: Path, corpus: str | Path | None = None) -> str:
 @contextmanager
 def index_lock(path: str | Path, wait: bool = True) -> Iterator[None]:
     """Hold the index's build lock (see _build_lock) for a whole read-modify-write, e.g. an update; a
-    `write_index` inside it, in this process, runs under the same hold."""
+    `write_index` inside it, in this process, runs under this hold instead of taking the lock again."""
     target = Path(path).absolute()
     if target in _HELD:
         yield
