@@ -169,6 +169,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--legs", default="dense,bm25", help="legs: dense,bm25 (default), dense or bm25")
     p.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
     p.add_argument("--bm25-backend", choices=ENGINES, default="bm25s")
+    p.add_argument("--cache", metavar="DIR", help="keep document vectors in DIR: a second run on the same data and "
+                                                   "model encodes nothing (retrieval/embedcache.py)")
 
 
 def _analysis_args(p: argparse.ArgumentParser) -> None:
@@ -396,7 +398,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       parity=args.parity, language=args.language, bm25_backend=args.bm25_backend,
                       dense_backend=args.dense_backend,
                       analysis=_analysis_overrides(args), user_words=_user_words(args),
-                      rerank=_rerank_config(args), rerank_depth=args.rerank_depth)
+                      rerank=_rerank_config(args), rerank_depth=args.rerank_depth, cache=args.cache)
     report, results, mteb_json = run_bench(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
     write_report(Path(args.out), report, results, mteb_json, trec_runs=args.trec_runs)
@@ -430,7 +432,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     cfg = TuneConfig(data=data, encoder=_encoder_config(args), legs=legs, folds=args.folds,
                      seed=args.seed, chunking=not args.no_chunking, language=args.language, depth=args.depth,
                      bm25_backend=args.bm25_backend, analysis=_analysis_overrides(args),
-                     user_words=_user_words(args), dense_backend=args.dense_backend,
+                     user_words=_user_words(args), dense_backend=args.dense_backend, cache=args.cache,
                      prompts=prompt_presets(args.prompts.split(",")) if args.prompts else None)
     report, settings = run_tune(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])

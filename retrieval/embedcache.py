@@ -2,13 +2,16 @@
 
 A key is the sha256 of the model's weights hash, the document prompt, the maximum length and
 the text itself; an update fills the cache from the index's stored vectors (each stored row
-under the key of its text), so only added and changed texts reach the encoder.
+under the key of its text), so only added and changed texts reach the encoder. `tune` and
+`bench --cache DIR` keep one on disk (`attach`): a second run on the same data encodes nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,3 +53,46 @@ class EmbeddingCache:
             self._vectors.update(zip(missing, fresh))
             self.encoded += len(missing)
         return np.stack([self._vectors[k] for k in keys]).astype(np.float32, copy=False)
+
+    def file_stem(self) -> str:
+        """The on-disk name of this encoder setting's cache (one pair of .npy files per setting)."""
+        return hashlib.sha256(self._prefix).hexdigest()[:16]
+
+    def load(self, folder: Path) -> None:
+        """Add the vectors saved in `folder` for this setting (none yet: nothing added)."""
+        keys, vectors = (folder / f"{self.file_stem()}.{part}.npy" for part in ("keys", "vectors"))
+        if keys.is_file() and vectors.is_file():
+            self._vectors.update(zip(np.load(keys, allow_pickle=False).tolist(), np.load(vectors, allow_pickle=False)))
+
+    def save(self, folder: Path) -> None:
+        """Write every cached vector to `folder` (each file replaced in one rename)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        keys = np.asarray(list(self._vectors), dtype="<U64")
+        vectors = np.stack(list(self._vectors.values())) if len(keys) else np.zeros((0, 0), np.float32)
+        for part, array in (("keys", keys), ("vectors", vectors)):
+            tmp = folder / f".{self.file_stem()}.{part}.{os.getpid()}.npy"
+            np.save(tmp, array, allow_pickle=False)
+            os.replace(tmp, folder / f"{self.file_stem()}.{part}.npy")
+
+
+def attach(encoder, folder: str | Path) -> EmbeddingCache:
+    """Route `encoder`'s document encoding through a cache kept in `folder` (read now, written after each call)."""
+    folder = Path(folder)
+    cache = EmbeddingCache.for_model(encoder.info())
+    cache.load(folder)
+    plain = encoder.encode_documents
+
+    class _Plain:  # the encoder's own encoding, for the cache's misses
+        encode_documents = staticmethod(plain)
+
+    def encode_documents(texts: Sequence[str], progress: bool = True) -> np.ndarray:
+        if not len(texts):
+            return plain(texts, progress=progress)
+        before = cache.encoded
+        vectors = cache.encode(lambda: _Plain, texts, progress)
+        if cache.encoded > before:
+            cache.save(folder)
+        return vectors
+
+    encoder.encode_documents = encode_documents
+    return cache
