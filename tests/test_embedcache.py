@@ -37,3 +37,22 @@ def test_keys_depend_on_model_prompt_and_length():
     assert base.key("x") == EmbeddingCache("w1", "", 256).key("x")
     assert len({base.key("x"), EmbeddingCache("w2", "", 256).key("x"), EmbeddingCache("w1", "doc: ", 256).key("x"),
                 EmbeddingCache("w1", "", 512).key("x"), base.key("y")}) == 5
+
+
+def test_tune_with_cache_encodes_nothing_the_second_time(tmp_path, monkeypatch):
+    from test_bench import write_dataset
+
+    from retrieval.cli import main
+
+    data = write_dataset(tmp_path / "tiny")
+    encoded: list[int] = []
+    plain = Encoder.encode_documents
+    monkeypatch.setattr(Encoder, "encode_documents",
+                        lambda self, texts, progress=True: encoded.append(len(texts)) or plain(self, texts, progress))
+    args = ["tune", "--dataset", str(data), "--folds", "3", "--no-chunking", "--cache", str(tmp_path / "cache")]
+    assert main([*args, "--out", str(tmp_path / "t1")]) == 0
+    assert sum(encoded) > 0 and list((tmp_path / "cache").glob("*.vectors.npy"))
+    encoded.clear()
+    assert main([*args, "--out", str(tmp_path / "t2")]) == 0
+    assert sum(encoded) == 0
+    assert (tmp_path / "t1" / "fusion.json").read_text() == (tmp_path / "t2" / "fusion.json").read_text()
