@@ -1,5 +1,7 @@
 """Command line: build, query (one-shot or interactive), bench, tune, serve (web app), perf. Parsing and printing only.
 
+`update` and `delete`, and query's filter options, are in live_cli.py.
+
 Exit codes: 0 success, 1 a damaged or mismatched index or a runtime failure, 2 bad input
 (corpus, arguments, settings files), each with a one-line message on stderr.
 """
@@ -14,6 +16,7 @@ import time
 from pathlib import Path
 
 from .chunking import DOC_AGGREGATIONS
+from . import live_cli
 from .corpus import CorpusError
 from .lexical import ENGINES
 from .store import IndexFileError
@@ -51,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     _tune_parser(sub)
     _serve_parser(sub)
     _perf_parser(sub)
+    live_cli.update_parsers(sub)
     return p
 
 
@@ -95,6 +99,7 @@ def _query_parser(sub) -> None:
                    help="check every file's sha256 on load (default: unless memory-mapped; sizes are always checked)")
     _rerank_args(q, "rerank the top of the fused list with this cross-encoder (default: the index's reranker, "
                     "if it names one; none: no reranking)")
+    live_cli.filter_args(q)
     q.set_defaults(func=cmd_query)
 
 
@@ -177,6 +182,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--legs", default="dense,bm25", help="legs: dense,bm25 (default), dense or bm25")
     p.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
     p.add_argument("--bm25-backend", choices=ENGINES, default="bm25s")
+    p.add_argument("--cache", metavar="DIR", help="keep document vectors in DIR: a second run on the same data and "
+                                                   "model encodes nothing (retrieval/embedcache.py)")
 
 
 def _analysis_args(p: argparse.ArgumentParser) -> None:
@@ -385,6 +392,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         dense = retriever.leg["dense"]
         print(f"encoder: {dense.encoder.describe()}; dense search: {dense.store.backend}", file=sys.stderr)
     args.reranker = _reranker(args, retriever.info.get("rerank"))
+    args.allowed = live_cli.allowed(retriever, args)
     if args.text is not None:
         _answer(retriever, args.text, args)
         return 0
@@ -405,7 +413,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       parity=args.parity, language=args.language, bm25_backend=args.bm25_backend,
                       dense_backend=args.dense_backend,
                       analysis=_analysis_overrides(args), user_words=_user_words(args),
-                      rerank=_rerank_config(args), rerank_depth=args.rerank_depth)
+                      rerank=_rerank_config(args), rerank_depth=args.rerank_depth, cache=args.cache)
     report, results, mteb_json = run_bench(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
     write_report(Path(args.out), report, results, mteb_json, trec_runs=args.trec_runs)
@@ -439,7 +447,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     cfg = TuneConfig(data=data, encoder=_encoder_config(args), legs=legs, folds=args.folds,
                      seed=args.seed, chunking=not args.no_chunking, language=args.language, depth=args.depth,
                      bm25_backend=args.bm25_backend, analysis=_analysis_overrides(args),
-                     user_words=_user_words(args), dense_backend=args.dense_backend,
+                     user_words=_user_words(args), dense_backend=args.dense_backend, cache=args.cache,
                      prompts=prompt_presets(args.prompts.split(",")) if args.prompts else None)
     report, settings = run_tune(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
@@ -539,7 +547,7 @@ def _answer(retriever, text: str, args: argparse.Namespace) -> None:
 
     t = time.perf_counter()
     rerank, depth = args.reranker or (None, 0)
-    hits = retriever.search(text, k=args.k, mode=args.mode, rerank=rerank, rerank_depth=depth)
+    hits = retriever.search(text, k=args.k, mode=args.mode, rerank=rerank, rerank_depth=depth, allowed=args.allowed)
     took = time.perf_counter() - t
     if args.json:
         out = results_json(text, args.mode, retriever.legs, hits, took)

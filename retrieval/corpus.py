@@ -12,11 +12,15 @@ import io
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 REQUIRED_FIELDS = ("id", "title", "text")
+META_FIELDS = ("act", "jurisdiction", "section", "valid_from", "valid_to")  # optional, beside `meta`
+DATE_FIELDS = ("valid_from", "valid_to")
 _AILA_ID = re.compile(r"^S(\d+)$")
+_ZH_ARTICLE = re.compile(r"^(.+?)第[零一二三四五六七八九十百千万〇0-9]+条(?:之[零一二三四五六七八九十]+)?$")
 
 
 class CorpusError(ValueError):
@@ -25,11 +29,25 @@ class CorpusError(ValueError):
 
 @dataclass(frozen=True)
 class Document:
-    """One statute: a unique id, a display title and the text that is indexed."""
+    """One statute: a unique id, a display title and the text that is indexed; optionally the act it belongs
+    to, its jurisdiction and section, the dates it is in force (ISO, `valid_to` exclusive) and other scalars."""
 
     id: str
     title: str
     text: str
+    act: str | None = None
+    jurisdiction: str | None = None
+    section: str | None = None
+    valid_from: str | None = None
+    valid_to: str | None = None
+    meta: dict = field(default_factory=dict)
+
+    def metadata(self) -> dict:
+        """The metadata fields that are set (what filters see and documents.jsonl stores beside id/title/text)."""
+        out = {f: getattr(self, f) for f in META_FIELDS if getattr(self, f) is not None}
+        if self.meta:
+            out["meta"] = dict(self.meta)
+        return out
 
     @classmethod
     def from_row(cls, id: str, title: str | None, text: str) -> Document:
@@ -75,7 +93,7 @@ def read_aila_statutes(folder: Path) -> list[Document]:
         text = _decode(_read_bytes(f), f, line=None).strip()
         if not text:
             raise CorpusError(f"{f}: empty statute text")
-        docs.append(Document(f.stem, aila_title(text), text))
+        docs.append(Document(f.stem, aila_title(text), text, jurisdiction="IN"))
     return docs
 
 
@@ -113,7 +131,9 @@ def read_csv(path: Path) -> Iterator[Document]:
     missing = [f for f in REQUIRED_FIELDS if f not in (reader.fieldnames or [])]
     if missing:
         raise CorpusError(f"{path}:1: missing column(s) {', '.join(missing)}")
+    known = (*REQUIRED_FIELDS, *META_FIELDS)
     for row in reader:
+        row["meta"] = {k: v for k, v in row.items() if k and k not in known and v not in (None, "")}
         yield _document(row, path, reader.line_num)
 
 
@@ -135,13 +155,16 @@ def checked(docs: Iterable[Document], source: str) -> Iterator[Document]:
 
 
 class Fingerprint:
-    """sha256 over ids, titles and texts (each followed by a NUL byte), fed one document at a time."""
+    """sha256 over ids, titles, texts and metadata when set (each followed by a NUL byte), fed one document at a
+    time; a corpus without metadata keeps the fingerprint it had before metadata existed."""
 
     def __init__(self):
         self._h = hashlib.sha256()
 
     def add(self, d: Document) -> None:
-        self._h.update(f"{d.id}\x00{d.title}\x00{d.text}\x00".encode("utf-8"))
+        meta = d.metadata()
+        extra = json.dumps(meta, sort_keys=True) + "\x00" if meta else ""
+        self._h.update(f"{d.id}\x00{d.title}\x00{d.text}\x00{extra}".encode("utf-8"))
 
     def hexdigest(self) -> str:
         return self._h.hexdigest()
@@ -167,7 +190,44 @@ def _document(row: dict, path: Path, lineno: int) -> Document:
         raise CorpusError(f"{path}:{lineno}: empty id")
     if not row["text"].strip():
         raise CorpusError(f"{path}:{lineno}: empty text for id {row['id']!r}")
-    return Document(row["id"].strip(), row["title"].strip(), row["text"].strip())
+    title = row["title"].strip()
+    return Document(row["id"].strip(), title, row["text"].strip(), **_metadata(row, title, f"{path}:{lineno}"))
+
+
+def _metadata(row: dict, title: str, where: str) -> dict:
+    """The record's metadata fields, checked: scalars only, ISO dates; a Chinese article title gives `act`."""
+    out: dict = {}
+    for name in META_FIELDS:
+        value = row.get(name)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise CorpusError(f"{where}: field {name!r} not a string ({type(value).__name__})")
+        out[name] = check_date(str(value).strip(), f"{where}: field {name!r}") if name in DATE_FIELDS else str(value).strip()
+    if out.get("valid_from") and out.get("valid_to") and out["valid_to"] <= out["valid_from"]:
+        raise CorpusError(f"{where}: field 'valid_to' {out['valid_to']} is not after valid_from {out['valid_from']}")
+    extra = row.get("meta") or {}
+    if not isinstance(extra, dict):
+        raise CorpusError(f"{where}: field 'meta' not an object ({type(extra).__name__})")
+    for key, value in extra.items():
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise CorpusError(f"{where}: field 'meta.{key}' not a scalar ({type(value).__name__})")
+    if extra:
+        out["meta"] = dict(extra)
+    if "act" not in out and (m := _ZH_ARTICLE.match(title)):
+        out["act"] = m.group(1)  # STARD: 中华人民共和国民法典第四百六十五条 -> 中华人民共和国民法典
+    return out
+
+
+def check_date(value: str, what: str) -> str:
+    """An ISO date (YYYY-MM-DD) as given, or a CorpusError naming `what`."""
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise CorpusError(f"{what} is not an ISO date YYYY-MM-DD ({value!r})") from None
+    if len(value) != 10:
+        raise CorpusError(f"{what} is not an ISO date YYYY-MM-DD ({value!r})")
+    return value
 
 
 def _read_lines(path: Path) -> Iterator[bytes]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__, fusion
+from . import __version__, filters, fusion
 from .corpus import Document, fingerprint
 from .gpu import check_device
 from .hits import Hit, LegHit, results_json
@@ -26,6 +26,7 @@ from .rerank import rerank_hits
 from .settings import MAX_DEPTH, Bm25Params, FusionConfig, Settings, SettingsError, read_settings
 from .store import (DocumentTable, IndexFileError, check_count, current_generation, data_dir, prefers_mmap, rank_ids,
                     read_manifest, verify_checksums, write_index)
+from .updates import Updatable
 
 if TYPE_CHECKING:
     from .rerank import Reranker
@@ -36,8 +37,8 @@ _LOAD_ATTEMPTS = 5
 LEG_CONFIG = "config.json"  # each leg's own settings, in its folder
 
 
-class HybridRetriever:
-    """Any set of legs over one corpus, fused by FusionConfig."""
+class HybridRetriever(Updatable):
+    """Any set of legs over one corpus, fused by FusionConfig; add / update / delete come from updates.py."""
 
     def __init__(self, docs: DocumentTable | list[Document], legs: Mapping[str, Leg], *,
                  fusion_config: FusionConfig = FusionConfig(), info: dict | None = None):
@@ -49,6 +50,7 @@ class HybridRetriever:
         self.fusion = fusion_config
         self.info = info or {}
         self._rows: dict[str, int] | None = None
+        self._fields: list[dict] | None = None  # each document's fields, read once for filters
 
     @classmethod
     def build(cls, documents: Sequence[Document], *, legs: Sequence[str] = LEGS,
@@ -189,6 +191,8 @@ class HybridRetriever:
         check_k(k)
         for q in queries:
             check_query(q)
+        if allowed is not None and not len(allowed):
+            return [[] for _ in queries]  # the filter matches no document
         k_asked = k
         if rerank is not None:
             k = max(k, rerank_depth)  # the reranker reads the top rerank_depth fused hits
@@ -206,6 +210,14 @@ class HybridRetriever:
             text_of = lambda doc_id: Document(**self.document(doc_id)).indexed_text()  # noqa: E731
             results = [hits[:k_asked] for hits in rerank_hits(queries, results, rerank, rerank_depth, text_of)]
         return results
+
+    def where(self, expr: str | None = None, *, act: str | None = None, jurisdiction: str | None = None,
+              as_of: str | None = None) -> np.ndarray:
+        """Sorted rows of the documents passing a filter expression and/or act, jurisdiction, date in force
+        (filters.py), to pass to `search` as `allowed`."""
+        if self._fields is None:
+            self._fields = [self._doc(row) for row in range(len(self))]
+        return filters.allowed_rows(self._fields, expr, act=act, jurisdiction=jurisdiction, as_of=as_of)
 
     def legs_for(self, mode: str) -> tuple[str, ...]:
         """The legs a mode uses ('hybrid': all); the one place modes are checked."""
@@ -233,7 +245,7 @@ class HybridRetriever:
         if isinstance(self._docs, DocumentTable):
             return self._docs.get(row)
         d = self._docs[row]
-        return {"id": d.id, "title": d.title, "text": d.text}
+        return {"id": d.id, "title": d.title, "text": d.text, **d.metadata()}
 
 
 def check_k(k: int) -> None:

@@ -21,7 +21,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +73,7 @@ def write_index(path: str | Path, fill: Callable[[Path], dict], *, wait: bool = 
     target = Path(path).absolute()
     state = check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _build_lock(target, wait):
+    with nullcontext() if target in _HELD else _build_lock(target, wait):
         _remove_partials(target)
         state = check_target(target)  # another build may have finished while we waited
         if state == "index":
@@ -114,6 +114,26 @@ def check_target(target: Path, corpus: str | Path | None = None) -> str:
         return "empty"
     raise IndexTargetError(f"{target}: exists and is not an index folder (no statute-retrieval manifest); "
                            "not replacing it, choose another --out")
+
+
+@contextmanager
+def index_lock(path: str | Path, wait: bool = True) -> Iterator[None]:
+    """Hold the index's build lock (see _build_lock) for a whole read-modify-write, e.g. an update; a
+    `write_index` inside it, in this process, runs under this hold instead of taking the lock again."""
+    target = Path(path).absolute()
+    if target in _HELD:
+        yield
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _build_lock(target, wait):
+        _HELD.add(target)
+        try:
+            yield
+        finally:
+            _HELD.discard(target)
+
+
+_HELD: set[Path] = set()  # index folders whose lock this process holds
 
 
 @contextmanager
@@ -344,13 +364,13 @@ class DocumentTable:
 
     @classmethod
     def write(cls, folder: Path, documents: Iterable[Document]) -> DocumentTable:
-        """documents.jsonl (id, title, text) written as the documents come, the byte offset of each line,
-        the id list and id ranks; returns the table (with the documents' fingerprint)."""
+        """documents.jsonl (id, title, text and the metadata that is set) written as the documents come, the byte
+        offset of each line, the id list and id ranks; returns the table (with the documents' fingerprint)."""
         encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False)
         ids, sizes, fingerprint = [], [], Fingerprint()
         with open(folder / cls.FILE, "wb") as f:
             for d in documents:
-                line = (encode({"id": d.id, "title": d.title, "text": d.text}) + "\n").encode("utf-8")
+                line = (encode({"id": d.id, "title": d.title, "text": d.text, **d.metadata()}) + "\n").encode("utf-8")
                 f.write(line)
                 sizes.append(len(line))
                 ids.append(d.id)

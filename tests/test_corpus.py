@@ -58,7 +58,7 @@ def test_jsonl_csv_and_aila_folder(tmp_path):
         (folder / f"S{n}.txt").write_text(f"Title: Law {n}\nDesc: text {n}\n")
     docs = read_corpus(tmp_path)  # the release root works as well as Object_statutes/
     assert [d.id for d in docs] == ["S2", "S10"]
-    assert docs[0] == Document("S2", "Law 2", "Title: Law 2\nDesc: text 2")
+    assert docs[0] == Document("S2", "Law 2", "Title: Law 2\nDesc: text 2", jurisdiction="IN")
 
 
 def test_indexed_text_and_fingerprint():

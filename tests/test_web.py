@@ -83,7 +83,16 @@ def test_second_index_in_chinese(client):
     assert body["hits"][0]["id"] == "264" and "盗窃" in body["hits"][0]["matched_terms"]
 
 
+def test_search_filters(client):
+    body = client.get("/api/search", params={"q": "dowry death", "filter": "id in (S3, S4)", "k": 5}).json()
+    assert sorted(h["id"] for h in body["hits"]) == ["S3", "S4"]
+    assert client.get("/api/search", params={"q": "dowry", "jurisdiction": "XX"}).json()["hits"] == []
+    assert len(client.get("/api/search", params={"q": "dowry", "as_of": "2019-06-01"}).json()["hits"]) == 5
+
+
 @pytest.mark.parametrize("params, status, words", [
+    ({"q": "theft", "filter": "id = "}, 400, "position 6"),
+    ({"q": "theft", "as_of": "June"}, 400, "not an ISO date"),
     ({"q": ""}, 400, "empty query"),
     ({"q": "   "}, 400, "empty query"),
     ({}, 400, "empty query"),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..chunking import ChunkSettings
+from ..embedcache import attach
 from ..encoders import Encoder, EncoderConfig
 from ..rerank import DEFAULT_DEPTH, RerankConfig, Reranker, index_settings
 from ..retriever import LEGS
@@ -48,6 +49,7 @@ class BenchConfig:
     dense_backend: str = "auto"  # dense search (retrieval.stores.faiss.BACKENDS)
     rerank: RerankConfig | None = None  # adds '<run>+rerank' runs for dense, hybrid and tuned
     rerank_depth: int = DEFAULT_DEPTH
+    cache: str | None = None  # folder of the embedding cache (embedcache.attach)
 
 
 def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
@@ -60,6 +62,8 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
     if "dense" in cfg.legs:
         _say(f"loading model {cfg.encoder.model or 'all-MiniLM-L6-v2 (bundled)'}")
         encoder = Encoder(cfg.encoder)
+        if cfg.cache:
+            attach(encoder, cfg.cache)
         phases["model_load_seconds"] = time.perf_counter() - t0
         _say(f"encoder: {encoder.describe()}")
     shared = SharedLegs(encoder, cfg.legs, language=cfg.language, bm25_backend=cfg.bm25_backend,

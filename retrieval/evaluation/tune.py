@@ -22,6 +22,7 @@ import numpy as np
 from ..analysis import resolve_settings
 from ..chunking import ChunkSettings
 from ..corpus import Document
+from ..embedcache import attach
 from ..encoders import QWEN3_INSTRUCTIONS, Encoder, EncoderConfig, qwen3_prompt
 from ..retriever import HybridRetriever
 from ..settings import Bm25Params, FusionConfig, Settings
@@ -56,6 +57,7 @@ class TuneConfig:
     analysis: dict = field(default_factory=dict)  # BM25 analysis options over the language's defaults
     user_words: tuple[str, ...] = ()  # extra words for jieba's dictionary
     dense_backend: str = "auto"  # dense search (retrieval.stores.faiss.BACKENDS)
+    cache: str | None = None  # folder of the embedding cache (embedcache.attach)
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     encoder = Encoder(cfg.encoder) if "dense" in cfg.legs else None
     if encoder is not None:
         encoder.cache = {}
+        if cfg.cache:
+            attach(encoder, cfg.cache)
     _say(f"{data.name}: {len(qids)} queries, {len(docs)} documents; building legs")
     analysis = (resolve_settings(cfg.language, [d.indexed_text() for d in docs], **cfg.analysis)
                 if "bm25" in cfg.legs else None)

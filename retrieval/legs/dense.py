@@ -200,16 +200,22 @@ class DenseLeg:
         return self.encode_queries(texts), owner
 
     def _candidates(self, qv: np.ndarray, depth: int, allowed: np.ndarray | None) -> np.ndarray:
-        """Statutes with a passage among each query window's top OVERFETCH x depth passages, sorted; at an exact
-        store, every statute (allowed) when that covers every passage or the depth asks for every statute."""
+        """Statutes with a passage among each query window's top OVERFETCH x depth passages (deeper until there
+        are `depth` statutes), sorted; at an exact store, every statute (allowed) when that covers every passage
+        or the depth asks for every statute."""
         everyone = np.arange(self.n_docs) if allowed is None else np.asarray(allowed, dtype=np.int64)
         rows = len(self.store)
         fetch = min(rows, OVERFETCH * depth)
         if self.store.exact and (fetch >= rows or depth >= len(everyone)):
             return everyone
         allowed_rows = None if allowed is None else self._rows_of(everyone)
-        _, ids = self.store.search(qv, fetch, allowed_rows)
-        return np.unique(self._doc_of(ids[ids >= 0]))
+        limit = rows if allowed_rows is None else len(allowed_rows)
+        while True:  # a statute with many passages can fill the list: fetch deeper until `depth` statutes
+            _, ids = self.store.search(qv, min(fetch, limit), allowed_rows)
+            docs = np.unique(self._doc_of(ids[ids >= 0]))
+            if len(docs) >= min(depth, len(everyone)) or fetch >= limit:
+                return docs
+            fetch *= 2
 
     def _scores(self, qv: np.ndarray, q_owner: np.ndarray, docs: np.ndarray, chunking: ChunkSettings) -> np.ndarray:
         """(queries x `docs`) scores over all passages of `docs` (sorted statute rows)."""

@@ -11,6 +11,7 @@ import ipaddress
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
+import time
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -50,6 +51,11 @@ class SearchBody(BaseModel):
     k: int = Field(10, ge=1, le=MAX_K, description="number of hits")
     index: str | None = Field(None, description="index name (default: the first served)")
     rerank: bool = Field(True, description="rerank with the index's reranker, if it has one")
+    act: str | None = Field(None, description="only documents of this act")
+    jurisdiction: str | None = Field(None, description="only documents of this jurisdiction")
+    as_of: str | None = Field(None, description="only documents in force on this date (YYYY-MM-DD)")
+    filter: str | None = Field(None, description="filter expression (retrieval/filters.py), e.g. "
+                                                 "act in (IPC, CrPC) and section = 302")
 
 
 def create_app(retrievers: Mapping[str, HybridRetriever],
@@ -111,10 +117,16 @@ def _search_routes(app: FastAPI, served: Mapping[str, ServedIndex], timeout_s: f
                      k: int = Query(10, ge=1, le=MAX_K, description="number of hits"),
                      index: str | None = Query(None, description="index name (default: the first served)"),
                      rerank: bool = Query(True, description="rerank with the index's reranker, if it has one "
-                                                            "(false: the first stage alone, to compare)")) -> dict:
+                                                            "(false: the first stage alone, to compare)"),
+                     act: str | None = Query(None, description="only documents of this act"),
+                     jurisdiction: str | None = Query(None, description="only documents of this jurisdiction"),
+                     as_of: str | None = Query(None, description="only documents in force on this date (YYYY-MM-DD)"),
+                     filter: str | None = Query(None, description="filter expression (retrieval/filters.py), e.g. "
+                                                                  "act in (IPC, CrPC) and section = 302")) -> dict:
         """Top-k hits, as `retrieval query --json` prints them: {query, mode, hits, seconds}."""
-        return await _search(request, pick(index), SearchBody(q=q, mode=mode, k=k, index=index, rerank=rerank),
-                             timeout_s)
+        body = SearchBody(q=q, mode=mode, k=k, index=index, rerank=rerank, act=act, jurisdiction=jurisdiction,
+                          as_of=as_of, filter=filter)
+        return await _search(request, pick(index), body, timeout_s)
 
     @app.post("/api/search")
     async def search_post(request: Request, body: SearchBody) -> dict:
@@ -139,12 +151,17 @@ async def _search(request: Request, target: ServedIndex, body: SearchBody, timeo
         raise HTTPException(413, f"query is {len(q):,} characters; the limit is {MAX_QUERY_CHARS:,}")
     if not q.strip():
         raise HTTPException(400, "empty query: pass the query text as q")
+    filtered = body.act or body.jurisdiction or body.as_of or body.filter
     try:
         check_query(q)
         target.retriever.legs_for(mode)
+        allowed = target.retriever.where(body.filter, act=body.act, jurisdiction=body.jurisdiction,
+                                         as_of=body.as_of) if filtered else None
     except ValueError as e:
         raise HTTPException(400, f"index {target.name!r}: {e}") from None
     request.state.index = target.name
+    if filtered:  # rare: searched alone, outside the batches (a batch shares one allowed set)
+        return await asyncio.wait_for(asyncio.to_thread(_filtered_search, target, body, allowed), timeout_s)
     try:
         future = target.submit(q, body.k, mode, body.rerank)
     except QueueFull as e:
@@ -159,6 +176,19 @@ async def _search(request: Request, target: ServedIndex, body: SearchBody, timeo
     reranker = target.rerank[0] if body.rerank and target.rerank else None
     if reranker is not None:
         out["rerank"] = {"model": reranker.model_name, "depth": target.rerank[1]}
+    return out
+
+
+def _filtered_search(target: ServedIndex, body: SearchBody, allowed) -> dict:
+    """One filtered search on the index served now, as `_search` answers."""
+    retriever = target.retriever
+    reranker, depth = target.rerank if body.rerank and target.rerank else (None, 0)
+    t = time.perf_counter()
+    hits = retriever.search(body.q, k=body.k, mode=body.mode, rerank=reranker, rerank_depth=depth or 1,
+                            allowed=allowed)
+    out = results_json(body.q, body.mode, retriever.legs, hits, time.perf_counter() - t)
+    if reranker is not None:
+        out["rerank"] = {"model": reranker.model_name, "depth": depth}
     return out
 
 

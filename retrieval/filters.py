@@ -1,0 +1,202 @@
+"""Metadata filters: a small expression language over the documents' fields, compiled to allowed rows.
+
+Grammar (keywords case-insensitive; a parse error names the character position):
+
+    expr       := and_expr ("or" and_expr)*
+    and_expr   := unary ("and" unary)*
+    unary      := "not" unary | "(" expr ")" | comparison
+    comparison := FIELD OP VALUE | FIELD "in" "(" VALUE ("," VALUE)* ")"
+    OP         := "=" | "!=" | "<" | "<=" | ">" | ">="
+    VALUE      := 'quoted' | "quoted" | a bare word (no spaces, quotes, brackets, commas or operators)
+
+FIELD is id, title, act, jurisdiction, section, valid_from, valid_to, or a key of `meta` (as `meta.KEY` or
+`KEY`). Values compare as numbers when both sides are numbers, else as text (so ISO dates order by date).
+A document without the field fails every comparison except `!=`. `as_of=D` keeps documents in force on D:
+valid_from <= D (or none) and D < valid_to (or none); `valid_to` is the first day no longer in force.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .corpus import CorpusError, check_date
+
+Predicate = Callable[[dict], bool]
+_TOKEN = re.compile(r"\s*(?:(?P<op><=|>=|!=|=|<|>)|(?P<punct>[(),])|'(?P<sq>[^']*)'|\"(?P<dq>[^\"]*)\"|"
+                    r"(?P<word>[^\s(),=<>!'\"]+))")
+_COMPARE = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+            "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+
+
+class FilterError(ValueError):
+    """A filter expression that does not parse, or a bad filter value; the message names the position."""
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # "op", "punct", "value" (quoted), "word"
+    text: str
+    pos: int  # 1-based character position in the expression
+
+
+def parse(expr: str) -> Predicate:
+    """A predicate over a document's fields (dict) from a filter expression (grammar in the module docstring)."""
+    parser = _Parser(expr, _tokens(expr))
+    predicate = parser.expr()
+    if parser.peek() is not None:
+        parser.fail("expected 'and', 'or' or the end")
+    return predicate
+
+
+def allowed_rows(records: Sequence[dict], expr: str | None = None, *, act: str | None = None,
+                 jurisdiction: str | None = None, as_of: str | None = None) -> np.ndarray:
+    """Sorted rows of `records` (each a document's fields) passing every filter given."""
+    tests = [parse(expr)] if expr else []
+    tests += [_equals(name, value) for name, value in (("act", act), ("jurisdiction", jurisdiction)) if value]
+    if as_of:
+        tests.append(in_force(as_of))
+    return np.asarray([i for i, r in enumerate(records) if all(t(r) for t in tests)], dtype=np.int64)
+
+
+def in_force(day: str) -> Predicate:
+    """Documents in force on `day` (ISO): valid_from <= day < valid_to, an absent bound being open."""
+    try:
+        check_date(day, "as_of")
+    except CorpusError as e:
+        raise FilterError(str(e)) from None
+    return lambda r: (r.get("valid_from") or day) <= day and (not r.get("valid_to") or day < r["valid_to"])
+
+
+def _equals(name: str, value: str) -> Predicate:
+    return lambda r: _field(r, name) is not None and _compare(_field(r, name), "=", value)
+
+
+def _field(record: dict, name: str):
+    """A field of a document, from its top level or its `meta` (as `meta.KEY` or `KEY`)."""
+    meta = record.get("meta") or {}
+    if name.startswith("meta."):
+        return meta.get(name[5:])
+    return record[name] if name in record else meta.get(name)
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _compare(have, op: str, want: str) -> bool:
+    a, b = _number(have), _number(want)
+    if a is None or b is None:
+        a, b = str(have).lower() if isinstance(have, bool) else str(have), want
+    return _COMPARE[op](a, b)
+
+
+def _tokens(expr: str) -> list[_Token]:
+    out, at = [], 0
+    while at < len(expr):
+        if not expr[at:].strip():
+            break
+        m = _TOKEN.match(expr, at)
+        if not m:
+            pos = at + len(expr[at:]) - len(expr[at:].lstrip()) + 1
+            raise FilterError(f"filter {expr!r}: unexpected character {expr[pos - 1]!r} at position {pos}")
+        kind = m.lastgroup
+        start = m.start(kind) + (0 if kind in ("op", "punct", "word") else -1)
+        out.append(_Token("value" if kind in ("sq", "dq") else kind, m.group(kind), start + 1))
+        at = m.end()
+    return out
+
+
+class _Parser:
+    """Recursive descent over the tokens, building predicates."""
+
+    def __init__(self, expr: str, tokens: list[_Token]):
+        self.text, self.tokens, self.i = expr, tokens, 0
+
+    def peek(self) -> _Token | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def fail(self, what: str) -> None:
+        token = self.peek()
+        where = f"position {token.pos} ({token.text!r})" if token else f"the end (position {len(self.text) + 1})"
+        raise FilterError(f"filter {self.text!r}: {what} at {where}")
+
+    def keyword(self, word: str) -> bool:
+        token = self.peek()
+        if token is not None and token.kind == "word" and token.text.lower() == word:
+            self.i += 1
+            return True
+        return False
+
+    def punct(self, char: str) -> bool:
+        token = self.peek()
+        if token is not None and token.kind == "punct" and token.text == char:
+            self.i += 1
+            return True
+        return False
+
+    def expr(self) -> Predicate:
+        parts = [self.and_expr()]
+        while self.keyword("or"):
+            parts.append(self.and_expr())
+        return parts[0] if len(parts) == 1 else (lambda r: any(p(r) for p in parts))
+
+    def and_expr(self) -> Predicate:
+        parts = [self.unary()]
+        while self.keyword("and"):
+            parts.append(self.unary())
+        return parts[0] if len(parts) == 1 else (lambda r: all(p(r) for p in parts))
+
+    def unary(self) -> Predicate:
+        if self.keyword("not"):
+            inner = self.unary()
+            return lambda r: not inner(r)
+        if self.punct("("):
+            inner = self.expr()
+            if not self.punct(")"):
+                self.fail("expected ')'")
+            return inner
+        return self.comparison()
+
+    def comparison(self) -> Predicate:
+        token = self.peek()
+        if token is None or token.kind != "word" or token.text.lower() in ("and", "or", "not", "in"):
+            self.fail("expected a field name")
+        name = token.text
+        self.i += 1
+        if self.keyword("in"):
+            values = self.value_list()
+            return lambda r: (v := _field(r, name)) is not None and any(_compare(v, "=", w) for w in values)
+        op = self.peek()
+        if op is None or op.kind != "op":
+            self.fail("expected an operator (=, !=, <, <=, >, >=, in)")
+        self.i += 1
+        value = self.value()
+        if op.text == "!=":
+            return lambda r: (v := _field(r, name)) is None or _compare(v, "!=", value)
+        return lambda r: (v := _field(r, name)) is not None and _compare(v, op.text, value)
+
+    def value(self) -> str:
+        token = self.peek()
+        if token is None or token.kind not in ("value", "word"):
+            self.fail("expected a value")
+        self.i += 1
+        return token.text
+
+    def value_list(self) -> list[str]:
+        if not self.punct("("):
+            self.fail("expected '(' after 'in'")
+        values = [self.value()]
+        while self.punct(","):
+            values.append(self.value())
+        if not self.punct(")"):
+            self.fail("expected ',' or ')'")
+        return values

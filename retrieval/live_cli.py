@@ -1,0 +1,91 @@
+"""Command line for a living index: `update`, `delete`, and the filter options of `query`. Parsing and printing only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def filter_args(p: argparse.ArgumentParser) -> None:
+    """--act, --jurisdiction, --as-of, --filter (retrieval/filters.py has the grammar)."""
+    g = p.add_argument_group("filters (only documents that match are searched; see retrieval/filters.py)")
+    g.add_argument("--act", help="only documents of this act, e.g. IPC")
+    g.add_argument("--jurisdiction", help="only documents of this jurisdiction, e.g. IN")
+    g.add_argument("--as-of", metavar="YYYY-MM-DD", help="only documents in force on this date")
+    g.add_argument("--filter", metavar="EXPR", help="e.g. \"act in (IPC, CrPC) and valid_from >= 2000-01-01\"")
+
+
+def allowed(retriever, args: argparse.Namespace) -> np.ndarray | None:
+    """The allowed document rows the filter options select (None: no filter given)."""
+    if not (args.act or args.jurisdiction or args.as_of or args.filter):
+        return None
+    return retriever.where(args.filter, act=args.act, jurisdiction=args.jurisdiction, as_of=args.as_of)
+
+
+def update_parsers(sub) -> None:
+    """The `update` and `delete` commands."""
+    u = sub.add_parser("update", help="bring an index in line with a corpus: add new ids, re-index changed records, "
+                                      "remove missing ids (only changed texts are encoded)")
+    u.add_argument("index", help="index folder")
+    u.add_argument("corpus", help="the corpus as it is now (folder, .jsonl or .csv)")
+    u.add_argument("--keep-missing", action="store_true", help="keep documents the corpus no longer has")
+    u.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    u.add_argument("--json", action="store_true", help="print the plan as JSON")
+    u.set_defaults(func=cmd_update)
+    d = sub.add_parser("delete", help="remove documents from an index by id")
+    d.add_argument("index", help="index folder")
+    d.add_argument("ids", nargs="+", metavar="ID")
+    d.set_defaults(func=cmd_delete)
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    """Read the corpus, plan against the index, and (unless --dry-run) write the updated index's next generation."""
+    from .corpus import read_corpus
+    from .updates import plan_update
+
+    docs = read_corpus(args.corpus)
+    if args.dry_run:
+        retriever = _load(args.index)
+        plan = plan_update(retriever.documents(), docs, args.keep_missing)[0]
+        for sign, ids in (("+", plan.added), ("~", plan.changed), ("-", plan.removed)):
+            for doc_id in ids:
+                print(f"{sign} {doc_id}")
+        _report(plan, args, "plan (dry run, nothing written): ")
+        return 0
+    return _locked(args, lambda r: r.update_to(docs, keep_missing=args.keep_missing, progress=True))
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    """Remove the documents with the given ids (unknown ids: error, nothing written)."""
+    return _locked(args, lambda r: r.delete(args.ids))
+
+
+def _locked(args: argparse.Namespace, change) -> int:
+    """Load, change and save the index under its build lock (a second update waits for the first)."""
+    from .store import index_lock
+
+    t = time.perf_counter()
+    with index_lock(args.index):
+        retriever = _load(args.index)
+        plan = change(retriever)
+        if plan.added or plan.changed or plan.removed:
+            retriever.save(args.index)
+    plan.seconds = time.perf_counter() - t
+    _report(plan, args, "" if plan.added or plan.changed or plan.removed else "nothing to change: ")
+    return 0
+
+
+def _load(index: str):
+    from .retriever import HybridRetriever
+
+    return HybridRetriever.load(index)
+
+
+def _report(plan, args: argparse.Namespace, prefix: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(plan.to_dict(), ensure_ascii=False))
+    print(f"{prefix}{plan.summary()} -> {args.index}", file=sys.stderr)

@@ -1,0 +1,58 @@
+"""The embedding cache on disk (tune / bench --cache DIR): a second run encodes nothing and gets the same vectors."""
+
+import numpy as np
+
+from retrieval.embedcache import EmbeddingCache, attach
+from retrieval.encoders import Encoder, EncoderConfig
+
+
+def _counting(encoder) -> list[int]:
+    calls: list[int] = []
+    plain = encoder.encode_documents
+
+    def encode(texts, progress=True):
+        calls.append(len(texts))
+        return plain(texts, progress=progress)
+
+    encoder.encode_documents = encode
+    return calls
+
+
+def test_second_run_encodes_nothing(tmp_path):
+    texts = ["Whoever commits theft shall be punished.", "Dowry death.", "Whoever commits theft shall be punished."]
+    first = Encoder(EncoderConfig(device="cpu"))
+    calls = _counting(first)
+    attach(first, tmp_path)
+    a = first.encode_documents(texts, progress=False)
+    assert calls == [2]  # the repeated text once
+    second = Encoder(EncoderConfig(device="cpu"))
+    calls = _counting(second)
+    attach(second, tmp_path)
+    b = second.encode_documents(texts + ["Cheating."], progress=False)
+    assert calls == [1] and np.array_equal(a, b[:3])
+
+
+def test_keys_depend_on_model_prompt_and_length():
+    base = EmbeddingCache("w1", "", 256)
+    assert base.key("x") == EmbeddingCache("w1", "", 256).key("x")
+    assert len({base.key("x"), EmbeddingCache("w2", "", 256).key("x"), EmbeddingCache("w1", "doc: ", 256).key("x"),
+                EmbeddingCache("w1", "", 512).key("x"), base.key("y")}) == 5
+
+
+def test_tune_with_cache_encodes_nothing_the_second_time(tmp_path, monkeypatch):
+    from test_bench import write_dataset
+
+    from retrieval.cli import main
+
+    data = write_dataset(tmp_path / "tiny")
+    encoded: list[int] = []
+    plain = Encoder.encode_documents
+    monkeypatch.setattr(Encoder, "encode_documents",
+                        lambda self, texts, progress=True: encoded.append(len(texts)) or plain(self, texts, progress))
+    args = ["tune", "--dataset", str(data), "--folds", "3", "--no-chunking", "--cache", str(tmp_path / "cache")]
+    assert main([*args, "--out", str(tmp_path / "t1")]) == 0
+    assert sum(encoded) > 0 and list((tmp_path / "cache").glob("*.vectors.npy"))
+    encoded.clear()
+    assert main([*args, "--out", str(tmp_path / "t2")]) == 0
+    assert sum(encoded) == 0
+    assert (tmp_path / "t1" / "fusion.json").read_text() == (tmp_path / "t2" / "fusion.json").read_text()
