@@ -147,9 +147,9 @@ def _queries(ours: Path, raw: Path, queries: list[str]) -> dict:
         return bm25s.tokenize([q], stopwords="en", stemmer=stemmer, show_progress=False, return_ids=False)[0]
 
     def ours_top(q: str):
-        return top_positive(retriever.bm25_scores(q), depth, ranks)
+        return top_positive(retriever.leg["bm25"].scores(q), depth, ranks)
 
-    diff = max(float(np.abs(retriever.bm25_scores(q) - _raw_scores(model, raw_tokens(q))).max()) for q in queries)
+    diff = max(float(np.abs(retriever.leg["bm25"].scores(q) - _raw_scores(model, raw_tokens(q))).max()) for q in queries)
     return {"depth": depth, "max_score_diff": diff, "query": {
         "project_leg_rankings": latency(lambda q: retriever.leg_rankings([q], ["bm25"]), queries, 1),
         "project_top_positive": latency(ours_top, queries, 1),
