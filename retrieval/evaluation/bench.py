@@ -97,6 +97,20 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
                        "mode": mode} for name, mode, settings in _ablation_specs(cfg)}
     phases.update(shared.seconds)
     phases["runs_seconds"] = sum(r["seconds"] for r in runs.values())
+    report = _report(cfg, encoder, shared, reranker, runs, results, names, ablation)
+    if cfg.parity:
+        t = time.perf_counter()
+        report["parity"] = _all_parity(cfg, encoder, reranker, runs, predictions)
+        report["stock_mteb"] = _stock_mteb(cfg, encoder, runs)
+        phases["parity_seconds"] = time.perf_counter() - t
+    phases["total_seconds"] = time.perf_counter() - t0
+    report["phases"] = phases
+    return report, results, mteb_json
+
+
+def _report(cfg: BenchConfig, encoder: Encoder | None, shared: SharedLegs, reranker: Reranker | None, runs: dict,
+            results: dict, names: dict, ablation: dict) -> dict[str, Any]:
+    """The report of the runs: setup, scores, per-query nDCG@10, paired comparisons, reranker, ablation."""
     per_query = {run: ndcg_at_10(results[run], cfg.data.qrels) for run in runs}
     report = {
         **_setup(cfg, encoder, shared),
@@ -109,14 +123,7 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
         report["rerank"] = index_settings(reranker, cfg.rerank_depth)
     if ablation:
         report["ablation"] = ablation
-    if cfg.parity:
-        t = time.perf_counter()
-        report["parity"] = _all_parity(cfg, encoder, reranker, runs, predictions)
-        report["stock_mteb"] = _stock_mteb(cfg, encoder, runs)
-        phases["parity_seconds"] = time.perf_counter() - t
-    phases["total_seconds"] = time.perf_counter() - t0
-    report["phases"] = phases
-    return report, results, mteb_json
+    return report
 
 
 def _setup(cfg: BenchConfig, encoder: Encoder | None, shared: SharedLegs) -> dict[str, Any]:
