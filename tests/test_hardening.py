@@ -294,3 +294,18 @@ def test_a_bm25_query_on_a_hybrid_index_imports_no_torch(tiny_index):
             "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules, 'model stack imported'\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
     assert proc.returncode == 0, proc.stderr[-500:]
+
+
+def test_skipped_tests_are_summarised_with_how_to_run_them():
+    from types import SimpleNamespace
+
+    from conftest import pytest_terminal_summary
+
+    lines = []
+    skipped = [SimpleNamespace(longrepr=("f.py", 1, "Skipped: AILA2019_DIR not set")) for _ in range(2)]
+    reporter = SimpleNamespace(stats={"skipped": skipped}, write_line=lambda text, **kw: lines.append(text))
+    pytest_terminal_summary(reporter)
+    assert len(lines) == 1 and lines[0].startswith("skipped 2 tests (2 x AILA2019_DIR not set)")
+    assert "AILA2019_DIR=" in lines[0] and "make test" in lines[0]
+    pytest_terminal_summary(SimpleNamespace(stats={}, write_line=lambda text, **kw: lines.append(text)))
+    assert len(lines) == 1  # nothing skipped: nothing said
