@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from .chunking import DOC_AGGREGATIONS
 from . import live_cli
 from .corpus import CorpusError
 from .lexical import ENGINES
+from .milvus import BM25_MODES, TOKEN_ENV, MilvusTarget
 from .store import IndexFileError
 from .stores.faiss import BACKEND_CHOICES, KINDS
 
@@ -78,6 +80,7 @@ def _build_parser(sub) -> None:
     _encoder_args(b)
     _dense_backend_arg(b)
     _rerank_args(b, "name this reranker in the index: queries rerank with it unless --rerank none")
+    _backend_args(b)
     b.set_defaults(func=cmd_build)
 
 
@@ -90,6 +93,7 @@ def _query_parser(sub) -> None:
     q.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.add_argument("--fusion-config", help="JSON fusion settings overriding the index's")
+    _fusion_in_arg(q)
     q.add_argument("--model", help="query-time model; must be the index's model")
     q.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     _dense_backend_arg(q)
@@ -115,6 +119,8 @@ def _bench_parser(sub) -> None:
     _encoder_args(be)
     _dense_backend_arg(be)
     _rerank_args(be, "add runs dense+rerank, hybrid+rerank (and tuned+rerank) reranked by this cross-encoder")
+    _backend_args(be)
+    _fusion_in_arg(be, "server: add a run fused by Milvus and compare it with the project's fusion")
     be.set_defaults(func=cmd_bench)
 
 
@@ -165,6 +171,8 @@ def _perf_parser(sub) -> None:
     f.add_argument("--aila-dir", default=os.environ.get("AILA2019_DIR"),
                    help="AILA 2019 release folder for the end-to-end MiniLM figures (default: $AILA2019_DIR)")
     f.add_argument("--quick", action="store_true", help="tiny sizes and one repeat (a smoke test)")
+    f.add_argument("--milvus", metavar="SIZES", help="instead: embedded vs Milvus Lite build seconds and hybrid "
+                                                     "query latency at these corpus sizes (milvus-scale.json/.md)")
     f.add_argument("--passages", type=int, metavar="N",
                    help="instead: chunked statutes (windows + titles) as N passages in an HNSW store, statute "
                         "ranking latency and recall vs exact (performance-passages.json/.md)")
@@ -184,6 +192,35 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bm25-backend", choices=ENGINES, default="bm25s")
     p.add_argument("--cache", metavar="DIR", help="keep document vectors in DIR: a second run on the same data and "
                                                    "model encodes nothing (retrieval/embedcache.py)")
+
+
+def _backend_args(p: argparse.ArgumentParser) -> None:
+    """--backend and the Milvus settings (docs/milvus.md), the same on build and bench."""
+    g = p.add_argument_group("index backend")
+    g.add_argument("--backend", choices=("embedded", "milvus"), default="embedded",
+                   help="embedded (default: FAISS + bm25s files in the index folder) or milvus (a Milvus collection)")
+    g.add_argument("--uri", help="milvus: a local path ending in .db (Milvus Lite) or http(s)://host:19530 (a server)")
+    g.add_argument("--token", help=f"milvus: a server's token (default: ${TOKEN_ENV}); never written to the index")
+    g.add_argument("--collection", help="milvus: the collection's base name (default: the index folder's name)")
+    g.add_argument("--bm25", choices=BM25_MODES, default="client",
+                   help="milvus: client (default: this project's BM25 weights as sparse vectors, rankings equal the "
+                        "embedded ones) or server (Milvus's BM25 function and analyzer)")
+
+
+def _fusion_in_arg(p: argparse.ArgumentParser, server: str = "server: Milvus fuses in one hybrid_search") -> None:
+    p.add_argument("--fusion", choices=("project", "server"), default="project",
+                   help=f"where a Milvus-backed index fuses: project (default: this project's RRF and settings) or {server}")
+
+
+def _milvus_target(args: argparse.Namespace, name: str):
+    """The Milvus target of --backend milvus (None: embedded); the Milvus flags alone are an error."""
+    if args.backend != "milvus":
+        if args.uri or args.collection or args.token or args.bm25 != "client":
+            raise ValueError("--uri, --token, --collection and --bm25 go with --backend milvus")
+        return None
+    if not args.uri:
+        raise ValueError("--backend milvus needs --uri (a .db path for Milvus Lite, or http://host:19530)")
+    return MilvusTarget(args.uri, args.collection or re.sub(r"\W", "_", name).strip("_") or None, args.bm25, args.token)
 
 
 def _analysis_args(p: argparse.ArgumentParser) -> None:
@@ -334,7 +371,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     retriever = HybridRetriever.build(docs, encoder=encoder, legs=legs, analysis=analysis, user_words=user_words,
                                       bm25_backend=args.bm25_backend, dense_kind=args.dense_index,
                                       fusion_config=settings.fusion, chunking=settings.chunking, bm25=settings.bm25,
-                                      dense_backend=args.dense_backend, bm25_workers=args.workers)
+                                      dense_backend=args.dense_backend, bm25_workers=args.workers,
+                                      milvus=_milvus_target(args, Path(args.out).name))
     rerank = _reranker(args)
     if rerank:
         from .rerank import index_settings
@@ -384,6 +422,7 @@ def cmd_query(args: argparse.Namespace) -> int:
                                      fusion_config=settings.fusion if settings else None,
                                      chunking=settings.chunking if settings else None,
                                      bm25=settings.bm25 if settings else None, verify=args.verify)
+    retriever.fuse_in = args.fusion
     try:
         legs = retriever.legs_for(args.mode)
     except ValueError as e:
@@ -413,7 +452,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       parity=args.parity, language=args.language, bm25_backend=args.bm25_backend,
                       dense_backend=args.dense_backend,
                       analysis=_analysis_overrides(args), user_words=_user_words(args),
-                      rerank=_rerank_config(args), rerank_depth=args.rerank_depth, cache=args.cache)
+                      rerank=_rerank_config(args), rerank_depth=args.rerank_depth, cache=args.cache,
+                      milvus=_milvus_target(args, "bench"), server_fusion=args.fusion == "server")
     report, results, mteb_json = run_bench(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
     write_report(Path(args.out), report, results, mteb_json, trec_runs=args.trec_runs)
@@ -513,6 +553,8 @@ def cmd_perf(args: argparse.Namespace) -> int:
 
     if args.passages:
         return _perf_passages(args)
+    if args.milvus:
+        return _perf_milvus(args)
     base = PerfConfig.quick_config() if args.quick else PerfConfig()
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else base.sizes
     builds = (tuple(int(s) for s in args.bm25_build_sizes.split(",")) if args.bm25_build_sizes
@@ -522,6 +564,22 @@ def cmd_perf(args: argparse.Namespace) -> int:
                         bm25_build_sizes=builds)
     written = (run_bm25_builds if args.bm25_builds_only else run_perf)(config, Path(args.out_dir))
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return 0
+
+
+def _perf_milvus(args: argparse.Namespace) -> int:
+    """`perf --milvus SIZES`: embedded vs Milvus Lite build and hybrid query latency; milvus-scale.json / .md."""
+    from .perf import milvus
+
+    sizes = [int(x) for x in args.milvus.split(",")]
+    result = milvus.measure(sizes, n_queries=args.queries or 100, repeats=args.repeats or 1)
+    result["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "milvus-scale.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    table = milvus.report(result)
+    (out / "milvus-scale.md").write_text(table, encoding="utf-8")
+    print(table)
     return 0
 
 

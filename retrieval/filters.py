@@ -52,14 +52,45 @@ def parse(expr: str) -> Predicate:
     return predicate
 
 
+class Selection(np.ndarray):
+    """Sorted allowed rows, and the same filter as a Milvus expression (`milvus`) when Milvus can evaluate it
+    (the Milvus backend then filters in the search request). Arrays derived from it carry no expression."""
+
+    milvus: str | None = None
+
+    def __new__(cls, rows, milvus: str | None = None) -> Selection:
+        out = np.asarray(rows, dtype=np.int64).view(cls)
+        out.milvus = milvus
+        return out
+
+    def __array_finalize__(self, obj) -> None:
+        self.milvus = None
+
+
 def allowed_rows(records: Sequence[dict], expr: str | None = None, *, act: str | None = None,
-                 jurisdiction: str | None = None, as_of: str | None = None) -> np.ndarray:
+                 jurisdiction: str | None = None, as_of: str | None = None) -> Selection:
     """Sorted rows of `records` (each a document's fields) passing every filter given."""
     tests = [parse(expr)] if expr else []
     tests += [_equals(name, value) for name, value in (("act", act), ("jurisdiction", jurisdiction)) if value]
     if as_of:
         tests.append(in_force(as_of))
-    return np.asarray([i for i, r in enumerate(records) if all(t(r) for t in tests)], dtype=np.int64)
+    rows = [i for i, r in enumerate(records) if all(t(r) for t in tests)]
+    return Selection(rows, None if expr else milvus_expression(act, jurisdiction, as_of))
+
+
+def milvus_expression(act: str | None, jurisdiction: str | None, as_of: str | None) -> str | None:
+    """`act`, `jurisdiction` and `as_of` as a Milvus boolean expression over the Milvus backend's statute
+    fields, where an absent field is ''; None when no filter is given."""
+    parts = [f"{name} == {_quote(value)}" for name, value in (("act", act), ("jurisdiction", jurisdiction)) if value]
+    if as_of:
+        day = _quote(as_of)
+        parts.append(f'(valid_from == "" or valid_from <= {day}) and (valid_to == "" or valid_to > {day})')
+    return " and ".join(f"({p})" for p in parts) or None
+
+
+def _quote(value: str) -> str:
+    """A Milvus string literal."""
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def in_force(day: str) -> Predicate:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ from .corpus import Document, fingerprint
 from .gpu import check_device
 from .hits import Hit, LegHit, results_json
 from .legs import BuildOptions, Leg, LoadOptions, Ranking, RowOrder, leg_type
+from .milvus.fusion import server_fuse
+from .milvus.legs import collections_of, drop_collections, milvus_backend
 from .rerank import DEFAULT_DEPTH as DEFAULT_RERANK_DEPTH
 from .rerank import rerank_hits
 from .settings import MAX_DEPTH, Bm25Params, FusionConfig, Settings, SettingsError, read_settings
@@ -51,6 +54,7 @@ class HybridRetriever(Updatable):
         self.info = info or {}
         self._rows: dict[str, int] | None = None
         self._fields: list[dict] | None = None  # each document's fields, read once for filters
+        self.fuse_in = "project"  # or "server": a Milvus-backed index fused by Milvus (milvus/fusion.py)
 
     @classmethod
     def build(cls, documents: Sequence[Document], *, legs: Sequence[str] = LEGS,
@@ -62,6 +66,13 @@ class HybridRetriever(Updatable):
         opts = BuildOptions(**options)
         order = RowOrder(rank_ids([d.id for d in docs]))
         built = {name: leg_type(name).build(docs, opts, order) for name in names}
+        if opts.milvus is not None:  # the legs then search a Milvus collection (retrieval/milvus/)
+            from .milvus.legs import publish_legs
+
+            t = time.perf_counter()
+            opts.timings.update(publish_legs(opts.milvus, docs, built, dense_kind=opts.dense_kind,
+                                             progress=opts.progress))
+            opts.timings["milvus_seconds"] = time.perf_counter() - t
         info = {"documents": len(docs), "corpus_fingerprint": fingerprint(docs), "build": opts.timings}
         return cls(docs, built, fusion_config=fusion_config, info=info)
 
@@ -91,9 +102,17 @@ class HybridRetriever(Updatable):
                 config = {"type": name, **leg.save(folder / name)}
                 (folder / name / LEG_CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
                 manifest[name] = config
+            backend = milvus_backend(manifest)
+            if backend:
+                manifest["backend"] = backend
             return manifest
 
-        return write_index(path, fill)
+        before = _previous_manifest(path)
+        manifest = write_index(path, fill)
+        replaced = collections_of(before) - collections_of(manifest)
+        if replaced:  # the index has switched: the previous generation's Milvus collections go, as its folder did
+            drop_collections(replaced)
+        return manifest
 
     @classmethod
     def load(cls, path: str | Path, *, mmap: bool | None = None, verify: bool | None = None,
@@ -196,20 +215,29 @@ class HybridRetriever(Updatable):
         k_asked = k
         if rerank is not None:
             k = max(k, rerank_depth)  # the reranker reads the top rerank_depth fused hits
-        names = self.legs_for(mode)
-        per_leg = self.leg_rankings(queries, names, allowed=allowed, inputs=inputs)
-        results = []
-        for qi, query in enumerate(queries):
-            rankings = {name: per_leg[name][qi] for name in names}
-            fused = self.fuse(rankings, names[0] if len(names) == 1 else mode)
-            places = {name: {self.ids[r]: (r, i + 1, s) for i, (r, s) in enumerate(ranking)}
-                      for name, ranking in rankings.items()}
-            results.append([self._hit(rank, doc_id, score, places, query)
-                            for rank, (doc_id, score) in enumerate(fused[:k], start=1)])
+        if mode == HYBRID and self.fuse_in == "server":  # Milvus fuses; the legs' own places are not known
+            fused_all, places_all = server_fuse(self, queries, allowed, inputs), [{}] * len(queries)
+        else:
+            fused_all, places_all = self._fused(queries, mode, allowed, inputs)
+        results = [[self._hit(rank, doc_id, score, places, q) for rank, (doc_id, score) in enumerate(fused[:k], start=1)]
+                   for q, fused, places in zip(queries, fused_all, places_all)]
         if rerank is not None:
             text_of = lambda doc_id: Document(**self.document(doc_id)).indexed_text()  # noqa: E731
             results = [hits[:k_asked] for hits in rerank_hits(queries, results, rerank, rerank_depth, text_of)]
         return results
+
+    def _fused(self, queries: Sequence[str], mode: str, allowed: np.ndarray | None,
+               inputs: Mapping[str, Mapping] | None) -> tuple[list, list]:
+        """Per query: the fused (doc id, score) list and each leg's {doc id: (row, rank, score)} places."""
+        names = self.legs_for(mode)
+        per_leg = self.leg_rankings(queries, names, allowed=allowed, inputs=inputs)
+        fused_all, places_all = [], []
+        for qi in range(len(queries)):
+            rankings = {name: per_leg[name][qi] for name in names}
+            fused_all.append(self.fuse(rankings, names[0] if len(names) == 1 else mode))
+            places_all.append({name: {self.ids[r]: (r, i + 1, s) for i, (r, s) in enumerate(ranking)}
+                               for name, ranking in rankings.items()})
+        return fused_all, places_all
 
     def where(self, expr: str | None = None, *, act: str | None = None, jurisdiction: str | None = None,
               as_of: str | None = None) -> np.ndarray:
@@ -229,14 +257,18 @@ class HybridRetriever(Updatable):
 
     def document(self, doc_id: str) -> dict:
         """A document's id, title and text by id (KeyError when unknown)."""
+        return self._doc(self.row(doc_id))
+
+    def row(self, doc_id: str) -> int:
+        """A document's row by id (KeyError when unknown)."""
         if self._rows is None:
             self._rows = {d: i for i, d in enumerate(self.ids)}
-        return self._doc(self._rows[doc_id])
+        return self._rows[doc_id]
 
     def _hit(self, rank: int, doc_id: str, score: float, places: dict, query: str) -> Hit:
         """A Hit from its query's per-leg {id: (row, rank, score)} places."""
         found = {name: p[doc_id] for name, p in places.items() if doc_id in p}
-        row = next(iter(found.values()))[0]
+        row = next(iter(found.values()))[0] if found else self.row(doc_id)
         legs = {name: LegHit(leg_rank, float(leg_score)) for name, (_, leg_rank, leg_score) in found.items()}
         matched = tuple(dict.fromkeys(w for name in self.legs for w in self.leg[name].matched_terms(query, row)))
         return Hit(rank, doc_id, self._doc(row)["title"], float(score), legs, matched)
@@ -246,6 +278,14 @@ class HybridRetriever(Updatable):
             return self._docs.get(row)
         d = self._docs[row]
         return {"id": d.id, "title": d.title, "text": d.text, **d.metadata()}
+
+
+def _previous_manifest(path: str | Path) -> dict | None:
+    """The manifest an index folder holds now (None: none, or not readable), to find what a save replaces."""
+    try:
+        return read_manifest(path, verify=False)
+    except (IndexFileError, OSError, ValueError):
+        return None
 
 
 def check_k(k: int) -> None:

@@ -96,6 +96,8 @@ def plan_delete(current: Sequence[Document], ids: Iterable[str]) -> tuple[Plan, 
 def rebuilt_legs(legs: dict, before: Sequence[Document], after: Sequence[Document], plan: Plan,
                  progress: bool = False) -> dict:
     """Each leg re-made for the documents `after` from its state over `before` (see the module docstring)."""
+    from .milvus.legs import dense_kind_of, publish_legs, target_of
+
     order = RowOrder(rank_ids([d.id for d in after]))
     out = {}
     for name, leg in legs.items():
@@ -103,6 +105,9 @@ def rebuilt_legs(legs: dict, before: Sequence[Document], after: Sequence[Documen
         if remake is None:
             raise ValueError(f"the {name} leg cannot be updated in place; rebuild the index")
         out[name] = remake(leg, before, after, order, plan, progress)
+    target = target_of(legs)
+    if target is not None:  # a Milvus-backed index: the next generation is a new collection
+        publish_legs(target, after, out, dense_kind=dense_kind_of(legs), progress=progress)
     return out
 
 
@@ -125,14 +130,15 @@ def _bm25(leg, before, after, order, plan, progress):
         words = [w for w in words if w not in derived]
     params = Bm25Params(k1=leg.index.params.get("k1"), b=leg.index.params.get("b"), query_window=leg.query_window)
     options = BuildOptions(analysis=replace(settings, user_dict=None), user_words=words,
-                           bm25_backend=leg.index.engine, bm25=params, progress=progress)
+                           bm25_backend=getattr(leg.index, "local_engine", leg.index.engine), bm25=params,
+                           progress=progress)
     return leg_type("bm25").build(after, options, order)
 
 
 def _dense(leg, before, after, order, plan, progress):
     """A dense leg over `after`: stored vectors reused by text, only new texts encoded, the store rebuilt."""
     from .legs.dense import DenseLeg, split_for
-    from .stores.faiss import FaissStore
+    from .stores.faiss import FaissStore, StoreParams
 
     chunking = leg.chunking
     if leg.encoder is None if chunking.documents else not leg.model_info.get("model"):
@@ -155,7 +161,9 @@ def _dense(leg, before, after, order, plan, progress):
             titles = cache.encode(lambda: leg.encoder, [after[i].title for i in title_docs], progress)
             vectors = np.concatenate([vectors, titles])
     plan.encoded += cache.encoded
-    store = FaissStore.build(vectors, leg.store.kind, params=leg.store.params, device=leg.store.device)
+    local = hasattr(leg.store, "collection")  # a Milvus store: the local one only hands over to the next collection
+    store = FaissStore.build(vectors, "flat" if local else leg.store.kind, params=leg.store.params or StoreParams(),
+                             device=leg.store.device)
     return DenseLeg(store, order, n_docs=len(after), chunking=chunking, passage_docs=passage_docs,
                     title_docs=title_docs, load_encoder=lambda: leg.encoder, model_info=leg.model_info)
 

@@ -30,6 +30,7 @@ from .stats import paired_difference
 
 PARITY_TOLERANCE = 1e-4
 RERANKED_RUNS = ("dense", "hybrid", "tuned")  # the first stages a reranker runs over
+SERVER_FUSION = "hybrid-server"  # the run (and search-model mode) fused by Milvus (milvus/fusion.py)
 
 
 @dataclass
@@ -50,6 +51,8 @@ class BenchConfig:
     rerank: RerankConfig | None = None  # adds '<run>+rerank' runs for dense, hybrid and tuned
     rerank_depth: int = DEFAULT_DEPTH
     cache: str | None = None  # folder of the embedding cache (embedcache.attach)
+    milvus: Any = None  # a milvus.MilvusTarget: the legs search a Milvus collection (dropped at the end)
+    server_fusion: bool = False  # with milvus: add a run fused by Milvus (SERVER_FUSION) and compare it
 
 
 def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
@@ -67,7 +70,8 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
         phases["model_load_seconds"] = time.perf_counter() - t0
         _say(f"encoder: {encoder.describe()}")
     shared = SharedLegs(encoder, cfg.legs, language=cfg.language, bm25_backend=cfg.bm25_backend,
-                        analysis=cfg.analysis, user_words=cfg.user_words, dense_backend=cfg.dense_backend)
+                        analysis=cfg.analysis, user_words=cfg.user_words, dense_backend=cfg.dense_backend,
+                        milvus=cfg.milvus)
     label = encoder.model_name if encoder else "bm25"
     reranker = _load_reranker(cfg, phases)
     # MTEB's two-stage parity path reads the first stages' predictions from here
@@ -95,6 +99,7 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
         runs[f"{run}+rerank"] = {**reranked, "rerank_depth": cfg.rerank_depth, "first_stage": run}
     ablation = {name: {"ndcg_at_10": evaluate(name, mode, settings)["ndcg_at_10"], "settings": settings.to_dict(),
                        "mode": mode} for name, mode, settings in _ablation_specs(cfg)}
+    shared.close()
     phases.update(shared.seconds)
     phases["runs_seconds"] = sum(r["seconds"] for r in runs.values())
     report = _report(cfg, encoder, shared, reranker, runs, results, names, ablation)
@@ -123,6 +128,9 @@ def _report(cfg: BenchConfig, encoder: Encoder | None, shared: SharedLegs, reran
         report["rerank"] = index_settings(reranker, cfg.rerank_depth)
     if ablation:
         report["ablation"] = ablation
+    if SERVER_FUSION in runs:
+        report["server_fusion"] = fusion_agreement(results["hybrid"], results[SERVER_FUSION], per_query["hybrid"],
+                                                   per_query[SERVER_FUSION])
     return report
 
 
@@ -154,9 +162,26 @@ def _run_specs(cfg: BenchConfig) -> list[tuple[str, str, Settings]]:
     specs = [(leg, leg, Settings()) for leg in cfg.legs]
     if len(cfg.legs) > 1:
         specs.append(("hybrid", "hybrid", Settings()))
+        if cfg.milvus is not None and cfg.server_fusion:
+            specs.append((SERVER_FUSION, SERVER_FUSION, Settings()))
         if cfg.tuned is not None and set(cfg.legs) == set(LEGS):
             specs.append(("tuned", "hybrid", cfg.tuned))
     return specs
+
+
+def fusion_agreement(project: dict, server: dict, ndcg_project: dict, ndcg_server: dict) -> dict[str, Any]:
+    """How often the project's and Milvus's fused top-10s agree (same order; same set), their mean overlap,
+    and the nDCG@10 difference (server minus project)."""
+    def top10(run: dict, q: str) -> list[str]:
+        return [d for d, _ in sorted(run.get(q, {}).items(), key=lambda x: -x[1])[:10]]
+
+    queries = sorted(project)
+    pairs = [(top10(project, q), top10(server, q)) for q in queries]
+    n = max(1, len(pairs))
+    return {"queries": len(pairs), "same_top10_order": sum(a == b for a, b in pairs) / n,
+            "same_top10_set": sum(set(a) == set(b) for a, b in pairs) / n,
+            "mean_overlap_at_10": sum(len(set(a) & set(b)) / 10 for a, b in pairs) / n,
+            "ndcg_at_10_difference": sum(ndcg_server[q] - ndcg_project[q] for q in queries) / n}
 
 
 def _ablation_specs(cfg: BenchConfig) -> list[tuple[str, str, Settings]]:

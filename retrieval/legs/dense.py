@@ -23,6 +23,7 @@ import numpy as np
 
 from ..chunking import ChunkSettings, aggregate, split, window_size
 from ..encoders import Encoder, EncoderConfig, query_dtype, resolve_model, weights_sha256
+from ..filters import Selection
 from ..settings import SettingsError
 from ..store import IndexFileError
 from ..stores.faiss import FaissStore
@@ -82,8 +83,9 @@ class DenseLeg:
             title_docs = np.flatnonzero([bool(d.title) for d in docs])
             titles = enc.encode_documents([docs[i].title for i in title_docs], progress=options.progress)
             vectors = np.concatenate([vectors, titles]) if len(titles) else vectors
-        store = FaissStore.build(vectors, options.dense_kind, backend=options.dense_backend,
-                                 device=enc.device if enc is not None else None)
+        # with a Milvus target the local store is only a hand-over to publish_legs, which builds the asked kind
+        store = FaissStore.build(vectors, "flat" if options.milvus is not None else options.dense_kind,
+                                 backend=options.dense_backend, device=enc.device if enc is not None else None)
         options.timings["dense_seconds"] = time.perf_counter() - t
         return cls(store, order, n_docs=len(docs), chunking=chunking, passage_docs=passage_docs, title_docs=title_docs,
                    encoder=enc)
@@ -91,8 +93,7 @@ class DenseLeg:
     @classmethod
     def load(cls, folder: Path, config: dict, options: LoadOptions, order: RowOrder) -> DenseLeg:
         """The leg saved in `folder`; its model is loaded (and checked) when a query first needs it."""
-        store = FaissStore.load(folder, config["store"], mmap=options.mmap, backend=options.dense_backend,
-                                device=options.device)
+        store = load_store(folder, config["store"], options)
         passages, titles = (np.load(f, allow_pickle=False) if f.is_file() else None
                             for f in (folder / PASSAGES_FILE, folder / TITLES_FILE))
         built = ChunkSettings.from_dict(config.get("chunking"))
@@ -160,8 +161,8 @@ class DenseLeg:
                      allowed: np.ndarray | None = None) -> list[Ranking]:
         """Rankings from query (window) vectors `qv`, `owner[i]` the query of vector i (sorted)."""
         if not self.passages:
-            if allowed is None and len(self.title_docs):  # title rows stay out of a statute-per-row search
-                allowed = np.arange(self.n_docs)
+            if len(self.title_docs):  # title rows stay out of a statute-per-row search
+                allowed = np.arange(self.n_docs) if allowed is None else _rows_within(allowed, self.n_docs)
             scores, rows = self.store.search(qv, depth, allowed)
             return [self.order.order(r[r >= 0], s[r >= 0]) for s, r in zip(scores, rows)]
         out = []
@@ -208,7 +209,8 @@ class DenseLeg:
         fetch = min(rows, OVERFETCH * depth)
         if self.store.exact and (fetch >= rows or depth >= len(everyone)):
             return everyone
-        allowed_rows = None if allowed is None else self._rows_of(everyone)
+        # the rows of the allowed statutes are those its filter selects (a Milvus store takes the filter itself)
+        allowed_rows = None if allowed is None else Selection(self._rows_of(everyone), getattr(allowed, "milvus", None))
         limit = rows if allowed_rows is None else len(allowed_rows)
         while True:  # a statute with many passages can fill the list: fetch deeper until `depth` statutes
             _, ids = self.store.search(qv, min(fetch, limit), allowed_rows)
@@ -236,6 +238,10 @@ class DenseLeg:
             self._matrix = self.store.get(np.arange(len(self.store)))
         return self._matrix[rows] if self._matrix is not None else self.store.get(rows)
 
+    def row_docs(self) -> np.ndarray:
+        """The statute of every store row (text passages, then titles)."""
+        return self._doc_of(np.arange(len(self.store)))
+
     def _doc_of(self, rows: np.ndarray) -> np.ndarray:
         """Statute of each store row (text passages first, then titles)."""
         texts = self._text_rows
@@ -257,6 +263,21 @@ class DenseLeg:
         """Every store row (passages and title) of `docs`, sorted."""
         title = self._title_row[docs]
         return np.sort(np.concatenate([self._text_rows_of(docs)[0], title[title >= 0]]))
+
+
+def load_store(folder: Path, config: dict, options: LoadOptions):
+    """The leg's vector store as saved: FAISS files in `folder`, or a pointer to a Milvus collection."""
+    if config.get("store") == "milvus":
+        from ..stores.milvus import MilvusStore
+
+        return MilvusStore.load(config)
+    return FaissStore.load(folder, config, mmap=options.mmap, backend=options.dense_backend, device=options.device)
+
+
+def _rows_within(allowed: np.ndarray, n: int) -> Selection:
+    """Allowed statute rows as store rows below `n` (the text rows), the filter kept and narrowed to them."""
+    expr = getattr(allowed, "milvus", None)
+    return Selection(allowed, f"({expr}) and row < {n}" if expr else None)
 
 
 def doc_side(c: ChunkSettings) -> tuple:

@@ -48,17 +48,22 @@ class Bm25Leg:
     def load(cls, folder: Path, config: dict, options: LoadOptions, order: RowOrder) -> Bm25Leg:
         """The leg saved in `folder`; a query-time `options.bm25` may change the query window."""
         settings = AnalyzerSettings.from_dict(config["analysis"])
-        index = load_lexical(folder, config["engine"], config["params"], mmap=options.mmap,
-                             title_weight=settings.title_weight if settings.title == "field" else None)
+        if "milvus" in config:  # the weights live in a Milvus collection (retrieval/milvus/)
+            from ..milvus.bm25 import load_engine
+
+            index = load_engine(folder, config)
+        else:
+            index = load_lexical(folder, config["engine"], config["params"], mmap=options.mmap,
+                                 title_weight=settings.title_weight if settings.title == "field" else None)
         window = options.bm25.query_window if options.bm25 is not None else config.get("query_window", 0)
         return cls(Analyzer.load(folder, settings), index, order, int(window))
 
     def save(self, folder: Path) -> dict:
         """The engine's files and the user dictionary; config: engine, k1/b, analysis, query window."""
-        self.index.save(folder)
+        pointer = self.index.save(folder)  # a Milvus engine returns where its collection is
         self.analyzer.save(folder)
-        return {"engine": self.index.engine, "params": self.index.params,
-                "analysis": self.analyzer.settings.to_dict(), "query_window": self.query_window}
+        return {"engine": self.index.engine, "params": self.index.params, "analysis": self.analyzer.settings.to_dict(),
+                "query_window": self.query_window, **({"milvus": pointer} if pointer else {})}
 
     def __len__(self) -> int:
         return len(self.index)
@@ -66,6 +71,8 @@ class Bm25Leg:
     def rank(self, queries: Sequence[str], depth: int, allowed: np.ndarray | None = None,
              **inputs: Any) -> list[Ranking]:
         """Per query, the top-`depth` documents scoring above 0 (inside `allowed` when given)."""
+        if hasattr(self.index, "rank_windows"):  # an engine that ranks itself (Milvus)
+            return self.index.rank_windows(queries, [self.windows(q) for q in queries], depth, allowed, self.order)
         out = []
         for q in queries:
             scores = self.scores(q)
@@ -79,11 +86,16 @@ class Bm25Leg:
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document (best window's for a query longer than `query_window` tokens)."""
+        windows = self.windows(query)
+        return self.index.scores(windows[0]) if len(windows) == 1 else np.max([self.index.scores(w) for w in windows], axis=0)
+
+    def windows(self, query: str) -> list[list[str]]:
+        """The query's tokens, or its half-overlapping windows of `query_window` tokens when it is longer."""
         tokens, w = self.analyzer(query), self.query_window
         if not w or len(tokens) <= w:
-            return self.index.scores(tokens)
+            return [tokens]
         step = max(1, w // 2)
-        return np.max([self.index.scores(tokens[i:i + w]) for i in range(0, len(tokens) - w + step, step)], axis=0)
+        return [tokens[i:i + w] for i in range(0, len(tokens) - w + step, step)]
 
     def matched_terms(self, query: str, row: int) -> tuple[str, ...]:
         """Query words whose token document `row` contains, from the postings (no text is re-read, so the cost

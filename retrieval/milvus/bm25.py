@@ -1,0 +1,152 @@
+"""The BM25 leg's two engines in a Milvus collection.
+
+`client`: the project's analysis and bm25s weights (the embedded leg's, exactly) stored as each
+statute's sparse vector; a query is the sparse vector of its token counts, so the inner product is
+the embedded BM25 score. The weights depend on corpus-wide statistics (idf, average length), so
+an update re-derives them all and writes the next collection: exact, at the price of rewriting every
+statute's weights (no re-encoding). `server`: Milvus's own BM25 function over the text (its
+analyzer, its statistics; on Milvus Lite kept per segment), so scores and rankings differ.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .collection import BM25, TEXT_BM25, MilvusCollection
+from .expressions import rows_expression
+
+VOCAB_FILE = "milvus_vocab.json"
+
+
+def client_weights(index) -> tuple[dict[str, int], list[dict[int, float]]]:
+    """A bm25s index's vocabulary and each document's sparse vector {term id: BM25 weight}."""
+    model = index._model
+    s, n = model.scores, int(model.scores["num_docs"])
+    indptr = np.asarray(s["indptr"])
+    terms = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    docs, data = np.asarray(s["indices"]), np.asarray(s["data"], dtype=np.float32)
+    order = np.argsort(docs, kind="stable")
+    bounds = np.searchsorted(docs[order], np.arange(n + 1))
+    sparse = []
+    for d in range(n):
+        at = order[bounds[d]:bounds[d + 1]]
+        sparse.append(dict(zip(terms[at].tolist(), data[at].tolist())))
+    return {str(k): int(v) for k, v in model.vocab_dict.items()}, sparse
+
+
+class _MilvusEngine:
+    """What both engines share: the collection, the statute count, saving the pointer."""
+
+    engine = ""
+    local_engine = "bm25s"  # how `update` rebuilds the weights before writing the next collection
+
+    def __init__(self, collection: MilvusCollection, params: dict, n_docs: int):
+        self.collection, self.params, self.n_docs = collection, params, n_docs
+
+    def __len__(self) -> int:
+        return self.n_docs
+
+    def pointer(self) -> dict:
+        return {**self.collection.pointer(), "documents": self.n_docs}
+
+    def _rank(self, field: str, data: list, owner: list[int], n_queries: int, depth: int, allowed, order,
+              params: dict) -> list[list[tuple[int, float]]]:
+        """Each query's top-`depth` statutes with a positive score: the best over its windows (each window's
+        top-`depth` holds every statute whose best window it is, so the merge is exact)."""
+        best: list[dict[int, float]] = [{} for _ in range(n_queries)]
+        for qi, (_, docs, scores) in zip(owner, self.collection.search(field, data, depth,
+                                                                        rows_expression(allowed, "doc"), params)):
+            mine = best[qi]
+            for d, s in zip(docs.tolist(), scores.tolist()):
+                if s > 0 and s > mine.get(d, 0.0):
+                    mine[d] = s
+        out = []
+        for mine in best:
+            docs = np.fromiter(mine, dtype=np.int64, count=len(mine))
+            scores = np.fromiter(mine.values(), dtype=np.float32, count=len(mine))
+            out.append(order.order(docs, scores)[:depth])
+        return out
+
+
+class MilvusBm25(_MilvusEngine):
+    """Client BM25: the project's weights as sparse vectors (rankings equal the embedded leg's)."""
+
+    engine = "milvus-client"
+
+    def __init__(self, collection: MilvusCollection, vocab: dict[str, int], params: dict, n_docs: int):
+        super().__init__(collection, params, n_docs)
+        self.vocab = vocab
+
+    @classmethod
+    def load(cls, folder: Path, config: dict) -> MilvusBm25:
+        saved = json.loads((folder / VOCAB_FILE).read_text(encoding="utf-8"))
+        return cls(MilvusCollection(config["uri"], config["collection"]), saved, config["params"], config["documents"])
+
+    def save(self, folder: Path) -> dict:
+        (folder / VOCAB_FILE).write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
+        return self.pointer()
+
+    def rank_windows(self, queries: Sequence[str], windows: Sequence[list[list[str]]], depth: int, allowed,
+                     order) -> list[list[tuple[int, float]]]:
+        """Per query, its top statutes; each window searched as the sparse vector of its token counts."""
+        data, owner = [], []
+        for qi, query_windows in enumerate(windows):
+            for tokens in query_windows:
+                vector = self.query_vector(tokens)
+                if vector:
+                    data.append(vector)
+                    owner.append(qi)
+        return self._rank(BM25, data, owner, len(queries), depth, allowed, order, {"metric_type": "IP"})
+
+    def present(self, row: int, tokens: list[str]) -> set[str]:
+        """Tokens with a weight in the statute's sparse vector."""
+        held = {int(t) for weights in self.collection.read_where(f"doc == {int(row)}", BM25) for t in weights}
+        return {t for t in tokens if self.vocab.get(t) in held}
+
+    def query_vector(self, tokens: list[str]) -> dict[int, float]:
+        """{term id: count} of the known tokens (bm25s sums a repeated query token once per occurrence)."""
+        return {self.vocab[t]: float(c) for t, c in Counter(tokens).items() if t in self.vocab}
+
+
+class MilvusTextBm25(_MilvusEngine):
+    """Server BM25: Milvus analyses the text and scores with its own statistics."""
+
+    engine = "milvus-server"
+
+    @classmethod
+    def load(cls, folder: Path, config: dict) -> MilvusTextBm25:
+        return cls(MilvusCollection(config["uri"], config["collection"]), config["params"], config["documents"])
+
+    def save(self, folder: Path) -> dict:
+        return self.pointer()
+
+    def rank_windows(self, queries: Sequence[str], windows, depth: int, allowed,
+                     order) -> list[list[tuple[int, float]]]:
+        """Per query, Milvus's BM25 top statutes for the query text (its analyzer; no query windows)."""
+        return self._rank(TEXT_BM25, list(queries), list(range(len(queries))), len(queries), depth, allowed, order,
+                          {"metric_type": "BM25"})
+
+    def present(self, row: int, tokens: list[str]) -> set[str]:
+        """Unknown: Milvus's analysis is not the project's."""
+        return set()
+
+
+def analyzer_params(language: str, lite: bool) -> dict:
+    """Milvus's analyzer for a language: the built-in english / chinese analyzers on a server; on Milvus Lite,
+    which has only the standard and jieba tokenizers, those (its lowercase / stemmer filters are ignored)."""
+    if language == "zh":
+        return {"tokenizer": "jieba"} if lite else {"type": "chinese"}
+    return {"tokenizer": "standard", "filter": ["lowercase"]} if lite else {"type": "english"}
+
+
+def load_engine(folder: Path, config: dict) -> _MilvusEngine:
+    """The engine a BM25 leg config names, on the collection it points at."""
+    engines = {cls.engine: cls for cls in (MilvusBm25, MilvusTextBm25)}
+    if config["engine"] not in engines:
+        raise ValueError(f"unknown Milvus BM25 engine {config['engine']!r} in the index manifest")
+    return engines[config["engine"]].load(folder, {**config["milvus"], "params": config["params"]})

@@ -1,0 +1,127 @@
+"""Publishing built legs into a Milvus collection, and finding the collections an index points at."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ..analysis import bm25_fields
+from ..corpus import Document
+from . import MilvusSetupError, MilvusTarget, is_lite
+from .bm25 import MilvusBm25, MilvusTextBm25, analyzer_params, client_weights
+from .collection import Columns, MilvusCollection, fit_varchar, publish
+
+LEGS = ("dense", "bm25")  # the legs a Milvus collection holds
+
+
+def publish_legs(target: MilvusTarget, documents: Sequence[Document], legs: Mapping, *, dense_kind: str = "auto",
+                 name_hint: str = "statutes", progress: bool = False) -> dict:
+    """Write the built `legs` into a new collection, its dense index of `dense_kind` (auto: by size, as the
+    embedded store chooses), and point the legs at it (in place); returns build figures."""
+    from ..stores.faiss import StoreParams, default_kind
+    from ..stores.milvus import MilvusStore
+
+    unknown = [name for name in legs if name not in LEGS]
+    if unknown:
+        raise MilvusSetupError(f"the Milvus backend holds the dense and bm25 legs, not {', '.join(unknown)}")
+    dense, bm25 = legs.get("dense"), legs.get("bm25")
+    columns, vocab, figures = Columns(docs=np.arange(len(documents))), None, {}
+    if dense is not None:
+        columns.docs = dense.row_docs()
+        columns.vectors = dense.store.get(np.arange(len(dense.store)))
+        n, dim = columns.vectors.shape
+        columns.kind = _kind(default_kind(n, dim) if dense_kind == "auto" else dense_kind)
+        columns.hnsw = (StoreParams.hnsw_m, StoreParams.ef_construction)
+    if bm25 is not None:
+        settings = bm25.analyzer.settings
+        if settings.title == "field" or getattr(bm25.index, "local_engine", bm25.index.engine) != "bm25s":
+            raise MilvusSetupError("the Milvus backend takes BM25 from bm25s with the title joined or left out "
+                                   "(not --title field, not rank-bm25)")
+        columns.k1_b = (float(bm25.index.params["k1"]), float(bm25.index.params["b"]))
+        if target.bm25 == "client":
+            vocab, columns.sparse = client_weights(bm25.index)
+        else:
+            fitted = [fit_varchar(t) for t in bm25_fields(documents, settings.title)[0]]
+            columns.texts = [text for text, _ in fitted]
+            figures["milvus_texts_cut"] = sum(cut for _, cut in fitted)  # over a server VARCHAR's 65,535 bytes
+            columns.analyzer = analyzer_params(settings.language, is_lite(target.uri))
+    records = [{"id": d.id, **d.metadata()} for d in documents]
+    collection = publish(target, target.new_name(name_hint), columns, records, progress)
+    if dense is not None:
+        dense.store = MilvusStore(collection, columns.kind, int(columns.vectors.shape[1]), len(columns.docs))
+    if bm25 is not None:
+        params = dict(bm25.index.params)
+        bm25.index = (MilvusBm25(collection, vocab, params, len(documents)) if target.bm25 == "client"
+                      else MilvusTextBm25(collection, params, len(documents)))
+    return figures
+
+
+def collections_in(legs: Mapping) -> set[tuple[str, str]]:
+    """(uri, collection) pairs the legs search (none for embedded legs)."""
+    return {(c.uri, c.name) for c in map(_collection, legs.values()) if c is not None}
+
+
+def target_of(legs: Mapping) -> MilvusTarget | None:
+    """The Milvus target the legs were published to (None: embedded), to publish their next generation."""
+    for leg in legs.values():
+        collection = _collection(leg)
+        if collection is not None:
+            engine = getattr(legs.get("bm25"), "index", None)
+            mode = "server" if isinstance(engine, MilvusTextBm25) else "client"
+            return MilvusTarget(collection.uri, base_name(collection.name), mode)
+    return None
+
+
+def dense_kind_of(legs: Mapping) -> str:
+    """The dense index kind a Milvus-backed index was published with (its next generation keeps it)."""
+    dense = legs.get("dense")
+    return dense.store.kind if dense is not None else "auto"
+
+
+def collections_of(manifest: Mapping | None) -> set[tuple[str, str]]:
+    """(uri, collection) pairs an index manifest's legs point at."""
+    found = set()
+    for config in (manifest or {}).values():
+        if isinstance(config, Mapping):
+            for part in (config, config.get("store"), config.get("milvus")):
+                if isinstance(part, Mapping) and "uri" in part and "collection" in part:
+                    found.add((part["uri"], part["collection"]))
+    return found
+
+
+def milvus_backend(manifest: Mapping) -> dict | None:
+    """The manifest's `backend` entry of a Milvus-backed index: engine, URI and collection (never a token)."""
+    pairs = collections_of(manifest)
+    if not pairs:
+        return None
+    uri, name = sorted(pairs)[0]
+    return {"name": "milvus", "uri": uri, "collection": name, "lite": is_lite(uri)}
+
+
+def drop_collections(pairs: set[tuple[str, str]]) -> None:
+    """Drop replaced collections (a failure is left for the operator: the index itself is already switched)."""
+    for uri, name in sorted(pairs):
+        try:
+            MilvusCollection(uri, name).drop()
+        except (MilvusSetupError, OSError):
+            pass
+
+
+def base_name(name: str) -> str:
+    """The base of a generation's collection name (without its time stamp)."""
+    return re.sub(r"_\d{14}[0-9a-f]{4}$", "", name)
+
+
+def _collection(leg) -> MilvusCollection | None:
+    for part in (getattr(leg, "store", None), getattr(leg, "index", None)):
+        if isinstance(getattr(part, "collection", None), MilvusCollection):
+            return part.collection
+    return None
+
+
+def _kind(kind: str) -> str:
+    if kind not in ("flat", "hnsw"):
+        raise MilvusSetupError(f"the Milvus backend builds flat (exact) or hnsw dense indexes, not {kind!r}")
+    return kind
