@@ -85,6 +85,13 @@ def test_rankings_and_filters_equal_the_embedded_backend(uri, encoder, tmp_path)
         _same(embedded, loaded, want, got)
         hits = loaded.search("theft", k=len(want) + 5, mode="dense", allowed=got)
         assert len(hits) == len(want)  # every matching statute, and no other
+    loaded.fuse_in = "server"  # Milvus's RRFRanker in one hybrid_search, each request filtered
+    allowed = loaded.where(act="IPC")
+    server = [loaded.search(q, k=10, allowed=allowed) for q in QUERIES]
+    project = [embedded.search(q, k=10, allowed=embedded.where(act="IPC")) for q in QUERIES]
+    assert all({h.id for h in s} <= {d.id for d in docs if d.act == "IPC"} and s for s in server)
+    assert sum({h.id for h in s} == {h.id for h in p} for s, p in zip(server, project)) >= 3
+    loaded.fuse_in = "project"
     expr = "act = IPC and section != 3"
     assert loaded.where(expr).milvus is None  # a general expression goes as the rows it allows
     _same(embedded, loaded, embedded.where(expr), loaded.where(expr))

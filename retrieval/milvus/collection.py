@@ -118,7 +118,9 @@ def publish(target: MilvusTarget, name: str, columns: Columns, records: Sequence
     client = connect(target.uri, target.token)
     if client.has_collection(name):
         raise MilvusSetupError(f"Milvus collection {name!r} already exists at {target.uri}")
-    client.create_collection(name, schema=_schema(client, columns), index_params=_indexes(client, columns, target.uri))
+    # Strong consistency: a search right after this build sees every row (a server's default, Bounded, may not)
+    client.create_collection(name, schema=_schema(client, columns), index_params=_indexes(client, columns, target.uri),
+                             consistency_level="Strong")
     try:
         _insert(client, name, columns, records, progress)
         client.flush(name)  # data reaches a segment (and BM25 statistics) only on flush
