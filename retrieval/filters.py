@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .corpus import CorpusError, check_date
+from .corpus import META_FIELDS, CorpusError, check_date
 
 Predicate = Callable[[dict], bool]
 _TOKEN = re.compile(r"\s*(?:(?P<op><=|>=|!=|=|<|>)|(?P<punct>[(),])|'(?P<sq>[^']*)'|\"(?P<dq>[^\"]*)\"|"
@@ -45,11 +45,54 @@ class _Token:
 
 def parse(expr: str) -> Predicate:
     """A predicate over a document's fields (dict) from a filter expression (grammar in the module docstring)."""
+    return _predicate(_tree(expr))
+
+
+def _tree(expr: str) -> tuple:
+    """The expression's syntax tree: ("or"|"and", [nodes]), ("not", node), ("cmp", field, op, value),
+    ("in", field, [values])."""
     parser = _Parser(expr, _tokens(expr))
-    predicate = parser.expr()
+    tree = parser.expr()
     if parser.peek() is not None:
         parser.fail("expected 'and', 'or' or the end")
-    return predicate
+    return tree
+
+
+def _predicate(node: tuple) -> Predicate:
+    kind = node[0]
+    if kind in ("or", "and"):
+        parts, test = [_predicate(n) for n in node[1]], any if kind == "or" else all
+        return lambda r: test(p(r) for p in parts)
+    if kind == "not":
+        inner = _predicate(node[1])
+        return lambda r: not inner(r)
+    name = node[1]
+    if kind == "in":
+        values = node[2]
+        return lambda r: (v := _field(r, name)) is not None and any(_compare(v, "=", w) for w in values)
+    op, value = node[2], node[3]
+    if op == "!=":
+        return lambda r: (v := _field(r, name)) is None or _compare(v, "!=", value)
+    return lambda r: (v := _field(r, name)) is not None and _compare(v, op, value)
+
+
+def _milvus(node: tuple) -> str | None:
+    """The node as a Milvus expression over the backend's text columns (absent = ''), or None where Milvus
+    could disagree with `_predicate`: other fields, numbers (compared as numbers here), empty values."""
+    kind = node[0]
+    if kind in ("or", "and"):
+        parts = [_milvus(n) for n in node[1]]
+        return None if None in parts else f" {kind} ".join(f"({p})" for p in parts)
+    if kind == "not":
+        inner = _milvus(node[1])
+        return None if inner is None else f"not ({inner})"
+    name, values = node[1], node[2] if kind == "in" else [node[3]]
+    if name not in META_FIELDS or any(v == "" or _number(v) is not None for v in values):
+        return None
+    if kind == "in":
+        return f"{name} in [{', '.join(map(_quote, values))}]"
+    op = "==" if node[2] == "=" else node[2]
+    return f"{name} {op} {_quote(values[0])}" if op in ("==", "!=") else f'{name} != "" and {name} {op} {_quote(values[0])}'
 
 
 class Selection(np.ndarray):
@@ -70,18 +113,22 @@ class Selection(np.ndarray):
 def allowed_rows(records: Sequence[dict], expr: str | None = None, *, act: str | None = None,
                  jurisdiction: str | None = None, as_of: str | None = None) -> Selection:
     """Sorted rows of `records` (each a document's fields) passing every filter given."""
-    tests = [parse(expr)] if expr else []
+    tree = _tree(expr) if expr else None
+    tests = [_predicate(tree)] if tree else []
     tests += [_equals(name, value) for name, value in (("act", act), ("jurisdiction", jurisdiction)) if value]
     if as_of:
         tests.append(in_force(as_of))
     rows = [i for i, r in enumerate(records) if all(t(r) for t in tests)]
-    return Selection(rows, None if expr else milvus_expression(act, jurisdiction, as_of))
+    return Selection(rows, milvus_expression(tree, act, jurisdiction, as_of))
 
 
-def milvus_expression(act: str | None, jurisdiction: str | None, as_of: str | None) -> str | None:
-    """`act`, `jurisdiction` and `as_of` as a Milvus boolean expression over the Milvus backend's statute
-    fields, where an absent field is ''; None when no filter is given."""
-    parts = [f"{name} == {_quote(value)}" for name, value in (("act", act), ("jurisdiction", jurisdiction)) if value]
+def milvus_expression(tree: tuple | None, act: str | None, jurisdiction: str | None, as_of: str | None) -> str | None:
+    """The filter as a Milvus boolean expression over the Milvus backend's statute fields (an absent field is
+    ''); None when no filter is given or Milvus could judge part of it differently (then rows are sent)."""
+    parts = [] if tree is None else [_milvus(tree)]
+    if None in parts or any(_number(v) is not None for v in (act, jurisdiction) if v):
+        return None
+    parts += [f"{name} == {_quote(value)}" for name, value in (("act", act), ("jurisdiction", jurisdiction)) if value]
     if as_of:
         day = _quote(as_of)
         parts.append(f'(valid_from == "" or valid_from <= {day}) and (valid_to == "" or valid_to > {day})')
@@ -174,22 +221,21 @@ class _Parser:
             return True
         return False
 
-    def expr(self) -> Predicate:
+    def expr(self) -> tuple:
         parts = [self.and_expr()]
         while self.keyword("or"):
             parts.append(self.and_expr())
-        return parts[0] if len(parts) == 1 else (lambda r: any(p(r) for p in parts))
+        return parts[0] if len(parts) == 1 else ("or", parts)
 
-    def and_expr(self) -> Predicate:
+    def and_expr(self) -> tuple:
         parts = [self.unary()]
         while self.keyword("and"):
             parts.append(self.unary())
-        return parts[0] if len(parts) == 1 else (lambda r: all(p(r) for p in parts))
+        return parts[0] if len(parts) == 1 else ("and", parts)
 
-    def unary(self) -> Predicate:
+    def unary(self) -> tuple:
         if self.keyword("not"):
-            inner = self.unary()
-            return lambda r: not inner(r)
+            return ("not", self.unary())
         if self.punct("("):
             inner = self.expr()
             if not self.punct(")"):
@@ -197,23 +243,19 @@ class _Parser:
             return inner
         return self.comparison()
 
-    def comparison(self) -> Predicate:
+    def comparison(self) -> tuple:
         token = self.peek()
         if token is None or token.kind != "word" or token.text.lower() in ("and", "or", "not", "in"):
             self.fail("expected a field name")
         name = token.text
         self.i += 1
         if self.keyword("in"):
-            values = self.value_list()
-            return lambda r: (v := _field(r, name)) is not None and any(_compare(v, "=", w) for w in values)
+            return ("in", name, self.value_list())
         op = self.peek()
         if op is None or op.kind != "op":
             self.fail("expected an operator (=, !=, <, <=, >, >=, in)")
         self.i += 1
-        value = self.value()
-        if op.text == "!=":
-            return lambda r: (v := _field(r, name)) is None or _compare(v, "!=", value)
-        return lambda r: (v := _field(r, name)) is not None and _compare(v, op.text, value)
+        return ("cmp", name, op.text, self.value())
 
     def value(self) -> str:
         token = self.peek()

@@ -92,9 +92,11 @@ def test_rankings_and_filters_equal_the_embedded_backend(uri, encoder, tmp_path)
     assert all({h.id for h in s} <= {d.id for d in docs if d.act == "IPC"} and s for s in server)
     assert sum({h.id for h in s} == {h.id for h in p} for s, p in zip(server, project)) >= 3
     loaded.fuse_in = "project"
-    expr = "act = IPC and section != 3"
-    assert loaded.where(expr).milvus is None  # a general expression goes as the rows it allows
-    _same(embedded, loaded, embedded.where(expr), loaded.where(expr))
+    for expr, compiled in (("act = IPC and valid_to < 2016-01-01", True), ("act in (IPC, EA) and not act = EA", True),
+                           ("valid_from >= 2000-01-01 or jurisdiction != IN", True), ("section != 3", False),
+                           ("meta.year > 1990", False)):
+        assert bool(loaded.where(expr).milvus) is compiled, expr  # else it goes as the rows it allows
+        _same(embedded, loaded, embedded.where(expr), loaded.where(expr))
 
 
 def test_update_and_delete_write_a_new_collection_equal_to_a_fresh_build(encoder, tmp_path):
