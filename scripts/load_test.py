@@ -11,8 +11,8 @@ Reports throughput, latency percentiles (p50/p95/p99) and the count of failed re
 --compare serves the index twice at once, one search at a time (--max-batch 1) and batched
 (the defaults), and measures both side by side, point by point, for AILA's statute titles
 (short queries) and case descriptions (long ones). Then, on the batched server (which serves a
-copy of the first index folder): overload, statute titles arriving at a fixed rate (open loop)
-of twice the best batched requests/s, counting every status; and a reload in the middle of a
+copy of the first index folder): overload, statute titles arriving at a fixed rate (open loop,
+each on its own connection) of twice the best batched requests/s, counting every status; and a reload in the middle of a
 steady load: the copy is rebuilt (`python -m retrieval build CORPUS --out COPY`), POST
 /api/admin/reload switches to it, and every request must succeed.
 """
@@ -31,7 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+import urllib.parse
+from collections.abc import Awaitable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -64,14 +65,37 @@ PATHS = {"one-at-a-time": ["--max-batch", "1", "--batch-wait-ms", "0"], "batched
 Sample = tuple[float, float, int | str]  # (seconds from the start when sent, latency in seconds, status or error)
 
 
-async def _search(client: httpx.AsyncClient, body: dict, t0: float, samples: list[Sample]) -> None:
-    """POST one search; record when it was sent, how long it took and its status (or the transport error)."""
+async def _timed(request: Awaitable[int], t0: float, samples: list[Sample]) -> None:
+    """Await one request; record when it was sent, how long it took and its status (or the error's name)."""
     t = time.perf_counter()
     try:
-        status: int | str = (await client.post("/api/search", json=body)).status_code
-    except httpx.HTTPError as e:
+        status: int | str = await request
+    except (httpx.HTTPError, OSError, ValueError) as e:
         status = type(e).__name__
     samples.append((t - t0, time.perf_counter() - t, status))
+
+
+async def _status(client: httpx.AsyncClient, body: dict) -> int:
+    return (await client.post("/api/search", json=body)).status_code
+
+
+async def _post_alone(host: str, port: int, body: dict) -> int:
+    """POST /api/search on a connection of its own, closed after the answer: light enough for an open-loop sender
+    to keep its schedule at hundreds of requests/s on a busy CPU, which an httpx client with thousands of
+    requests in flight did not (docs/serving.md)."""
+    data = json.dumps(body).encode()
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(f"POST /api/search HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
+        await writer.drain()
+        head = (await reader.readline()).split()
+        if len(head) < 2 or not head[1].isdigit():
+            raise ConnectionError("the connection closed before an HTTP status line")
+        await reader.read()
+        return int(head[1])
+    finally:
+        writer.close()
 
 
 def _percentiles(seconds: Sequence[float]) -> dict[str, float | None]:
@@ -94,7 +118,7 @@ async def _run(url: str, queries: Sequence[str], requests: int, concurrency: int
             for i in todo:
                 if seconds and time.perf_counter() - t0 > seconds:
                     break
-                await _search(client, {"q": queries[i % len(queries)], "mode": mode, "k": k}, t0, samples)
+                await _timed(_status(client, {"q": queries[i % len(queries)], "mode": mode, "k": k}), t0, samples)
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -151,22 +175,22 @@ def _timeline(samples: Sequence[Sample], bin_s: float = 1.0) -> list[dict]:
 
 async def _open_loop(url: str, queries: Sequence[str], rate: float, seconds: float, mode: str,
                      k: int) -> tuple[list[Sample], float, float]:
-    """Send searches at `rate` per second for `seconds` whatever the answers (open loop), then wait for all;
-    returns the samples, the seconds the sending took and the most the sender fell behind its schedule."""
+    """Send searches at `rate` per second for `seconds` whatever the answers (open loop), each on its own
+    connection, then wait for all; returns the samples, the seconds the sending took and the most the sender fell
+    behind its schedule."""
     samples: list[Sample] = []
     tasks, lag = [], 0.0
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=512)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
-        t0 = time.perf_counter()
-        for i in range(max(1, round(rate * seconds))):
-            late = time.perf_counter() - t0 - i / rate
-            if late < 0:
-                await asyncio.sleep(-late)
-            lag = max(lag, late)
-            body = {"q": queries[i % len(queries)], "mode": mode, "k": k}
-            tasks.append(asyncio.create_task(_search(client, body, t0, samples)))
-        sending = time.perf_counter() - t0
-        await asyncio.gather(*tasks)
+    where = urllib.parse.urlsplit(url)
+    t0 = time.perf_counter()
+    for i in range(max(1, round(rate * seconds))):
+        late = time.perf_counter() - t0 - i / rate
+        if late < 0:
+            await asyncio.sleep(-late)
+        lag = max(lag, late)
+        request = _post_alone(where.hostname, where.port, {"q": queries[i % len(queries)], "mode": mode, "k": k})
+        tasks.append(asyncio.create_task(_timed(request, t0, samples)))
+    sending = time.perf_counter() - t0
+    await asyncio.gather(*tasks)
     return samples, sending, lag
 
 
@@ -223,8 +247,8 @@ async def _reload_run(url: str, queries: Sequence[str], index: str, rebuild: Seq
             for i in itertools.count(first, concurrency):
                 if stop.is_set():
                     break
-                await _search(client, {"q": queries[i % len(queries)], "mode": mode, "k": k, "index": index},
-                              t0, samples)
+                body = {"q": queries[i % len(queries)], "mode": mode, "k": k, "index": index}
+                await _timed(_status(client, body), t0, samples)
 
         async def switch() -> dict:
             try:
