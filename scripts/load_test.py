@@ -410,6 +410,8 @@ def _plot_timeline(ax, phase: dict, name: str) -> None:
         ax.set_title(f"overload: {phase['target_rps']} req/s offered (2x sustainable)")
         twin = ax.twinx()
         twin.bar(t, [b["503"] for b in line], width=0.8, align="edge", alpha=0.25, color="grey", label="503s")
+        ax.set_zorder(twin.get_zorder() + 1)  # the latency lines over the bars
+        ax.patch.set_visible(False)
         twin.set(ylabel="503 answers per second", ylim=(0, max(1, *(b["503"] for b in line)) * 1.1))
         twin.legend(loc="upper right", fontsize="small")
     else:
