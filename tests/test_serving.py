@@ -280,14 +280,69 @@ def _wait_for(ready, proc: subprocess.Popen, seconds: float = 120) -> None:
     raise AssertionError("timed out")
 
 
-def test_load_test_runs_for_seconds_and_tables_the_ratio(retriever):
+@pytest.fixture(scope="module")
+def load_test():
+    """scripts/load_test.py as a module."""
     spec = importlib.util.spec_from_file_location("load_test", ROOT / "scripts" / "load_test.py")
-    load_test = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(load_test)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rows(rps: dict[str, float]) -> list[dict]:
+    """Comparison rows as load_test.compare makes them: one point per serving path with these requests/s."""
+    return [{"path": path, "queries": "short", "concurrency": 8, "throughput_rps": value, "requests": 1, "errors": 0,
+             "latency_ms": {"p50": 1, "p95": 2, "p99": 3}} for path, value in rps.items()]
+
+
+def test_load_test_runs_for_seconds_and_tables_the_ratio(retriever, load_test):
     with background(create_app({"t": retriever})) as url:
         report = load_test.run(url, QUERIES, concurrency=4, seconds=0.5)
     assert report["requests"] > 0 and report["errors"] == 0 and report["seconds"] >= 0.5
-    rows = [{"path": path, "queries": "short", "concurrency": 8, "throughput_rps": rps, "requests": 1, "errors": 0,
-             "latency_ms": {"p50": 1, "p95": 2, "p99": 3}} for path, rps in (("one-at-a-time", 10.0), ("batched", 25.0))]
+    rows = _rows({"one-at-a-time": 10.0, "batched": 25.0})
     table = load_test.comparison_table(rows).splitlines()
     assert table[-1].endswith("| 2.50x |") and table[-2].endswith("|  |")
+
+
+def test_load_test_overload_counts_every_answer_and_503s_while_the_queue_is_full(retriever, blocked_dense, load_test):
+    def release_half_a_second_after_the_first_search_enters() -> None:
+        assert blocked_dense.inside.wait(30)
+        time.sleep(0.5)
+        blocked_dense.go.set()
+
+    # the first search holds the encoder for 0.5 s and the queue has room for one: what arrives meanwhile gets 503
+    threading.Thread(target=release_half_a_second_after_the_first_search_enters, daemon=True).start()
+    with background(create_app({"t": retriever}, batch=BatchConfig(max_queue=1))) as url:
+        report = load_test.overload(url, QUERIES, rate=40, seconds=1.5)
+    counts = report["status_counts"]
+    assert report["requests"] == 60 == sum(counts.values()) == sum(b["sent"] for b in report["timeline"])
+    assert set(counts) == {"200", "503"} and report["unexpected"] == 0
+    assert report["share_503"] == round(counts["503"] / 60, 4)
+    assert sum(b["ok"] for b in report["timeline"]) == counts["200"]
+    assert set(report["accepted_latency_ms"]) == {"p50", "p95", "p99", "max"}
+
+
+def test_load_test_reload_phase_rebuilds_the_served_folder_with_no_failed_request(tmp_path, tiny_docs, encoder,
+                                                                                  load_test):
+    folder = tmp_path / "ix"
+    first = _build(tiny_docs, folder, encoder)
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}) + "\n" for d in tiny_docs[:4]),
+                      encoding="utf-8")
+    rebuild = [sys.executable, "-m", "retrieval", "build", str(corpus), "--out", str(folder)]
+    with background(create_app({"ix": HybridRetriever.load(folder)}, folders={"ix": folder})) as url:
+        report = load_test.reload_during_load(url, QUERIES, "ix", rebuild, seconds=2, concurrency=2)
+        assert _get_json(url + "/api/health")["indexes"][0]["documents"] == 4
+    second = read_manifest(folder, verify=False)["generation"]
+    assert (report["generation_before"], report["generation_after"], report["reload_status"]) == (first, second, "reloaded")
+    assert second != first and report["failed"] == 0 and report["status_counts"] == {"200": report["requests"]}
+    ev = report["events"]
+    assert 0 < ev["rebuild_start"] < ev["rebuild_end"] <= ev["reloaded"] < ev["end"]
+    assert set(report["latency_ms"]) == {"before rebuild", "during rebuild", "2 s after reload", "after reload"}
+    assert report["latency_ms"]["after reload"]["requests"] > 0
+    assert sum(b["sent"] for b in report["timeline"]) == report["requests"]
+    rows = _rows(dict.fromkeys(load_test.PATHS, 10.0))
+    load_test.plot({"compare": rows, "reload": report}, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").stat().st_size > 0 and load_test.ok({"compare": rows, "reload": report})
+    assert not load_test.ok({"compare": rows, "reload": report | {"failed": 1}})
+    assert "failed 0" in load_test.phase_lines({"reload": report})[0]
