@@ -218,7 +218,10 @@ class HybridRetriever(Updatable):
         if mode == HYBRID and self.fuse_in == "server":  # Milvus fuses; the legs' own places are not known
             fused_all, places_all = server_fuse(self, queries, allowed, inputs), [{}] * len(queries)
         else:
-            fused_all, places_all = self._fused(queries, mode, allowed, inputs)
+            fused_all, places_all = self._fused(queries, mode, allowed, inputs, k)
+        for leg in self.leg.values():  # a leg may look up what the hits show in one batch (a remote engine)
+            if hasattr(leg, "prefetch"):
+                leg.prefetch([self.row(doc_id) for fused in fused_all for doc_id, _ in fused[:k]])
         results = [[self._hit(rank, doc_id, score, places, q) for rank, (doc_id, score) in enumerate(fused[:k], start=1)]
                    for q, fused, places in zip(queries, fused_all, places_all)]
         if rerank is not None:
@@ -227,10 +230,12 @@ class HybridRetriever(Updatable):
         return results
 
     def _fused(self, queries: Sequence[str], mode: str, allowed: np.ndarray | None,
-               inputs: Mapping[str, Mapping] | None) -> tuple[list, list]:
-        """Per query: the fused (doc id, score) list and each leg's {doc id: (row, rank, score)} places."""
+               inputs: Mapping[str, Mapping] | None, k: int) -> tuple[list, list]:
+        """Per query: the fused (doc id, score) list and each leg's {doc id: (row, rank, score)} places. One leg
+        alone ranks only the k shown (its top k do not depend on the depth); fusion reads each leg's depth."""
         names = self.legs_for(mode)
-        per_leg = self.leg_rankings(queries, names, allowed=allowed, inputs=inputs)
+        depth = k if len(names) == 1 else None
+        per_leg = self.leg_rankings(queries, names, depth=depth, allowed=allowed, inputs=inputs)
         fused_all, places_all = [], []
         for qi in range(len(queries)):
             rankings = {name: per_leg[name][qi] for name in names}

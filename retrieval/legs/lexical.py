@@ -97,6 +97,11 @@ class Bm25Leg:
         step = max(1, w // 2)
         return [tokens[i:i + w] for i in range(0, len(tokens) - w + step, step)]
 
+    def prefetch(self, rows: Sequence[int]) -> None:
+        """Let a remote engine fetch the postings of the rows about to be shown in one request (Milvus)."""
+        if hasattr(self.index, "prefetch"):
+            self.index.prefetch(rows)
+
     def matched_terms(self, query: str, row: int) -> tuple[str, ...]:
         """Query words whose token document `row` contains, from the postings (no text is re-read, so the cost
         does not grow with the document's length), in query order."""

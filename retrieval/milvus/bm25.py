@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .collection import BM25, TEXT_BM25, MilvusCollection
+from .collection import BM25, MAX_LIMIT, TEXT_BM25, MilvusCollection
 from .expressions import rows_expression
 
 VOCAB_FILE = "milvus_vocab.json"
+PREFETCH_MAX = 10_000  # statutes whose term ids are kept for showing matched words
 
 
 def client_weights(index) -> tuple[dict[str, int], list[dict[int, float]]]:
@@ -59,8 +60,7 @@ class _MilvusEngine:
         """Each query's top-`depth` statutes with a positive score: the best over its windows (each window's
         top-`depth` holds every statute whose best window it is, so the merge is exact)."""
         best: list[dict[int, float]] = [{} for _ in range(n_queries)]
-        for qi, (_, docs, scores) in zip(owner, self.collection.search(field, data, depth,
-                                                                        rows_expression(allowed, "doc"), params)):
+        for qi, (_, docs, scores) in zip(owner, self._search(field, data, depth, allowed, params)):
             mine = best[qi]
             for d, s in zip(docs.tolist(), scores.tolist()):
                 if s > 0 and s > mine.get(d, 0.0):
@@ -73,6 +73,18 @@ class _MilvusEngine:
         return out
 
 
+    def _search(self, field: str, data: list, depth: int, allowed, params: dict) -> list:
+        """Each search's hits down to `depth`, and deeper while the depth-th score ties to the end of the list: the
+        ties at the cut are then all here, so the leg picks among them as the embedded leg does (by id)."""
+        limit, expr = depth, rows_expression(allowed, "doc")
+        while True:
+            found = self.collection.search(field, data, limit, expr, params)
+            if limit >= min(self.n_docs, MAX_LIMIT) or not any(
+                    len(s) == limit and s[-1] == s[depth - 1] for _, _, s in found):
+                return found
+            limit = min(4 * limit, self.n_docs, MAX_LIMIT)
+
+
 class MilvusBm25(_MilvusEngine):
     """Client BM25: the project's weights as sparse vectors (rankings equal the embedded leg's)."""
 
@@ -81,6 +93,7 @@ class MilvusBm25(_MilvusEngine):
     def __init__(self, collection: MilvusCollection, vocab: dict[str, int], params: dict, n_docs: int):
         super().__init__(collection, params, n_docs)
         self.vocab = vocab
+        self._terms: dict[int, set[int]] = {}  # term ids of recently shown statutes (prefetch)
 
     @classmethod
     def load(cls, folder: Path, config: dict) -> MilvusBm25:
@@ -103,9 +116,21 @@ class MilvusBm25(_MilvusEngine):
                     owner.append(qi)
         return self._rank(BM25, data, owner, len(queries), depth, allowed, order, {"metric_type": "IP"})
 
+    def prefetch(self, rows: Sequence[int]) -> None:
+        """Read the term ids of these statutes in one request, for `present`."""
+        todo = sorted({int(r) for r in rows} - set(self._terms))
+        if len(self._terms) + len(todo) > PREFETCH_MAX:
+            self._terms.clear()
+        if todo:
+            self._terms.update((r, set()) for r in todo)
+            for doc, weights in self.collection.read_where(f"doc in {todo}", BM25, "doc"):
+                self._terms[int(doc)].update(int(t) for t in weights)
+
     def present(self, row: int, tokens: list[str]) -> set[str]:
         """Tokens with a weight in the statute's sparse vector."""
-        held = {int(t) for weights in self.collection.read_where(f"doc == {int(row)}", BM25) for t in weights}
+        if int(row) not in self._terms:
+            self.prefetch([row])
+        held = self._terms[int(row)]
         return {t for t in tokens if self.vocab.get(t) in held}
 
     def query_vector(self, tokens: list[str]) -> dict[int, float]:

@@ -90,10 +90,10 @@ class MilvusCollection:
             raise KeyError(f"rows not in Milvus collection {self.name}: {missing[:5]}")
         return [got[int(r)] for r in rows]
 
-    def read_where(self, expr: str, field: str) -> list:
-        """`field` of every row matching `expr`."""
+    def read_where(self, expr: str, field: str, key: str) -> list[tuple]:
+        """(`key`, `field`) of every row matching `expr`."""
         with milvus_errors(f"reading {self.name}"):
-            return [r[field] for r in self.client.query(self.name, filter=expr, output_fields=[field])]
+            return [(r[key], r[field]) for r in self.client.query(self.name, filter=expr, output_fields=[key, field])]
 
     def drop(self) -> None:
         """Remove the collection (a replaced generation's, or a benchmark's)."""
