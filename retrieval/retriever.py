@@ -23,7 +23,7 @@ from .gpu import check_device
 from .hits import Hit, LegHit, results_json
 from .legs import BuildOptions, Leg, LoadOptions, Ranking, RowOrder, leg_type
 from .milvus.fusion import server_fuse
-from .milvus.legs import collections_of, drop_collections, milvus_backend
+from .milvus.legs import collections_in, collections_of, drop_collections, milvus_backend, previous_collections
 from .rerank import DEFAULT_DEPTH as DEFAULT_RERANK_DEPTH
 from .rerank import rerank_hits
 from .settings import MAX_DEPTH, Bm25Params, FusionConfig, Settings, SettingsError, read_settings
@@ -102,16 +102,17 @@ class HybridRetriever(Updatable):
                 config = {"type": name, **leg.save(folder / name)}
                 (folder / name / LEG_CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
                 manifest[name] = config
-            backend = milvus_backend(manifest)
+            backend = milvus_backend(manifest, replaced)
             if backend:
                 manifest["backend"] = backend
             return manifest
 
+        # Milvus: the collection this save replaces stays until the next save (a server still on it can reload
+        # first); the one that save replaced goes once the index has switched
         before = _previous_manifest(path)
+        replaced = collections_of(before) - collections_in(self.leg)
         manifest = write_index(path, fill)
-        replaced = collections_of(before) - collections_of(manifest)
-        if replaced:  # the index has switched: the previous generation's Milvus collections go, as its folder did
-            drop_collections(replaced)
+        drop_collections(previous_collections(before) - collections_in(self.leg))
         return manifest
 
     @classmethod

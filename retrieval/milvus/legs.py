@@ -91,13 +91,20 @@ def collections_of(manifest: Mapping | None) -> set[tuple[str, str]]:
     return found
 
 
-def milvus_backend(manifest: Mapping) -> dict | None:
-    """The manifest's `backend` entry of a Milvus-backed index: engine, URI and collection (never a token)."""
+def milvus_backend(manifest: Mapping, replaced: set[tuple[str, str]]) -> dict | None:
+    """The manifest's `backend` entry of a Milvus-backed index: engine, URI and collection (never a token), and
+    the collections this generation replaced (dropped by the next save)."""
     pairs = collections_of(manifest)
     if not pairs:
         return None
     uri, name = sorted(pairs)[0]
-    return {"name": "milvus", "uri": uri, "collection": name, "lite": is_lite(uri)}
+    return {"name": "milvus", "uri": uri, "collection": name, "lite": is_lite(uri),
+            "previous": [list(p) for p in sorted(replaced)]}
+
+
+def previous_collections(manifest: Mapping | None) -> set[tuple[str, str]]:
+    """The collections an index manifest's generation replaced."""
+    return {tuple(p) for p in ((manifest or {}).get("backend") or {}).get("previous", [])}
 
 
 def drop_collections(pairs: set[tuple[str, str]]) -> None:
