@@ -176,6 +176,12 @@ def _perf_parser(sub) -> None:
     f.add_argument("--passages", type=int, metavar="N",
                    help="instead: chunked statutes (windows + titles) as N passages in an HNSW store, statute "
                         "ranking latency and recall vs exact (performance-passages.json/.md)")
+    f.add_argument("--updates", type=int, metavar="N",
+                   help="instead: build an N-passage index (MiniLM + BM25), update 1%% of it, rebuild it; wall-time "
+                        "ratio update / rebuild (performance-updates.json, a block in performance.md)")
+    f.add_argument("--filtered", type=int, metavar="N",
+                   help="instead: filtered search latency at 1%%, 10%%, 50%% selectivity over N synthetic statutes, exact "
+                        "and HNSW (performance-filtered.json, a block in performance.md)")
     f.add_argument("--bm25-build-sizes", help="sizes of the whole-process BM25 builds beside raw bm25s "
                                               "(default 100000,300000,1000000)")
     f.add_argument("--bm25-builds-only", action="store_true",
@@ -555,6 +561,8 @@ def cmd_perf(args: argparse.Namespace) -> int:
         return _perf_passages(args)
     if args.milvus:
         return _perf_milvus(args)
+    if args.updates or args.filtered:
+        return _perf_live(args)
     base = PerfConfig.quick_config() if args.quick else PerfConfig()
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else base.sizes
     builds = (tuple(int(s) for s in args.bm25_build_sizes.split(",")) if args.bm25_build_sizes
@@ -597,6 +605,32 @@ def _perf_passages(args: argparse.Namespace) -> int:
     (out / "performance-passages.md").write_text(passages.report(result), encoding="utf-8")
     passages.embed(out / "performance.md", result)
     print(passages.markdown(result))
+    return 0
+
+
+def _perf_live(args: argparse.Namespace) -> int:
+    """`perf --updates N` (update 1% of an N-passage index vs rebuild) or `perf --filtered N` (filtered search
+    latency by selectivity): writes performance-updates.json or performance-filtered.json and a block in
+    performance.md."""
+    import tempfile
+
+    from .perf import blocks, filtered, updates
+
+    n, module, name = ((args.updates, updates, "updates") if args.updates else (args.filtered, filtered, "filtered"))
+    if n < 100:
+        raise ValueError(f"--{name} must be at least 100, got {n}")
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.updates:
+        with tempfile.TemporaryDirectory(prefix="retrieval-perf-updates-") as work:
+            result = updates.measure(n, Path(work))
+    else:
+        result = filtered.measure(n, n_queries=args.queries or 200, repeats=args.repeats or 3)
+    result["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
+    (out / f"performance-{name}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    text = module.markdown(result)
+    blocks.embed_block(out / "performance.md", module.BEGIN, module.END, text)
+    print(text)
     return 0
 
 

@@ -18,7 +18,7 @@ valid_from <= D (or none) and D < valid_to (or none); `valid_to` is the first da
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +26,7 @@ import numpy as np
 from .corpus import META_FIELDS, CorpusError, check_date
 
 Predicate = Callable[[dict], bool]
+FACETS = ("act", "jurisdiction")  # the fields a search page offers as select boxes
 _TOKEN = re.compile(r"\s*(?:(?P<op><=|>=|!=|=|<|>)|(?P<punct>[(),])|'(?P<sq>[^']*)'|\"(?P<dq>[^\"]*)\"|"
                     r"(?P<word>[^\s(),=<>!'\"]+))")
 _COMPARE = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
@@ -138,6 +139,17 @@ def milvus_expression(tree: tuple | None, act: str | None, jurisdiction: str | N
 def _quote(value: str) -> str:
     """A Milvus string literal."""
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def facet_values(records: Iterable[dict], fields: Sequence[str] = FACETS) -> dict[str, list[str]]:
+    """Each field's distinct values over `records` (documents' fields), sorted: the choices a search page offers."""
+    seen: dict[str, set[str]] = {name: set() for name in fields}
+    for record in records:
+        for name in fields:
+            value = _field(record, name)
+            if value is not None:
+                seen[name].add(str(value))
+    return {name: sorted(values) for name, values in seen.items()}
 
 
 def in_force(day: str) -> Predicate:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 LEGS = ("dense", "bm25")  # the legs `build` makes unless told otherwise
 HYBRID = "hybrid"
 _LOAD_ATTEMPTS = 5
+WHERE_CACHE = 64  # filters whose allowed rows a retriever keeps
 LEG_CONFIG = "config.json"  # each leg's own settings, in its folder
 
 
@@ -54,6 +55,7 @@ class HybridRetriever(Updatable):
         self.info = info or {}
         self._rows: dict[str, int] | None = None
         self._fields: list[dict] | None = None  # each document's fields, read once for filters
+        self._where: dict[tuple, np.ndarray] = {}  # recent filters' allowed rows (where)
         self.fuse_in = "project"  # or "server": a Milvus-backed index fused by Milvus (milvus/fusion.py)
 
     @classmethod
@@ -248,10 +250,16 @@ class HybridRetriever(Updatable):
     def where(self, expr: str | None = None, *, act: str | None = None, jurisdiction: str | None = None,
               as_of: str | None = None) -> np.ndarray:
         """Sorted rows of the documents passing a filter expression and/or act, jurisdiction, date in force
-        (filters.py), to pass to `search` as `allowed`."""
+        (filters.py), to pass to `search` as `allowed`. The last WHERE_CACHE filters' rows are kept: evaluating
+        one reads every document's fields (about 0.5 s at 100,000 statutes), and a served index sees the same few."""
         if self._fields is None:
-            self._fields = [self._doc(row) for row in range(len(self))]
-        return filters.allowed_rows(self._fields, expr, act=act, jurisdiction=jurisdiction, as_of=as_of)
+            self._fields, self._where = [self._doc(row) for row in range(len(self))], {}
+        key = (expr, act, jurisdiction, as_of)
+        if key not in self._where:
+            if len(self._where) >= WHERE_CACHE:
+                self._where.pop(next(iter(self._where)))
+            self._where[key] = filters.allowed_rows(self._fields, expr, act=act, jurisdiction=jurisdiction, as_of=as_of)
+        return self._where[key]
 
     def legs_for(self, mode: str) -> tuple[str, ...]:
         """The legs a mode uses ('hybrid': all); the one place modes are checked."""

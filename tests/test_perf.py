@@ -111,3 +111,67 @@ def test_passage_leg_is_exact_when_it_fetches_every_passage():
     for q, ranking in enumerate(leg.rank_vectors(qv, owner, 5, depth)):
         exact = leg.exact_scores_of(qv[owner == q], np.zeros(int((owner == q).sum()), np.int64))[0]
         assert [r for r, _ in ranking] == [r for r, _ in leg.order.top(exact, depth)]
+
+
+def test_update_benchmark_corpora_change_one_percent():
+    from retrieval.perf import updates
+
+    before, after, counts = updates.corpora(1000)
+    assert counts == {"changed": 5, "added": 2, "removed": 3}
+    old, new = {d.id: d for d in before}, {d.id: d for d in after}
+    assert len(set(old) - set(new)) == 3 and len(set(new) - set(old)) == 2
+    changed = [i for i in set(old) & set(new) if old[i] != new[i]]
+    assert len(changed) == 5 and all(new[i].text == old[i].text + updates.AMENDMENT for i in changed)
+
+
+def test_perf_updates_small_run_times_three_commands(tmp_path):
+    """Build, update and rebuild run as whole commands; the update encodes only changed and added texts."""
+    from retrieval.perf import updates
+
+    (tmp_path / "performance.md").write_text("# Performance\n\nearlier figures\n")
+    assert main(["perf", "--updates", "200", "--out-dir", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "performance-updates.json").read_text())
+    plan = result["plan"]
+    assert (len(plan["changed"]), len(plan["added"]), len(plan["removed"]), plan["unchanged"]) == (2, 1, 1, 197)
+    assert plan["encoded"] == 3 and result["dense"]["index"] == "flat"
+    c = result["commands"]
+    assert c["update"]["command"].startswith("python -m retrieval update ")
+    assert result["ratio"] == c["update"]["seconds"] / c["rebuild"]["seconds"] > 0
+    md = (tmp_path / "performance.md").read_text()
+    assert md.startswith("# Performance\n\nearlier figures") and md.count(updates.BEGIN) == 1
+    assert f"ratio: {result['ratio']:.3f}" in md and "WORK/corpus-changed.jsonl" in md
+
+
+def test_perf_filtered_small_run_k_hits_inside_the_filter(tmp_path):
+    from retrieval.perf import filtered
+
+    assert main(["perf", "--filtered", "2000", "--queries", "5", "--repeats", "1", "--out-dir", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "performance-filtered.json").read_text())
+    runs = result["runs"]
+    assert {(r["store"], r["mode"]) for r in runs} == {("flat", "dense"), ("flat", "bm25"), ("flat", "hybrid"),
+                                                       ("hnsw", "dense"), ("hnsw", "hybrid")}
+    assert [r["allowed"] for r in runs[:4]] == [None, 20, 200, 1000]
+    assert all(r["starved"] == 0 and r["hits_outside_filter"] == 0 for r in runs)
+    assert all(r["min_hits"] == filtered.K for r in runs if r["mode"] != "bm25")
+    md = (tmp_path / "performance.md").read_text()
+    assert md.count(filtered.BEGIN) == 1 and "| hnsw | dense |" in md
+
+
+def test_filtered_benchmark_counts_starved_queries():
+    """A search that returns fewer than k hits while k allowed documents match counts as starved."""
+    from retrieval.perf import filtered
+
+    class Starving:  # a retriever whose filtered search drops every other hit
+        legs, ids = ("dense",), [f"P{i}" for i in range(100)]
+
+        def where(self, expr):
+            return np.arange(50)
+
+        def legs_for(self, mode):
+            return self.legs
+
+        def search(self, query, k, mode, query_vector, allowed):
+            return [type("Hit", (), {"id": self.ids[r]})() for r in (allowed[:k:2] if allowed is not None else range(k))]
+
+    run = filtered._run(Starving(), "dense", 0.5, [("q", None)] * 3, repeats=1)
+    assert (run["starved"], run["min_hits"], run["hits_outside_filter"]) == (3, 5, 0)

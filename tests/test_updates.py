@@ -107,29 +107,63 @@ def test_cli_update_dry_run_delete_and_filters(tmp_path, capsys):
     assert main(["delete", ix, "S404"]) == 2
 
 
-def test_kill_during_update_keeps_the_previous_generation(tmp_path, encoder):
-    """kill -9 while encoding (a slow encoder) leaves the index loadable, with its old documents."""
+# Code run before `retrieval update` in a child process: it makes one step slow and touches a flag file when
+# the step starts, so that the test kills the process there.
+SLOW_ENCODING = ("from retrieval.encoders import Encoder\nslow = Encoder.encode_documents\n"
+                 "def encode(self, texts, progress=True):\n    open(FLAG, 'w').close(); time.sleep(60)\n"
+                 "    return slow(self, texts, progress)\nEncoder.encode_documents = encode\n")
+SLOW_FILES = ("import retrieval.store as store\nplain = store.sha256_file\n"  # checksums of the files just written
+              "def sha256_file(path):\n    if '/.tmp-' in str(path):\n        open(FLAG, 'w').close(); time.sleep(60)\n"
+              "    return plain(path)\nstore.sha256_file = sha256_file\n")
+SLOW_SWITCH = ("import retrieval.store as store\nplain = store._write_manifest\n"  # generation in place, manifest not
+               "def write_manifest(folder, manifest):\n    open(FLAG, 'w').close(); time.sleep(60)\n"
+               "    return plain(folder, manifest)\nstore._write_manifest = write_manifest\n")
+
+
+@pytest.mark.parametrize("step, slow, left", [
+    ("encoding", SLOW_ENCODING, set()),
+    ("writing the generation's files", SLOW_FILES, {"partial"}),
+    ("switching the manifest", SLOW_SWITCH, {"gen-000002"}),
+])
+def test_kill_during_update_keeps_the_previous_generation(tmp_path, encoder, step, slow, left):
+    """kill -9 at each step of an update leaves the previous generation intact (every file's sha256 checks) and
+    loadable, with its old documents; the next update removes what the killed one left and succeeds."""
     docs = _docs(20)
     HybridRetriever.build(docs, encoder=encoder, progress=False).save(tmp_path / "ix")
     _write(tmp_path / "v2.jsonl", _docs(20, tag=" in full"))
-    script = ("import sys, time\nfrom retrieval.encoders import Encoder\nfrom retrieval.cli import main\n"
-              "slow = Encoder.encode_documents\n"
-              "def encode(self, texts, progress=True):\n    open(sys.argv[3], 'w').close(); time.sleep(60)\n"
-              "    return slow(self, texts, progress)\n"
-              "Encoder.encode_documents = encode\nmain(['update', sys.argv[1], sys.argv[2]])\n")
-    flag = tmp_path / "encoding"
+    flag = tmp_path / "reached"
+    script = (f"import sys, time\nFLAG = sys.argv[3]\n{slow}from retrieval.cli import main\n"
+              "main(['update', sys.argv[1], sys.argv[2]])\n")
     proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "ix"), str(tmp_path / "v2.jsonl"), str(flag)],
                             cwd=os.getcwd())
     deadline = time.time() + 120
     while not flag.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    assert flag.exists(), "the update never reached encoding"
+    assert flag.exists(), f"the update never reached {step}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    r = HybridRetriever.load(tmp_path / "ix")
+    assert _leftovers(tmp_path / "ix") == left
+    r = HybridRetriever.load(tmp_path / "ix", verify=True)
+    assert r.info["generation"] == "gen-000001"
     assert r.document("S1")["text"] == docs[1].text and r.search("theft", k=3)
     assert main(["update", str(tmp_path / "ix"), str(tmp_path / "v2.jsonl")]) == 0  # the next update still works
     assert HybridRetriever.load(tmp_path / "ix").document("S1")["text"].endswith("in full.")
+    assert _leftovers(tmp_path / "ix") == set()
+
+
+def _leftovers(index) -> set[str]:
+    """What an index folder holds besides its manifest's generation and lock: 'partial' for each half-written
+    temporary folder (with the partial marker), the name of each generation the manifest does not name."""
+    from retrieval.store import PARTIAL
+
+    current = json.loads((index / "manifest.json").read_text())["generation"]
+    out = set()
+    for p in index.iterdir():
+        if p.name.startswith(".tmp-"):
+            out.add("partial" if (p / PARTIAL).is_file() else p.name)
+        elif p.name.startswith("gen-") and p.name != current:
+            out.add(p.name)
+    return out
 
 
 def test_a_second_update_waits_for_the_first(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from retrieval.cli import main
-from retrieval.corpus import Document
+from retrieval.corpus import Document, read_corpus
 from retrieval.retriever import HybridRetriever
 from retrieval.web import background, create_app
 
@@ -31,12 +31,20 @@ ZH = [
     Document("266/<b>", f"诈骗罪 {XSS}", f"诈骗公私财物，数额较大的，处三年以下有期徒刑。<script>window.__pwned=1</script>{XSS}"),
 ]
 
+# A BM25-only index with acts, jurisdictions and dates in force: the README's amended statutes and one more country.
+LAWS = [*read_corpus(ROOT / "docs" / "examples" / "statutes-v2.jsonl"),
+        Document("TA1968-1", "Basic definition of theft", "A person is guilty of theft if he dishonestly appropriates "
+                 "property belonging to another with the intention of permanently depriving the other of it.",
+                 act="Theft Act 1968", jurisdiction="GB", section="1", valid_from="1968-07-26")]
+
 
 @pytest.fixture(scope="module")
 def app(tiny_index, tmp_path_factory):
-    zh = tmp_path_factory.mktemp("web") / "zh"
-    HybridRetriever.build(ZH, legs=["bm25"], language="zh", progress=False).save(zh)
-    return create_app({"tiny": HybridRetriever.load(tiny_index), "zh": HybridRetriever.load(zh)})
+    folder = tmp_path_factory.mktemp("web")
+    HybridRetriever.build(ZH, legs=["bm25"], language="zh", progress=False).save(folder / "zh")
+    HybridRetriever.build(LAWS, legs=["bm25"], progress=False).save(folder / "laws")
+    return create_app({"tiny": HybridRetriever.load(tiny_index), "zh": HybridRetriever.load(folder / "zh"),
+                       "laws": HybridRetriever.load(folder / "laws")})
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +61,11 @@ def url(app):
 def test_health_names_each_index(client):
     body = client.get("/api/health").json()
     assert body["status"] == "ok"
-    tiny, zh = body["indexes"]
+    tiny, zh, laws = body["indexes"]
     assert tiny == {"name": "tiny", "documents": 5, "legs": ["dense", "bm25"], "modes": ["hybrid", "dense", "bm25"],
                     "model": "all-MiniLM-L6-v2 (bundled)", "language": "en"}
     assert (zh["name"], zh["legs"], zh["modes"], zh["model"], zh["language"]) == ("zh", ["bm25"], ["bm25"], None, "zh")
+    assert (laws["name"], laws["documents"]) == ("laws", 8)
 
 
 def test_search_returns_the_query_json_shape(client):
@@ -88,6 +97,28 @@ def test_search_filters(client):
     assert sorted(h["id"] for h in body["hits"]) == ["S3", "S4"]
     assert client.get("/api/search", params={"q": "dowry", "jurisdiction": "XX"}).json()["hits"] == []
     assert len(client.get("/api/search", params={"q": "dowry", "as_of": "2019-06-01"}).json()["hits"]) == 5
+
+
+def test_facets_list_each_index_acts_and_jurisdictions(client):
+    laws = client.get("/api/facets", params={"index": "laws"}).json()
+    assert laws == {"index": "laws", "act": ["BNS", "IPC", "Theft Act 1968"], "jurisdiction": ["GB", "IN"]}
+    assert client.get("/api/facets").json() == {"index": "tiny", "act": [], "jurisdiction": []}
+    assert client.get("/api/facets", params={"index": "nope"}).status_code == 404
+
+
+@pytest.mark.parametrize("params, ids", [
+    ({}, ["IPC-302", "IPC-378", "BNS-103", "TA1968-1", "BNS-303", "IPC-304B", "BNS-80"]),
+    ({"act": "BNS"}, ["BNS-103", "BNS-303", "BNS-80"]),
+    ({"jurisdiction": "GB"}, ["TA1968-1"]),
+    ({"as_of": "2020-01-01"}, ["IPC-302", "IPC-378", "TA1968-1", "IPC-304B"]),
+    ({"as_of": "2024-07-01", "jurisdiction": "IN"}, ["BNS-103", "BNS-303", "BNS-80"]),
+    ({"act": "IPC", "as_of": "2024-07-01"}, []),
+])
+def test_facet_filters_keep_only_matching_statutes(client, params, ids):
+    """The page's facets and date picker send these parameters: the unfiltered ranking (every statute sharing a
+    word with the query; IPC-124A shares none) restricted to the matching statutes, in the same order."""
+    query = {"q": "theft of property, murder or death", "index": "laws", "k": 10, **params}
+    assert [h["id"] for h in client.get("/api/search", params=query).json()["hits"]] == ids
 
 
 @pytest.mark.parametrize("params, status, words", [
@@ -213,6 +244,37 @@ def test_page_in_chromium(url, tmp_path):
             page.screenshot(path=tmp_path / "web-zh.png")
             assert page.evaluate("window.__pwned") is None and page.locator("#results img, #doc img").count() == 0
             assert not problems, problems
+        finally:
+            browser.close()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+def test_page_facets_and_date_in_chromium(url):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            expect(page.locator("body[data-ready]")).to_be_attached()
+            expect(page.locator("#act-label")).to_be_hidden()  # the tiny index has no acts
+            page.select_option("#index", "laws")
+            expect(page.locator("#act option")).to_have_text(["any", "BNS", "IPC", "Theft Act 1968"])
+            expect(page.locator("#jurisdiction option")).to_have_text(["any", "GB", "IN"])
+            page.fill("#q", "theft of property, murder or death")
+            page.select_option("#act", "IPC")
+            page.keyboard.press("Enter")
+            expect(page.locator(".hit .doc-id")).to_have_text(["IPC-302", "IPC-378", "IPC-304B"])
+            page.fill("#as-of", "2024-07-01")  # the IPC was repealed that day
+            page.locator("#as-of").dispatch_event("change")
+            expect(page.locator("#status")).to_contain_text("No statutes found")
+            page.select_option("#act", "")
+            expect(page.locator(".hit .doc-id")).to_have_text(["BNS-103", "TA1968-1", "BNS-303", "BNS-80"])
+            assert "as_of=2024-07-01" in page.url and "act=" not in page.url
+            page.goto(page.url)  # the filters come back from the address
+            expect(page.locator("#as-of")).to_have_value("2024-07-01")
+            expect(page.locator("#index")).to_have_value("laws")
         finally:
             browser.close()
 

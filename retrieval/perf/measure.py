@@ -167,3 +167,22 @@ def _reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
+
+
+def shared_cpu_note(result: dict) -> str:
+    """One sentence on the machine and its load during a run (from `machine()`, `other_processes_cpu_share`,
+    `load_average_end` and `wall_seconds` in `result`), for a report block."""
+    m, share = result["machine"], result["other_processes_cpu_share"]
+    others = "not recorded" if share is None else f"{share:.0%} of the CPU time"
+    loads = "; ".join(f"{label} {', '.join(f'{v:.2f}' for v in values)}" for label, values in
+                      (("start", m["load_average"]), ("end", result["load_average_end"])))
+    return (f"Machine: {m['cpu']}, {m['logical_cores']} cores shared with other jobs (other processes used {others} "
+            f"during the run; load average {loads}); whole run {result['wall_seconds'] / 60:.1f} min.")
+
+
+def run_context(started: float, cpu_start: dict[str, float] | None) -> dict:
+    """The run's wall time, load at the end and the CPU share other processes took, since `started`
+    (perf_counter) and `cpu_start` (`cpu_seconds()`)."""
+    wall = time.perf_counter() - started
+    return {"wall_seconds": wall, "load_average_end": list(os.getloadavg()),
+            "other_processes_cpu_share": other_cpu_share(cpu_start, cpu_seconds(), wall, os.cpu_count() or 1)}

@@ -20,6 +20,7 @@ from ..legs.base import RowOrder
 from ..legs.dense import OVERFETCH, DenseLeg
 from ..stores.faiss import FaissStore
 from . import synthetic
+from .blocks import embed_block
 from .measure import MB, highest_rss, latency
 
 CHUNKING = ChunkSettings(documents=True, queries=True, doc_agg="max", query_agg="max", title_weight=0.3)
@@ -134,15 +135,8 @@ def embed(performance_md: Path, result: dict) -> None:
     """Put the passage benchmark's headline into performance.md (replacing an earlier one), between markers, so
     a rerun of either benchmark keeps the other's figures."""
     asked = result.get("asked_passages", result["passages"])
-    block = "\n".join([BEGIN, f"## Chunked statutes at scale: {asked:,}-passage synthetic corpus (passage-level "
-                              "dense search)", "",
-                       "| corpus and store | query latency | quality | build |", "| --- | --- | --- | --- |",
-                       markdown(result), "",
-                       f"Details and method: [performance-passages.md](performance-passages.md); command: "
-                       f"`{result.get('command', 'python -m retrieval perf --passages N')}`.", END])
-    text = performance_md.read_text(encoding="utf-8") if performance_md.is_file() else ""
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    performance_md.write_text(text, encoding="utf-8")
+    embed_block(performance_md, BEGIN, END, "\n".join([
+        f"## Chunked statutes at scale: {asked:,}-passage synthetic corpus (passage-level dense search)", "",
+        "| corpus and store | query latency | quality | build |", "| --- | --- | --- | --- |", markdown(result), "",
+        f"Details and method: [performance-passages.md](performance-passages.md); command: "
+        f"`{result.get('command', 'python -m retrieval perf --passages N')}`."]))

@@ -96,7 +96,7 @@ def create_app(retrievers: Mapping[str, HybridRetriever],
 
 
 def _search_routes(app: FastAPI, served: Mapping[str, ServedIndex], timeout_s: float) -> None:
-    """/api/health, GET and POST /api/search, /api/documents/{id}."""
+    """/api/health, GET and POST /api/search, /api/facets, /api/documents/{id}."""
     default = next(iter(served))
 
     def pick(index: str | None) -> ServedIndex:
@@ -132,6 +132,12 @@ def _search_routes(app: FastAPI, served: Mapping[str, ServedIndex], timeout_s: f
     async def search_post(request: Request, body: SearchBody) -> dict:
         """The same search with its fields in a JSON body (a long case description does not fit a URL well)."""
         return await _search(request, pick(body.index), body, timeout_s)
+
+    @app.get("/api/facets")
+    def facets(index: str | None = Query(None, description="index name (default: the first served)")) -> dict:
+        """The index's distinct acts and jurisdictions, for the page's filter select boxes."""
+        target = pick(index)
+        return {"index": target.name, **target.facets()}
 
     @app.get("/api/documents/{doc_id:path}")
     def document(doc_id: str, index: str | None = Query(None, description="index name (default: the first served)")

@@ -11,6 +11,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..filters import facet_values
 from ..rerank import Reranker
 from ..retriever import HybridRetriever
 from ..store import current_generation
@@ -28,6 +29,7 @@ class ServedIndex:
     batch: BatchConfig = field(default_factory=BatchConfig)
     on_batch: Callable[[str, int, float], None] | None = None  # metrics hook: worker name, batch size, seconds
     generation: str | None = None
+    _facets: tuple[HybridRetriever, dict] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.encoder_worker = Batcher(f"{self.name}/encoder", lambda: self.retriever, self.batch, self.on_batch)
@@ -47,6 +49,13 @@ class ServedIndex:
                 "modes": self.modes(), "model": info.get("dense", {}).get("model"),
                 "language": info.get("bm25", {}).get("analysis", {}).get("language"),
                 **({"rerank": {"model": self.rerank[0].model_name, "depth": self.rerank[1]}} if self.rerank else {})}
+
+    def facets(self) -> dict[str, list[str]]:
+        """The served documents' distinct acts and jurisdictions (filters.FACETS), read once per retriever."""
+        retriever = self.retriever
+        if self._facets is None or self._facets[0] is not retriever:
+            self._facets = (retriever, facet_values(retriever.document(doc_id) for doc_id in retriever.ids))
+        return self._facets[1]
 
     def submit(self, query: str, k: int, mode: str, rerank: bool) -> Future:
         """Queue a search on the worker its mode needs; the Future gives a batching.Answer (QueueFull when full)."""

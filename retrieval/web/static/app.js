@@ -1,10 +1,12 @@
-// The search page: talks to /api/health, /api/search and /api/documents/{id}.
+// The search page: talks to /api/health, /api/facets, /api/search and /api/documents/{id}.
 // Every piece of text from the server goes into the DOM as a text node (never as HTML).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const form = $("search"), input = $("q"), indexSelect = $("index"), modeSet = $("modes"), kSelect = $("k");
 const statusLine = $("status"), results = $("results"), dialog = $("doc");
+const asOfInput = $("as-of");
+const FACETS = ["act", "jurisdiction"];  // select boxes filled from /api/facets; "" is any
 const MODE_LABELS = { hybrid: "Hybrid (RRF)", dense: "Dense", bm25: "BM25" };
 const SNIPPET_BEFORE = 90, SNIPPET_LENGTH = 320;
 const EAST_ASIAN = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u;
@@ -46,6 +48,30 @@ function showModes(index, wanted) {
     modeSet.append(label);
   }
   results.lang = $("doc-text").lang = index.language === "zh" ? "zh-CN" : "en";
+}
+
+// Fill the act and jurisdiction select boxes with the index's values (hidden when it has none), keeping a
+// wanted value that the index has.
+async function showFacets(index, wanted) {
+  const query = indexes.length > 1 ? `?index=${encodeURIComponent(index.name)}` : "";
+  const values = await api(`/api/facets${query}`).catch(() => ({}));
+  for (const name of FACETS) {
+    const select = $(name), choices = values[name] ?? [];
+    select.replaceChildren(new Option("any", ""), ...choices.map((v) => new Option(v, v)));
+    select.value = choices.includes(wanted[name]) ? wanted[name] : "";
+    $(`${name}-label`).hidden = choices.length === 0;
+  }
+}
+
+function filterParams(params) {
+  for (const name of FACETS) if ($(name).value) params.set(name, $(name).value);
+  if (asOfInput.value) params.set("as_of", asOfInput.value);
+}
+
+function filterText() {
+  const parts = FACETS.filter((name) => $(name).value).map((name) => $(name).value);
+  if (asOfInput.value) parts.push(`in force on ${asOfInput.value}`);
+  return parts.length ? ` · ${parts.join(", ")}` : "";
 }
 
 // One regex for the matched terms: CJK terms match anywhere, others only as whole words.
@@ -150,8 +176,8 @@ function render(answer, index, count) {
   }
   const ms = Math.round(answer.seconds * 1000);
   showStatus(answer.hits.length
-    ? `${answer.hits.length} statutes · ${MODE_LABELS[answer.mode]} · ${index.name} · ${ms} ms`
-    : `No statutes found (${MODE_LABELS[answer.mode]}, ${index.name}).`);
+    ? `${answer.hits.length} statutes · ${MODE_LABELS[answer.mode]} · ${index.name}${filterText()} · ${ms} ms`
+    : `No statutes found (${MODE_LABELS[answer.mode]}, ${index.name}${filterText()}).`);
 }
 
 async function search() {
@@ -162,6 +188,7 @@ async function search() {
   }
   const params = new URLSearchParams({ q, mode, k: kSelect.value });
   if (indexes.length > 1) params.set("index", index.name);
+  filterParams(params);
   history.replaceState(null, "", `?${params}`);
   const count = ++searchCount;
   showStatus("Searching…");
@@ -224,9 +251,10 @@ form.addEventListener("submit", (event) => {
   search();
 });
 modeSet.addEventListener("change", () => input.value.trim() && search());
-kSelect.addEventListener("change", () => input.value.trim() && search());
-indexSelect.addEventListener("change", () => {
+for (const el of [kSelect, asOfInput, ...FACETS.map($)]) el.addEventListener("change", () => input.value.trim() && search());
+indexSelect.addEventListener("change", async () => {
   showModes(currentIndex(), currentMode());
+  await showFacets(currentIndex(), Object.fromEntries(FACETS.map((name) => [name, $(name).value])));
   if (input.value.trim()) search();
 });
 $("doc-close").addEventListener("click", () => dialog.close());
@@ -249,6 +277,8 @@ async function start() {
   if ([...kSelect.options].some((o) => o.value === params.get("k"))) kSelect.value = params.get("k");
   showModes(currentIndex(), params.get("mode"));
   const index = currentIndex();
+  await showFacets(index, Object.fromEntries(FACETS.map((name) => [name, params.get(name)])));
+  if (/^\d{4}-\d{2}-\d{2}$/.test(params.get("as_of") ?? "")) asOfInput.value = params.get("as_of");
   showStatus(`${index.documents} statutes in ${index.name}; legs: ${index.legs.join(", ")}.`);
   document.body.dataset.ready = "true";
   if (params.get("q")) {

@@ -1,0 +1,105 @@
+"""Updating 1% of an index against rebuilding it, as whole `retrieval build` and `retrieval update` commands.
+
+The corpus is the perf generator's synthetic text (perf/synthetic.py) encoded by the bundled real model
+(the build's default), so the encoding an update saves is real. 1% of the corpus changes: half of it
+changed texts, a quarter new statutes, a quarter removed, at random rows (fixed seed). Three commands
+run one after the other: build the corpus (hybrid, default settings), update that index to the changed
+corpus, and rebuild the changed corpus from scratch; the ratio is update time over rebuild time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..corpus import Document
+from . import synthetic
+from .measure import cpu_seconds, machine, run_context, shared_cpu_note
+
+CHANGE_SHARE = 0.01
+AMENDMENT = " This section is substituted by the amending act of 2024, which also raises the fine."
+BEGIN, END = "<!-- index-updates -->", "<!-- /index-updates -->"
+
+
+def corpora(n: int, seed: int = 0) -> tuple[list[Document], list[Document], dict]:
+    """The corpus of `n` passages, the same corpus with 1% changed, added and removed, and how many of each."""
+    total = max(4, round(n * CHANGE_SHARE))
+    counts = {"changed": total // 2, "added": total // 4, "removed": total - total // 2 - total // 4}
+    docs = synthetic.documents(n + counts["added"], seed)
+    before = docs[:n]
+    rows = np.random.default_rng([seed, 9]).choice(n, counts["changed"] + counts["removed"], replace=False)
+    changed, removed = set(rows[:counts["changed"]].tolist()), set(rows[counts["changed"]:].tolist())
+    after = [replace(d, text=d.text + AMENDMENT) if i in changed else d
+             for i, d in enumerate(before) if i not in removed]
+    return before, after + docs[n:], counts
+
+
+def write_jsonl(path: Path, docs: list[Document]) -> Path:
+    """The documents as a JSONL corpus (id, title, text)."""
+    with path.open("w", encoding="utf-8") as f:
+        for d in docs:
+            f.write(json.dumps({"id": d.id, "title": d.title, "text": d.text}, ensure_ascii=False) + "\n")
+    return path
+
+
+def measure(n: int, work: Path, seed: int = 0) -> dict:
+    """Build, update and rebuild as separate processes in `work`; their wall times and the ratio."""
+    before, after, counts = corpora(n, seed)
+    base, changed = write_jsonl(work / "corpus.jsonl", before), write_jsonl(work / "corpus-changed.jsonl", after)
+    index, rebuilt = work / "index", work / "index-rebuilt"
+    started, cpu_start = time.perf_counter(), cpu_seconds()
+    out: dict = {"n": n, "n_after": len(after), **counts, "machine": machine(), "work": str(work), "commands": {}}
+    steps = (("build", ["build", str(base), "--out", str(index)]),
+             ("update", ["update", str(index), str(changed), "--json"]),
+             ("rebuild", ["build", str(changed), "--out", str(rebuilt)]))
+    for name, args in steps:
+        out["commands"][name] = _timed_command(name, args)
+    out["plan"] = json.loads(out["commands"]["update"].pop("stdout").strip().splitlines()[-1])
+    for name in ("build", "rebuild"):
+        out["commands"][name].pop("stdout")
+    manifest = json.loads((rebuilt / "manifest.json").read_text(encoding="utf-8"))
+    out["dense"] = {"model": manifest["dense"].get("model"), "index": manifest["dense"].get("index")}
+    out["ratio"] = out["commands"]["update"]["seconds"] / out["commands"]["rebuild"]["seconds"]
+    return {**out, **run_context(started, cpu_start)}
+
+
+def _timed_command(name: str, args: list[str]) -> dict:
+    """Run `python -m retrieval ARGS` as its own process: wall seconds, load average before, its stdout."""
+    command = ["python", "-m", "retrieval", *args]
+    print(f"perf {time.strftime('%H:%M:%S')}: {name}: {' '.join(command)}", file=sys.stderr, flush=True)
+    load = list(os.getloadavg())
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, *command[1:]], capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+    return {"command": " ".join(command), "seconds": seconds, "load_average_before": load, "stdout": done.stdout}
+
+
+def markdown(result: dict) -> str:
+    """The headline block for performance.md: the three commands, their times and the ratio."""
+    c, plan = result["commands"], result["plan"]
+    rows = [f"| {name} | `{c[name]['command'].replace(result['work'], 'WORK')}` | {c[name]['seconds']:.1f} s | "
+            f"{', '.join(f'{v:.2f}' for v in c[name]['load_average_before'])} |" for name in ("build", "update", "rebuild")]
+    return "\n".join([
+        f"## Updating 1% of a {result['n']:,}-passage index vs rebuilding it", "",
+        f"Corpus: the perf generator's synthetic statutes (perf/synthetic.py, seed 0), encoded by "
+        f"`{Path(result['dense']['model'] or '').name or 'the default model'}` (the bundled default; dense index "
+        f"`{result['dense']['index']}`, chosen by size) plus BM25, default build settings. The changed corpus has "
+        f"{result['changed']:,} texts changed, {result['added']:,} statutes added and {result['removed']:,} removed "
+        f"({result['n_after']:,} passages). WORK is a temporary folder. Each command is a separate process, timed whole (start-up and "
+        f"model load included).", "",
+        "| step | command | wall time | load average before (1, 5, 15 min) |", "| --- | --- | ---: | --- |", *rows, "",
+        f"**Update / rebuild wall-time ratio: {result['ratio']:.3f}** (update: {len(plan['added']):,} "
+        f"added, {len(plan['changed']):,} changed, {len(plan['removed']):,} removed, {plan['unchanged']:,} unchanged; "
+        f"{plan['encoded']:,} texts encoded).", "",
+        f"{shared_cpu_note(result)} Command: `{result.get('command', 'python -m retrieval perf --updates N')}`; "
+        "figures in performance-updates.json.",
+    ])
