@@ -16,6 +16,7 @@ from ..milvus.collection import MAX_LIMIT, VECTOR, MilvusCollection
 from ..milvus.expressions import rows_expression
 
 HNSW_EF = 128  # efSearch of a Milvus HNSW index (as the FAISS store's)
+READ_ONLY = "a Milvus-backed index is changed by `update` / `delete` (each writes a new collection)"
 
 
 class MilvusStore:
@@ -51,9 +52,11 @@ class MilvusStore:
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Refused: a Milvus-backed index changes by writing its next collection (retriever update/delete)."""
-        raise NotImplementedError("a Milvus-backed index is changed by `update` / `delete` (a new collection)")
+        raise NotImplementedError(READ_ONLY)
 
-    remove = add
+    def remove(self, ids: np.ndarray) -> None:
+        """Refused, as `add`."""
+        raise NotImplementedError(READ_ONLY)
 
     def search(self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
