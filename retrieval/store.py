@@ -418,11 +418,12 @@ class TableWriter:
 
     def add(self, d: Document) -> None:
         """Append one document's line to documents.jsonl."""
-        line = (self._encode({"id": d.id, "title": d.title, "text": d.text, **d.metadata()}) + "\n").encode("utf-8")
+        meta = d.metadata()
+        line = (self._encode({"id": d.id, "title": d.title, "text": d.text, **meta}) + "\n").encode("utf-8")
         self._file.write(line)
         self._sizes.append(len(line))
         self._ids.append(d.id)
-        self._fingerprint.add(d)
+        self._fingerprint.add(d, meta)
 
     def finish(self) -> DocumentTable:
         """Close documents.jsonl; write the offsets, the id list and the id ranks; the table (with its fingerprint)."""
