@@ -41,8 +41,8 @@ class Bm25Leg:
 
         t = time.perf_counter()
         docs = list(documents) if isinstance(documents, Iterator) else documents
-        settings = options.analysis or resolve_settings(options.language,
-                                                        [d.indexed_text() for d in itertools.islice(docs, LANGUAGE_SAMPLE)])
+        sample = itertools.islice(docs, LANGUAGE_SAMPLE) if options.analysis is None else ()
+        settings = options.analysis or resolve_settings(options.language, [d.indexed_text() for d in sample])
         analyzer = Analyzer.for_documents(settings, docs, options.user_words)
         params = options.bm25 or Bm25Params()
         index = build_bm25(docs, analyzer, options.bm25_backend, workers=options.bm25_workers,
