@@ -76,10 +76,12 @@ def build_bm25(documents: Iterable[Document], analyzer: Analyzer, engine: str = 
 
     def index(items, what: str) -> Bm25sIndex:
         bar = _bar(len(documents) if isinstance(documents, Sized) else None, progress, what)
-        postings = collect(items, analyzer, workers=workers, chunk_size=chunk_size,
-                           on_chunk=None if bar is None else bar.update)
-        if bar is not None:
-            bar.close()
+        try:
+            postings = collect(items, analyzer, workers=workers, chunk_size=chunk_size,
+                               on_chunk=None if bar is None else bar.update)
+        finally:  # closed before an error (a bad corpus line met while streaming) is printed
+            if bar is not None:
+                bar.close()
         return Bm25sIndex.from_postings(postings, k1=k1, b=b)
 
     text = index(texts, "BM25 texts")
