@@ -367,9 +367,10 @@ def _build_in_memory(args: argparse.Namespace, settings, options: dict, rerank: 
     from .corpus import read_corpus
     from .retriever import HybridRetriever
 
+    encoder = _encoder_config(args, settings)  # a device that cannot be honoured stops the build first
     docs = read_corpus(args.corpus)
     print(f"read {len(docs)} documents from {args.corpus}", file=sys.stderr)
-    retriever = HybridRetriever.build(docs, encoder=_encoder_config(args, settings), **options)
+    retriever = HybridRetriever.build(docs, encoder=encoder, **options)
     if rerank:
         retriever.info["rerank"] = rerank
     manifest = retriever.save(args.out)
