@@ -30,6 +30,7 @@ LANGUAGES = ("en", "zh")
 ZH_MODES = ("accurate", "search", "char", "ngram")
 JIEBA_MODES = ("accurate", "search")
 TITLE_MODES = ("join", "field", "none")
+LANGUAGE_SAMPLE = 200  # documents whose letters decide the language (detect_language)
 USER_DICT = "user_dict.txt"  # where the BM25 leg keeps its user dictionary, in its folder
 
 
@@ -187,14 +188,14 @@ class Analyzer:
         return [stem(w) if w.isascii() and w.isalpha() else w for w in words]
 
 
-def bm25_fields(documents: Sequence[Document], title: str) -> tuple[Iterator[str], Iterator[str] | None]:
+def bm25_fields(documents: Iterable[Document], title: str) -> tuple[Iterator[str], Iterator[str] | None]:
     """What BM25 indexes of each document under a title mode: (texts, titles or None), made one by one."""
     if title == "join":
         return (d.indexed_text() for d in documents), None
     return (d.text for d in documents), ((d.title for d in documents) if title == "field" else None)
 
 
-def detect_language(texts: Iterable[str], sample: int = 200) -> str:
+def detect_language(texts: Iterable[str], sample: int = LANGUAGE_SAMPLE) -> str:
     """'zh' when CJK characters make up at least a fifth of the letters in a sample, else 'en'."""
     cjk = letters = 0
     for i, t in enumerate(texts):

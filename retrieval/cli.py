@@ -268,10 +268,12 @@ def _legs(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _analysis_settings(args: argparse.Namespace, docs):
-    """The BM25 analysis: --language's defaults (auto: detected from the documents) with the options given."""
-    from .analysis import resolve_settings
+    """The BM25 analysis: --language's defaults (auto: detected from the documents' first ones) with the options
+    given."""
+    from .analysis import LANGUAGE_SAMPLE, resolve_settings
 
-    return resolve_settings(args.language, [d.indexed_text() for d in docs[:200]], **_analysis_overrides(args))
+    return resolve_settings(args.language, [d.indexed_text() for d in docs[:LANGUAGE_SAMPLE]],
+                            **_analysis_overrides(args))
 
 
 def _dense_backend_arg(p: argparse.ArgumentParser) -> None:
@@ -358,8 +360,15 @@ def _encoder_config(args: argparse.Namespace, settings=None):
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    """Read and validate the corpus, build the legs, write the index atomically."""
-    from .corpus import read_corpus
+    """Read and validate the corpus, build the legs, write the index atomically.
+
+    Without the dense leg the corpus streams: read in chunks, analysed for BM25 and written into the new index
+    generation as it goes (HybridRetriever.build_into), so no text is held twice; the dense leg reads it whole.
+    """
+    import itertools
+
+    from .analysis import LANGUAGE_SAMPLE
+    from .corpus import iter_corpus
     from .retriever import HybridRetriever
     from .store import check_target
 
@@ -367,36 +376,52 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     check_target(Path(args.out), corpus=args.corpus)  # before any work: never a user's folder, never the corpus
-    docs = read_corpus(args.corpus)
     legs = _legs(args)
     settings = _settings(args)
-    encoder = _encoder_config(args, settings) if "dense" in legs else None
-    analysis = _analysis_settings(args, docs) if "bm25" in legs else None
-    user_words = _user_words(args)
-    print(f"read {len(docs)} documents from {args.corpus}", file=sys.stderr)
-    retriever = HybridRetriever.build(docs, encoder=encoder, legs=legs, analysis=analysis, user_words=user_words,
-                                      bm25_backend=args.bm25_backend, dense_kind=args.dense_index,
-                                      fusion_config=settings.fusion, chunking=settings.chunking, bm25=settings.bm25,
-                                      dense_backend=args.dense_backend, bm25_workers=args.workers,
-                                      milvus=_milvus_target(args, Path(args.out).name))
+    sample = list(itertools.islice(iter_corpus(args.corpus), LANGUAGE_SAMPLE))
     rerank = _reranker(args)
+    options = dict(legs=legs, analysis=_analysis_settings(args, sample) if "bm25" in legs else None,
+                   user_words=_user_words(args), bm25_backend=args.bm25_backend, dense_kind=args.dense_index,
+                   fusion_config=settings.fusion, chunking=settings.chunking, bm25=settings.bm25,
+                   dense_backend=args.dense_backend, bm25_workers=args.workers,
+                   milvus=_milvus_target(args, Path(args.out).name))
     if rerank:
         from .rerank import index_settings
 
-        retriever.info["rerank"] = index_settings(*rerank)
-    manifest = retriever.save(args.out)
+        rerank = index_settings(*rerank)
+    if "dense" in legs or options["milvus"] is not None:  # Milvus publishes from the documents in memory
+        manifest = _build_in_memory(args, settings, options, rerank)
+    else:
+        print(f"reading {args.corpus} as the BM25 leg indexes it", file=sys.stderr)
+        manifest = HybridRetriever.build_into(args.out, iter_corpus(args.corpus), rerank=rerank, **options)
     took = time.perf_counter() - t0
     parts = ", ".join(f"{k.removesuffix('_seconds')} {v:.1f}s" for k, v in manifest["build"].items()
                       if k.endswith("_seconds"))
     cut = manifest["build"].get("truncated_documents")
-    if "dense" in retriever.leg and retriever.leg["dense"].encoder is not None:
-        print(f"encoder: {retriever.leg['dense'].encoder.describe()}", file=sys.stderr)
     print(f"indexed {manifest['documents']} documents ({', '.join(manifest['legs'])}) in {took:.1f}s"
           f" ({parts}) -> {args.out}", file=sys.stderr)
     if cut:
         print(f"note: {cut} documents are longer than the model's {manifest['dense']['max_seq_length']} "
               f"tokens and were cut for the dense leg", file=sys.stderr)
     return 0
+
+
+def _build_in_memory(args: argparse.Namespace, settings, options: dict, rerank: dict | None) -> dict:
+    """The corpus read whole, the legs built from it, the index saved; returns its manifest."""
+    from .corpus import read_corpus
+    from .retriever import HybridRetriever
+
+    # a device that cannot be honoured stops the build first
+    encoder = _encoder_config(args, settings) if "dense" in options["legs"] else None
+    docs = read_corpus(args.corpus)
+    print(f"read {len(docs)} documents from {args.corpus}", file=sys.stderr)
+    retriever = HybridRetriever.build(docs, encoder=encoder, **options)
+    if rerank:
+        retriever.info["rerank"] = rerank
+    manifest = retriever.save(args.out)
+    if "dense" in retriever.leg and retriever.leg["dense"].encoder is not None:
+        print(f"encoder: {retriever.leg['dense'].encoder.describe()}", file=sys.stderr)
+    return manifest
 
 
 def _settings(args: argparse.Namespace):

@@ -161,8 +161,9 @@ class Fingerprint:
     def __init__(self):
         self._h = hashlib.sha256()
 
-    def add(self, d: Document) -> None:
-        meta = d.metadata()
+    def add(self, d: Document, meta: dict | None = None) -> None:
+        """Feed one document; `meta`: its metadata() when the caller has it already."""
+        meta = d.metadata() if meta is None else meta
         extra = json.dumps(meta, sort_keys=True) + "\x00" if meta else ""
         self._h.update(f"{d.id}\x00{d.title}\x00{d.text}\x00{extra}".encode("utf-8"))
 

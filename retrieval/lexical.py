@@ -7,7 +7,7 @@ retriever ranks and fuses them the same way. Saved as plain arrays and JSON, nev
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sized
 from pathlib import Path
 from typing import Protocol
 
@@ -58,7 +58,7 @@ def build_lexical(token_lists: list[list[str]], engine: str = "bm25s", *, k1: fl
     return TitleFieldIndex(text, title, title_weight)
 
 
-def build_bm25(documents: Sequence[Document], analyzer: Analyzer, engine: str = "bm25s", *, k1: float = 1.5,
+def build_bm25(documents: Iterable[Document], analyzer: Analyzer, engine: str = "bm25s", *, k1: float = 1.5,
                b: float = 0.75, workers: int | None = None, chunk_size: int = CHUNK_SIZE,
                progress: bool = False) -> LexicalIndex:
     """The BM25 leg of `documents` under the analyzer's title mode; defaults are MTEB's BM25 baseline.
@@ -75,11 +75,13 @@ def build_bm25(documents: Sequence[Document], analyzer: Analyzer, engine: str = 
     workers = default_workers() if workers is None else workers
 
     def index(items, what: str) -> Bm25sIndex:
-        bar = _bar(len(documents), progress, what)
-        postings = collect(items, analyzer, workers=workers, chunk_size=chunk_size,
-                           on_chunk=bar.update if bar else None)
-        if bar:
-            bar.close()
+        bar = _bar(len(documents) if isinstance(documents, Sized) else None, progress, what)
+        try:
+            postings = collect(items, analyzer, workers=workers, chunk_size=chunk_size,
+                               on_chunk=None if bar is None else bar.update)
+        finally:  # closed before an error (a bad corpus line met while streaming) is printed
+            if bar is not None:
+                bar.close()
         return Bm25sIndex.from_postings(postings, k1=k1, b=b)
 
     text = index(texts, "BM25 texts")
@@ -253,9 +255,9 @@ class RankBm25Index:
                 f.write(json.dumps(tokens, ensure_ascii=False) + "\n")
 
 
-def _bar(total: int, show: bool, what: str):
-    """A progress bar over documents for large builds, else None."""
-    if not show or total < 2000:
+def _bar(total: int | None, show: bool, what: str):
+    """A progress bar over documents for large builds (or of a stream, `total` None), else None."""
+    if not show or (total is not None and total < 2000):
         return None
     from tqdm.auto import tqdm
 

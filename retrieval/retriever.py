@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +27,8 @@ from .milvus.legs import collections_in, collections_of, drop_collections, milvu
 from .rerank import DEFAULT_DEPTH as DEFAULT_RERANK_DEPTH
 from .rerank import rerank_hits
 from .settings import MAX_DEPTH, Bm25Params, FusionConfig, Settings, SettingsError, read_settings
-from .store import (DocumentTable, IndexFileError, check_count, current_generation, data_dir, prefers_mmap, rank_ids,
-                    read_manifest, verify_checksums, write_index)
+from .store import (DocumentStream, DocumentTable, IndexFileError, check_count, current_generation, data_dir,
+                    prefers_mmap, rank_ids, read_manifest, verify_checksums, write_index)
 from .updates import Updatable
 
 if TYPE_CHECKING:
@@ -78,6 +78,28 @@ class HybridRetriever(Updatable):
         info = {"documents": len(docs), "corpus_fingerprint": fingerprint(docs), "build": opts.timings}
         return cls(docs, built, fusion_config=fusion_config, info=info)
 
+    @classmethod
+    def build_into(cls, path: str | Path, documents: Iterable[Document], *, legs: Sequence[str] = LEGS,
+                   fusion_config: FusionConfig = FusionConfig(), rerank: dict | None = None,
+                   **options: Any) -> dict:
+        """`build` and `save` in one go: the document table is written into the new generation while the legs
+        read the documents as they stream by (store.DocumentStream), so a BM25-only build holds each text at
+        most once, a chunk at a time. `rerank`: the index's named reranker. Returns the manifest."""
+        names = _check_legs(legs)
+        opts = BuildOptions(**options)
+
+        def fill(folder: Path) -> dict:
+            docs = DocumentStream(folder, documents)
+            order = RowOrder(np.zeros(0, dtype=np.int64))  # the ids are known once the documents have passed
+            built = {name: leg_type(name).build(docs, opts, order) for name in names}
+            table = docs.table()
+            order.id_ranks = table.id_ranks
+            info = {"documents": len(table), "corpus_fingerprint": table.fingerprint, "build": opts.timings,
+                    "rerank": rerank}
+            return cls(table, built, fusion_config=fusion_config, info=info)._save_legs(folder, Path(path).name)
+
+        return write_index(path, fill)
+
     @property
     def legs(self) -> tuple[str, ...]:
         """The names of this retriever's legs."""
@@ -94,20 +116,7 @@ class HybridRetriever(Updatable):
             if isinstance(self._docs, DocumentTable):
                 raise ValueError("save a retriever right after build; a loaded index is already on disk")
             DocumentTable.write(folder, self._docs)
-            manifest = {"name": Path(path).name, "documents": len(self), "legs": list(self.legs),
-                        "corpus_fingerprint": self.info.get("corpus_fingerprint"), "fusion": self.fusion.to_dict(),
-                        "build": self.info.get("build", {}), "versions": library_versions()}
-            if self.info.get("rerank"):  # the index's named reranker (rerank.index_settings)
-                manifest["rerank"] = self.info["rerank"]
-            for name, leg in self.leg.items():
-                (folder / name).mkdir()
-                config = {"type": name, **leg.save(folder / name)}
-                (folder / name / LEG_CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
-                manifest[name] = config
-            backend = milvus_backend(manifest, replaced)
-            if backend:
-                manifest["backend"] = backend
-            return manifest
+            return self._save_legs(folder, Path(path).name, replaced)
 
         # Milvus: the collection this save replaces stays until the next save (a server still on it can reload
         # first); the one that save replaced goes once the index has switched
@@ -115,6 +124,24 @@ class HybridRetriever(Updatable):
         replaced = collections_of(before) - collections_in(self.leg)
         manifest = write_index(path, fill)
         drop_collections(previous_collections(before) - collections_in(self.leg))
+        return manifest
+
+    def _save_legs(self, folder: Path, index_name: str, replaced: set[tuple[str, str]] = frozenset()) -> dict:
+        """Each leg's files in its own sub-folder of the generation `folder`; returns the manifest body (with a
+        Milvus-backed index's `backend` entry, naming the collections this save `replaced`)."""
+        manifest = {"name": index_name, "documents": len(self), "legs": list(self.legs),
+                    "corpus_fingerprint": self.info.get("corpus_fingerprint"), "fusion": self.fusion.to_dict(),
+                    "build": self.info.get("build", {}), "versions": library_versions()}
+        if self.info.get("rerank"):  # the index's named reranker (rerank.index_settings)
+            manifest["rerank"] = self.info["rerank"]
+        for name, leg in self.leg.items():
+            (folder / name).mkdir()
+            config = {"type": name, **leg.save(folder / name)}
+            (folder / name / LEG_CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+            manifest[name] = config
+        backend = milvus_backend(manifest, replaced)
+        if backend:
+            manifest["backend"] = backend
         return manifest
 
     @classmethod

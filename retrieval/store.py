@@ -366,23 +366,10 @@ class DocumentTable:
     def write(cls, folder: Path, documents: Iterable[Document]) -> DocumentTable:
         """documents.jsonl (id, title, text and the metadata that is set) written as the documents come, the byte
         offset of each line, the id list and id ranks; returns the table (with the documents' fingerprint)."""
-        encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False)
-        ids, sizes, fingerprint = [], [], Fingerprint()
-        with open(folder / cls.FILE, "wb") as f:
-            for d in documents:
-                line = (encode({"id": d.id, "title": d.title, "text": d.text, **d.metadata()}) + "\n").encode("utf-8")
-                f.write(line)
-                sizes.append(len(line))
-                ids.append(d.id)
-                fingerprint.add(d)
-        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-        np.cumsum(sizes, out=offsets[1:])
-        np.save(folder / cls.OFFSETS, offsets, allow_pickle=False)
-        with open(folder / cls.IDS, "w", encoding="utf-8") as f:
-            json.dump(ids, f, ensure_ascii=False)
-        ranks = rank_ids(ids)
-        np.save(folder / cls.ID_RANKS, ranks, allow_pickle=False)
-        return cls(folder, ids, offsets, ranks, fingerprint.hexdigest())
+        writer = TableWriter(folder)
+        for d in documents:
+            writer.add(d)
+        return writer.finish()
 
     def __iter__(self) -> Iterator[Document]:
         """The documents in order, read from the file a line at a time (none kept)."""
@@ -416,3 +403,70 @@ class DocumentTable:
             start, end = int(self._offsets[i]), int(self._offsets[i + 1])
             self._cache[i] = json.loads(os.pread(self._file.fileno(), end - start, start))
         return self._cache[i]
+
+
+class TableWriter:
+    """A DocumentTable written one document at a time (`add`), completed by `finish`: only ids are held."""
+
+    def __init__(self, folder: Path):
+        self._folder = folder
+        self._file = open(folder / DocumentTable.FILE, "wb")  # noqa: SIM115 - closed by finish
+        self._encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False)
+        self._ids: list[str] = []
+        self._sizes: list[int] = []
+        self._fingerprint = Fingerprint()
+
+    def add(self, d: Document) -> None:
+        """Append one document's line to documents.jsonl."""
+        meta = d.metadata()
+        line = (self._encode({"id": d.id, "title": d.title, "text": d.text, **meta}) + "\n").encode("utf-8")
+        self._file.write(line)
+        self._sizes.append(len(line))
+        self._ids.append(d.id)
+        self._fingerprint.add(d, meta)
+
+    def finish(self) -> DocumentTable:
+        """Close documents.jsonl; write the offsets, the id list and the id ranks; the table (with its fingerprint)."""
+        self._file.close()
+        folder, ids = self._folder, self._ids
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(self._sizes, out=offsets[1:])
+        np.save(folder / DocumentTable.OFFSETS, offsets, allow_pickle=False)
+        with open(folder / DocumentTable.IDS, "w", encoding="utf-8") as f:
+            json.dump(ids, f, ensure_ascii=False)
+        ranks = rank_ids(ids)
+        np.save(folder / DocumentTable.ID_RANKS, ranks, allow_pickle=False)
+        return DocumentTable(folder, ids, offsets, ranks, self._fingerprint.hexdigest())
+
+
+class DocumentStream:
+    """Documents from a one-pass source (a corpus reader), written into the index's document table as the first
+    pass over them goes by; later passes read them back from the table. A build through it holds no text beyond
+    what the pass in progress keeps (the BM25 leg: one chunk). A pass must end before the next one starts."""
+
+    def __init__(self, folder: Path, documents: Iterable[Document]):
+        self._writer = TableWriter(folder)
+        self._source: Iterator[Document] | None = iter(documents)
+        self._table: DocumentTable | None = None
+
+    def __iter__(self) -> Iterator[Document]:
+        return self._pass()  # a generator: which kind of pass is decided when it starts, not when it is made
+
+    def _pass(self) -> Iterator[Document]:
+        if self._table is not None:
+            yield from self._table
+            return
+        if self._source is None:
+            raise RuntimeError("the documents are read again before their first pass has ended")
+        source, self._source = self._source, None
+        for d in source:
+            self._writer.add(d)
+            yield d
+        self._table = self._writer.finish()
+
+    def table(self) -> DocumentTable:
+        """The written table (the source read to its end first, when no pass has been made)."""
+        if self._table is None:
+            for _ in self:
+                pass
+        return self._table

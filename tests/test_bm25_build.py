@@ -9,11 +9,11 @@ import pytest
 
 from retrieval.analysis import Analyzer, AnalyzerSettings
 from retrieval.cli import main
-from retrieval.corpus import Document, fingerprint
+from retrieval.corpus import CorpusError, Document, fingerprint
 from retrieval.lexical import Bm25sIndex, build_bm25, load_lexical, top_positive
 from retrieval.perf import synthetic
 from retrieval.retriever import HybridRetriever
-from retrieval.store import DocumentTable, data_dir, rank_ids, read_manifest
+from retrieval.store import DocumentStream, DocumentTable, data_dir, rank_ids, read_manifest
 
 ARRAYS = ("data", "indices", "indptr")
 
@@ -158,3 +158,38 @@ def test_cli_build_workers(tmp_path, tiny_docs, capsys):
     assert main(["build", str(corpus), "--legs", "bm25", "--workers", "2", "--out", str(tmp_path / "ix")]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.jsonl", "ix"]  # nothing left beside the index
     assert list(DocumentTable.load(data_dir(tmp_path / "ix", read_manifest(tmp_path / "ix")))) == tiny_docs
+
+
+def test_document_stream_writes_on_its_first_pass_and_reads_back_after(tmp_path, tiny_docs):
+    tiny_docs = [*tiny_docs, Document("M1", "Act", "text", act="Penal Code", valid_from="2020-01-01", meta={"k": 1})]
+    stream = DocumentStream(tmp_path, iter(tiny_docs))
+    first, again = iter(stream), iter(stream)
+    assert next(first) == tiny_docs[0]
+    with pytest.raises(RuntimeError, match="first pass"):
+        next(again)  # a second pass may not start before the first has ended
+    assert [tiny_docs[0], *first] == tiny_docs
+    assert list(stream) == [Document(d.id, d.title, d.text) for d in tiny_docs]  # read back from the table
+    table = stream.table()
+    assert table.fingerprint == fingerprint(tiny_docs) and [table.get(i) for i in range(len(table))] == [
+        {"id": d.id, "title": d.title, "text": d.text, **d.metadata()} for d in tiny_docs]
+
+
+@pytest.mark.parametrize("title", ["join", "field"])
+def test_build_into_writes_what_build_and_save_write(tmp_path, tiny_docs, title):
+    analysis = AnalyzerSettings(title=title)
+    HybridRetriever.build(tiny_docs, legs=["bm25"], analysis=analysis, progress=False).save(tmp_path / "a")
+    streamed = HybridRetriever.build_into(tmp_path / "b", iter(tiny_docs), legs=["bm25"], analysis=analysis,
+                                          progress=False)
+    saved = read_manifest(tmp_path / "a")
+    for key in ("files", "documents", "legs", "corpus_fingerprint", "fusion", "bm25", "versions"):
+        assert streamed[key] == saved[key], key
+    assert list(streamed) == list(saved)  # the same fields in the same order
+
+    def failing():  # a corpus error halfway: the index built before stays as it was
+        yield from tiny_docs[:3]
+        raise CorpusError("c.jsonl:4: invalid JSON")
+
+    with pytest.raises(CorpusError, match="c.jsonl:4"):
+        HybridRetriever.build_into(tmp_path / "b", failing(), legs=["bm25"], analysis=analysis, progress=False)
+    assert read_manifest(tmp_path / "b") == streamed and sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "gen-000001", "manifest.json"]

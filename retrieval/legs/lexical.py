@@ -7,13 +7,14 @@ one issue of a long case description finds its statute.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..analysis import Analyzer, AnalyzerSettings, resolve_settings
+from ..analysis import LANGUAGE_SAMPLE, Analyzer, AnalyzerSettings, resolve_settings
 from ..lexical import LexicalIndex, build_bm25, load_lexical, top_positive
 from ..settings import Bm25Params
 from .base import BuildOptions, LoadOptions, Ranking, RowOrder, register_leg
@@ -30,13 +31,18 @@ class Bm25Leg:
         self.query_window = query_window
 
     @classmethod
-    def build(cls, documents: Sequence, options: BuildOptions, order: RowOrder) -> Bm25Leg:
-        """Analyse and index `documents` with the options' analysis, engine and k1/b."""
+    def build(cls, documents: Iterable, options: BuildOptions, order: RowOrder) -> Bm25Leg:
+        """Analyse and index `documents` with the options' analysis, engine and k1/b.
+
+        A re-iterable `documents` (a list, a DocumentTable, a store.DocumentStream) is read pass by pass, never
+        held whole; a one-shot iterator is listed first.
+        """
         import time
 
         t = time.perf_counter()
-        docs = documents if isinstance(documents, list) else list(documents)
-        settings = options.analysis or resolve_settings(options.language, [d.indexed_text() for d in docs])
+        docs = list(documents) if isinstance(documents, Iterator) else documents
+        sample = itertools.islice(docs, LANGUAGE_SAMPLE) if options.analysis is None else ()
+        settings = options.analysis or resolve_settings(options.language, [d.indexed_text() for d in sample])
         analyzer = Analyzer.for_documents(settings, docs, options.user_words)
         params = options.bm25 or Bm25Params()
         index = build_bm25(docs, analyzer, options.bm25_backend, workers=options.bm25_workers,

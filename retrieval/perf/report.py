@@ -166,6 +166,8 @@ def _bm25_build(r: dict) -> str:
                 f"{_mb(last['project']['peak_rss_mb'])} MB).")
     share = b.get("other_processes_cpu_share")
     shared = f"; other processes used {share:.0%} of the CPU meanwhile" if share is not None else ""
+    if share is not None and share > SHARED_CPU_SHARE:
+        shared += " (a shared CPU: the times are longer, and noisier, than on a quiet machine)"
     return ("## BM25 build beside raw bm25s (whole processes)\n\n"
             "Each build is a process of its own, from start to exit, on the same synthetic JSONL corpus: the "
             "project's `python -m retrieval build corpus.jsonl --legs bm25 --language en` (streaming analysis in "
