@@ -8,8 +8,6 @@ and score and the query words that matched, so a user can see why a statute was 
 
 from __future__ import annotations
 
-import json
-import platform
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -17,18 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__, filters, fusion
+from . import filters, fusion, index_folder
 from .corpus import Document, fingerprint
-from .gpu import check_device
 from .hits import Hit, LegHit, results_json
-from .legs import BuildOptions, Leg, LoadOptions, Ranking, RowOrder, leg_type
+from .index_folder import library_versions
+from .legs import BuildOptions, Leg, Ranking, RowOrder, leg_type
 from .milvus.fusion import server_fuse
-from .milvus.legs import collections_in, collections_of, drop_collections, milvus_backend, previous_collections
 from .rerank import DEFAULT_DEPTH as DEFAULT_RERANK_DEPTH
 from .rerank import rerank_hits
-from .settings import MAX_DEPTH, Bm25Params, FusionConfig, Settings, SettingsError, read_settings
-from .store import (DocumentStream, DocumentTable, IndexFileError, check_count, current_generation, data_dir,
-                    prefers_mmap, rank_ids, read_manifest, verify_checksums, write_index)
+from .settings import MAX_DEPTH, Bm25Params, FusionConfig, Settings, read_settings
+from .store import DocumentTable, rank_ids
 from .updates import Updatable
 
 if TYPE_CHECKING:
@@ -36,9 +32,7 @@ if TYPE_CHECKING:
 
 LEGS = ("dense", "bm25")  # the legs `build` makes unless told otherwise
 HYBRID = "hybrid"
-_LOAD_ATTEMPTS = 5
 WHERE_CACHE = 64  # filters whose allowed rows a retriever keeps
-LEG_CONFIG = "config.json"  # each leg's own settings, in its folder
 
 
 class HybridRetriever(Updatable):
@@ -82,23 +76,10 @@ class HybridRetriever(Updatable):
     def build_into(cls, path: str | Path, documents: Iterable[Document], *, legs: Sequence[str] = LEGS,
                    fusion_config: FusionConfig = FusionConfig(), rerank: dict | None = None,
                    **options: Any) -> dict:
-        """`build` and `save` in one go: the document table is written into the new generation while the legs
-        read the documents as they stream by (store.DocumentStream), so a BM25-only build holds each text at
-        most once, a chunk at a time. `rerank`: the index's named reranker. Returns the manifest."""
-        names = _check_legs(legs)
-        opts = BuildOptions(**options)
-
-        def fill(folder: Path) -> dict:
-            docs = DocumentStream(folder, documents)
-            order = RowOrder(np.zeros(0, dtype=np.int64))  # the ids are known once the documents have passed
-            built = {name: leg_type(name).build(docs, opts, order) for name in names}
-            table = docs.table()
-            order.id_ranks = table.id_ranks
-            info = {"documents": len(table), "corpus_fingerprint": table.fingerprint, "build": opts.timings,
-                    "rerank": rerank}
-            return cls(table, built, fusion_config=fusion_config, info=info)._save_legs(folder, Path(path).name)
-
-        return write_index(path, fill)
+        """`build` and `save` in one go, the documents streaming (index_folder.build_into); `options` are
+        BuildOptions fields, `rerank` the index's named reranker. Returns the manifest."""
+        return index_folder.build_into(cls, path, documents, _check_legs(legs), fusion_config, rerank,
+                                       BuildOptions(**options))
 
     @property
     def legs(self) -> tuple[str, ...]:
@@ -108,91 +89,18 @@ class HybridRetriever(Updatable):
     def __len__(self) -> int:
         return len(self.ids)
 
-    # ---- saving and loading -----------------------------------------------------------
+    # ---- saving and loading (index_folder.py) ---------------------------------------------
     def save(self, path: str | Path) -> dict:
         """Write the index folder (see store.write_index): documents, then each leg in its own folder."""
-
-        def fill(folder: Path) -> dict:
-            if isinstance(self._docs, DocumentTable):
-                raise ValueError("save a retriever right after build; a loaded index is already on disk")
-            DocumentTable.write(folder, self._docs)
-            return self._save_legs(folder, Path(path).name, replaced)
-
-        # Milvus: the collection this save replaces stays until the next save (a server still on it can reload
-        # first); the one that save replaced goes once the index has switched
-        before = _previous_manifest(path)
-        replaced = collections_of(before) - collections_in(self.leg)
-        manifest = write_index(path, fill)
-        drop_collections(previous_collections(before) - collections_in(self.leg))
-        return manifest
-
-    def _save_legs(self, folder: Path, index_name: str, replaced: set[tuple[str, str]] = frozenset()) -> dict:
-        """Each leg's files in its own sub-folder of the generation `folder`; returns the manifest body (with a
-        Milvus-backed index's `backend` entry, naming the collections this save `replaced`)."""
-        manifest = {"name": index_name, "documents": len(self), "legs": list(self.legs),
-                    "corpus_fingerprint": self.info.get("corpus_fingerprint"), "fusion": self.fusion.to_dict(),
-                    "build": self.info.get("build", {}), "versions": library_versions()}
-        if self.info.get("rerank"):  # the index's named reranker (rerank.index_settings)
-            manifest["rerank"] = self.info["rerank"]
-        for name, leg in self.leg.items():
-            (folder / name).mkdir()
-            config = {"type": name, **leg.save(folder / name)}
-            (folder / name / LEG_CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
-            manifest[name] = config
-        backend = milvus_backend(manifest, replaced)
-        if backend:
-            manifest["backend"] = backend
-        return manifest
+        return index_folder.save(self, path)
 
     @classmethod
     def load(cls, path: str | Path, *, mmap: bool | None = None, verify: bool | None = None,
              fusion_config: FusionConfig | None = None, **options: Any) -> HybridRetriever:
         """Open an index folder after checking its files; `options` are LoadOptions fields (model, device,
-        dense_backend, chunking, bm25, load_encoder). A build may switch generations meanwhile: then retry.
-
-        `mmap` None: map the arrays of a large index (store.prefers_mmap), read a small one.
-        `verify` None: sha256 of every file when the index is read, sizes only when mapped.
-        """
-        folder = Path(path)
-        if options.get("device"):
-            check_device(options["device"])  # a CUDA device that cannot be honoured is the user's error, not the index's
-        for attempt in range(_LOAD_ATTEMPTS):
-            generation = current_generation(folder)
-            try:
-                manifest = read_manifest(folder, verify=False)
-                return cls._open(folder, manifest, mmap, verify, fusion_config, options)
-            except (IndexFileError, OSError) as e:
-                if attempt + 1 < _LOAD_ATTEMPTS and current_generation(folder) != generation:
-                    continue
-                if isinstance(e, IndexFileError):
-                    raise
-                raise IndexFileError(f"{folder}: cannot load index ({type(e).__name__}: {e})") from None
-        raise AssertionError("unreachable")
-
-    @classmethod
-    def _open(cls, folder: Path, manifest: dict, mmap: bool | None, verify: bool | None,
-              fusion_config: FusionConfig | None, options: dict) -> HybridRetriever:
-        """The retriever of the manifest's generation."""
-        data = data_dir(folder, manifest)
-        mmap = prefers_mmap(manifest) if mmap is None else mmap
-        if (not mmap) if verify is None else verify:
-            verify_checksums(folder, manifest)
-        opts = LoadOptions(mmap=mmap, **options)
-        try:
-            docs = DocumentTable.load(data, mmap=mmap)
-            check_count(str(data / DocumentTable.IDS), len(docs), manifest)
-            order = RowOrder(docs.id_ranks)
-            legs = {}
-            for name in manifest["legs"]:
-                config = json.loads((data / name / LEG_CONFIG).read_text(encoding="utf-8"))
-                legs[name] = leg_type(config.get("type", name)).load(data / name, config, opts, order)
-                check_count(str(data / name), len(legs[name]), manifest)
-        except (IndexFileError, SettingsError):
-            raise
-        except (OSError, ValueError, RuntimeError, KeyError) as e:
-            raise IndexFileError(f"{folder}: cannot load index ({type(e).__name__}: {e})") from None
-        fusion_config = fusion_config or FusionConfig.from_dict(manifest.get("fusion", {}))
-        return cls(docs, legs, fusion_config=fusion_config, info=manifest)
+        dense_backend, chunking, bm25, load_encoder). `mmap` None: map a large index's arrays, read a small
+        one's; `verify` None: sha256 of every file when the index is read, sizes only when mapped."""
+        return index_folder.load(cls, path, mmap, verify, fusion_config, options)
 
     # ---- searching --------------------------------------------------------------------
     def depth(self) -> int:
@@ -321,14 +229,6 @@ class HybridRetriever(Updatable):
         return {"id": d.id, "title": d.title, "text": d.text, **d.metadata()}
 
 
-def _previous_manifest(path: str | Path) -> dict | None:
-    """The manifest an index folder holds now (None: none, or not readable), to find what a save replaces."""
-    try:
-        return read_manifest(path, verify=False)
-    except (IndexFileError, OSError, ValueError):
-        return None
-
-
 def check_k(k: int) -> None:
     """Refuse a hit count below 1 (or not an integer)."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -358,19 +258,5 @@ def _check_legs(legs: Sequence[str], available: Sequence[str] | None = None) -> 
     return names
 
 
-def library_versions() -> dict:
-    """Versions of Python, this package and the libraries that shape results."""
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version(), "retrieval": __version__}
-    for pkg in ("numpy", "faiss-cpu", "faiss-gpu", "faiss-gpu-cu12", "faiss-gpu-cuvs", "bm25s", "rank-bm25",
-                "sentence-transformers", "transformers", "torch", "jieba"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
-
-
 __all__ = ["Bm25Params", "FusionConfig", "HYBRID", "Hit", "HybridRetriever", "LEGS", "LegHit", "Settings",
-           "check_k", "check_query", "read_settings", "results_json"]
+           "check_k", "check_query", "library_versions", "read_settings", "results_json"]
