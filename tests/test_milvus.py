@@ -194,3 +194,22 @@ def test_missing_lite_and_makefile_refusal(tmp_path, monkeypatch):
                           f"VENV={tmp_path / 'venv'}"], capture_output=True, text=True, env={**os.environ})
     assert run.returncode != 0 and "milvus-lite depends on faiss-cpu" in run.stdout + run.stderr
     assert not (tmp_path / "venv").exists()
+
+
+def test_rest_api_serves_a_milvus_index_as_the_embedded_one(encoder, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from retrieval.web import create_app
+
+    docs = _docs()
+    HybridRetriever.build(docs, encoder=encoder, progress=False).save(tmp_path / "e")
+    HybridRetriever.build(docs, encoder=encoder, progress=False,
+                          milvus=MilvusTarget(str(tmp_path / "m.db"), "w")).save(tmp_path / "m")
+    client = TestClient(create_app({"e": HybridRetriever.load(tmp_path / "e"),
+                                    "m": HybridRetriever.load(tmp_path / "m")}))
+    for params in ({"q": "theft of property"}, {"q": "murder", "act": "IPC"}, {"q": "dowry", "as_of": "2016-01-01"},
+                   {"q": "trespass", "mode": "bm25"}):
+        got = [client.get("/api/search", params={**params, "index": name, "k": 8}).json()["hits"] for name in "em"]
+        assert [h["id"] for h in got[0]] == [h["id"] for h in got[1]] and got[0], params
+        assert [h["matched_terms"] for h in got[0]] == [h["matched_terms"] for h in got[1]], params
+    assert client.get("/api/facets", params={"index": "m"}).json()["act"] == ["EA", "IPC"]
