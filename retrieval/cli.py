@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from .chunking import DOC_AGGREGATIONS
 from . import live_cli
 from .corpus import CorpusError
 from .lexical import ENGINES
-from .milvus import BM25_MODES, TOKEN_ENV, MilvusTarget
+from .milvus import BM25_MODES, TOKEN_ENV, MilvusTarget, collection_base
 from .store import IndexFileError
 from .stores.faiss import BACKEND_CHOICES, KINDS
 
@@ -226,7 +225,7 @@ def _milvus_target(args: argparse.Namespace, name: str):
         return None
     if not args.uri:
         raise ValueError("--backend milvus needs --uri (a .db path for Milvus Lite, or http://host:19530)")
-    return MilvusTarget(args.uri, args.collection or re.sub(r"\W", "_", name).strip("_") or None, args.bm25, args.token)
+    return MilvusTarget(args.uri, args.collection or collection_base(name), args.bm25, args.token)
 
 
 def _analysis_args(p: argparse.ArgumentParser) -> None:

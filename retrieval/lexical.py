@@ -214,6 +214,18 @@ class Bm25sIndex:
     def __len__(self) -> int:
         return int(self._model.scores["num_docs"])
 
+    def document_weights(self) -> tuple[dict[str, int], list[dict[int, float]]]:
+        """The vocabulary and each document's {token id: BM25 weight}: the rows of the CSC matrix (a Milvus
+        collection stores them as sparse vectors)."""
+        s, n = self._model.scores, len(self)
+        indptr = np.asarray(s["indptr"])
+        tokens = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+        docs, data = np.asarray(s["indices"]), np.asarray(s["data"], dtype=np.float32)
+        order = np.argsort(docs, kind="stable")
+        bounds = np.searchsorted(docs[order], np.arange(n + 1))
+        rows = [dict(zip(tokens[order[a:b]].tolist(), data[order[a:b]].tolist())) for a, b in zip(bounds, bounds[1:])]
+        return {str(k): int(v) for k, v in self._model.vocab_dict.items()}, rows
+
     def vocabulary_size(self) -> int:
         """Number of distinct tokens indexed."""
         return len(self._model.vocab_dict)

@@ -127,7 +127,7 @@ def test_cli_build_query_filter_delete(tmp_path, capsys):
              ("Whoever commits theft shall be punished.", "IPC"),
              ("Whoever abstracts energy commits theft of electricity.", "EA"),
              ("The State shall not deny equality before the law.", "CONST")])), encoding="utf-8")
-    ix, db = tmp_path / "ix", tmp_path / "m.db"
+    ix, db = tmp_path / "2019-ix", tmp_path / "m.db"  # a folder name that is no valid collection name as it is
     assert main(["build", str(corpus), "--out", str(ix), "--backend", "milvus", "--uri", str(db), "--legs", "bm25"]) == 0
     capsys.readouterr()
     assert main(["query", str(ix), "theft", "--act", "IPC", "--json"]) == 0
@@ -138,6 +138,7 @@ def test_cli_build_query_filter_delete(tmp_path, capsys):
     capsys.readouterr()
     assert main(["query", str(ix), "theft", "--json"]) == 0
     assert [h["id"] for h in json.loads(capsys.readouterr().out)["hits"]] == ["c2", "c0"]
+    assert json.loads((ix / "manifest.json").read_text())["backend"]["collection"].startswith("_2019_ix_")
     assert main(["build", str(corpus), "--out", str(tmp_path / "x"), "--uri", str(db)]) == 2
     assert "go with --backend milvus" in capsys.readouterr().err
     assert main(["build", str(corpus), "--out", str(tmp_path / "x"), "--backend", "milvus", "--uri", "x.sqlite"]) == 2

@@ -47,11 +47,15 @@ class MilvusTarget:
                                    "starting with a letter or '_'")
         object.__setattr__(self, "uri", normalise_uri(self.uri))
 
-    def new_name(self, fallback: str = "statutes") -> str:
+    def new_name(self) -> str:
         """A fresh collection name for one build or update: the base name, a time stamp and 4 random hex."""
-        base = self.collection or re.sub(r"\W", "_", fallback).strip("_") or "statutes"
-        base = base if re.match(r"[A-Za-z_]", base) else f"_{base}"
-        return f"{base}_{time.strftime('%Y%m%d%H%M%S')}{secrets.token_hex(2)}"
+        return f"{self.collection or 'statutes'}_{time.strftime('%Y%m%d%H%M%S')}{secrets.token_hex(2)}"
+
+
+def collection_base(name: str) -> str:
+    """A valid collection base name made from an index folder's name (letters, digits, '_'; not a digit first)."""
+    base = re.sub(r"\W", "_", name, flags=re.ASCII).strip("_")[:200] or "statutes"
+    return base if re.match(r"[A-Za-z_]", base) else f"_{base}"
 
 
 def is_lite(uri: str) -> bool:

@@ -24,22 +24,6 @@ VOCAB_FILE = "milvus_vocab.json"
 PREFETCH_MAX = 10_000  # statutes whose term ids are kept for showing matched words
 
 
-def client_weights(index) -> tuple[dict[str, int], list[dict[int, float]]]:
-    """A bm25s index's vocabulary and each document's sparse vector {term id: BM25 weight}."""
-    model = index._model
-    s, n = model.scores, int(model.scores["num_docs"])
-    indptr = np.asarray(s["indptr"])
-    terms = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-    docs, data = np.asarray(s["indices"]), np.asarray(s["data"], dtype=np.float32)
-    order = np.argsort(docs, kind="stable")
-    bounds = np.searchsorted(docs[order], np.arange(n + 1))
-    sparse = []
-    for d in range(n):
-        at = order[bounds[d]:bounds[d + 1]]
-        sparse.append(dict(zip(terms[at].tolist(), data[at].tolist())))
-    return {str(k): int(v) for k, v in model.vocab_dict.items()}, sparse
-
-
 class _MilvusEngine:
     """What both engines share: the collection, the statute count, saving the pointer."""
 
@@ -63,7 +47,7 @@ class _MilvusEngine:
         for qi, (_, docs, scores) in zip(owner, self._search(field, data, depth, allowed, params)):
             mine = best[qi]
             for d, s in zip(docs.tolist(), scores.tolist()):
-                if s > 0 and s > mine.get(d, 0.0):
+                if s > mine.get(d, 0.0):  # positive scores only (score-0 statutes share no term)
                     mine[d] = s
         out = []
         for mine in best:
@@ -71,7 +55,6 @@ class _MilvusEngine:
             scores = np.fromiter(mine.values(), dtype=np.float32, count=len(mine))
             out.append(order.order(docs, scores)[:depth])
         return out
-
 
     def _search(self, field: str, data: list, depth: int, allowed, params: dict) -> list:
         """Each search's hits down to `depth`, and deeper while the depth-th score ties to the end of the list: the

@@ -19,7 +19,7 @@ from ..corpus import META_FIELDS
 from ..store import IndexFileError
 from . import MilvusSetupError, MilvusTarget, connect, is_lite
 
-PAD_TERM = 4_294_967_294  # the placeholder sparse vector's term (2^32 - 2): no query vector has it
+PLACEHOLDER = {4_294_967_294: 1e-30}  # the sparse vector of rows without BM25 weights: no query has term 2^32 - 2
 VARCHAR_BYTES = 65_535  # a VARCHAR's limit on a Milvus server
 MAX_LIMIT = 16_384  # Milvus's largest top-k
 INSERT_BATCH = 1_000
@@ -134,11 +134,10 @@ def publish(target: MilvusTarget, name: str, columns: Columns, records: Sequence
 
 def lead_rows(docs: np.ndarray, n_docs: int) -> np.ndarray:
     """Each statute's first row (where its BM25 fields live)."""
-    first = np.full(n_docs, -1, dtype=np.int64)
-    rows = np.arange(len(docs))[::-1]
-    first[docs[::-1]] = rows
-    if (first < 0).any():
-        raise ValueError(f"statute rows without a collection row: {np.flatnonzero(first < 0)[:5].tolist()}")
+    present, first = np.unique(docs, return_index=True)
+    if len(present) < n_docs:
+        missing = np.setdiff1d(np.arange(n_docs), present)
+        raise ValueError(f"statute rows without a collection row: {missing[:5].tolist()}")
     return first
 
 
@@ -218,7 +217,7 @@ def _insert(client, name: str, columns: Columns, records: Sequence[dict], progre
             if columns.vectors is not None:
                 item[VECTOR] = columns.vectors[row]
             if columns.sparse is not None:
-                item[BM25] = (columns.sparse[d] or {PAD_TERM: 1e-30}) if lead[row] else {PAD_TERM: 1e-30}
+                item[BM25] = columns.sparse[d] if lead[row] and columns.sparse[d] else PLACEHOLDER
             if columns.texts is not None:
                 item[TEXT] = columns.texts[d] if lead[row] else ""
             batch.append(item)

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from . import MilvusSetupError
+from ..stores.milvus import MilvusStore
 from .bm25 import MilvusBm25
 from .collection import BM25, MAX_LIMIT, VECTOR, milvus_errors
 from .expressions import rows_expression
@@ -45,7 +46,7 @@ def server_fuse(retriever, queries: Sequence[str], allowed: np.ndarray | None = 
 def _legs(retriever):
     dense, bm25 = retriever.leg.get("dense"), retriever.leg.get("bm25")
     if dense is None or bm25 is None or not isinstance(bm25.index, MilvusBm25) or \
-            type(dense.store).__name__ != "MilvusStore":
+            not isinstance(dense.store, MilvusStore):
         raise MilvusSetupError("--fusion server needs a Milvus-backed index with a dense and a client BM25 leg")
     if dense.passages or len(dense.title_docs) or bm25.query_window:
         raise MilvusSetupError("--fusion server needs one row per statute: no chunking, title vectors or query "

@@ -10,14 +10,14 @@ import numpy as np
 from ..analysis import bm25_fields
 from ..corpus import Document
 from . import MilvusSetupError, MilvusTarget, is_lite
-from .bm25 import MilvusBm25, MilvusTextBm25, analyzer_params, client_weights
+from .bm25 import MilvusBm25, MilvusTextBm25, analyzer_params
 from .collection import Columns, MilvusCollection, fit_varchar, publish
 
 LEGS = ("dense", "bm25")  # the legs a Milvus collection holds
 
 
 def publish_legs(target: MilvusTarget, documents: Sequence[Document], legs: Mapping, *, dense_kind: str = "auto",
-                 name_hint: str = "statutes", progress: bool = False) -> dict:
+                 progress: bool = False) -> dict:
     """Write the built `legs` into a new collection, its dense index of `dense_kind` (auto: by size, as the
     embedded store chooses), and point the legs at it (in place); returns build figures."""
     from ..stores.faiss import StoreParams, default_kind
@@ -41,14 +41,14 @@ def publish_legs(target: MilvusTarget, documents: Sequence[Document], legs: Mapp
                                    "(not --title field, not rank-bm25)")
         columns.k1_b = (float(bm25.index.params["k1"]), float(bm25.index.params["b"]))
         if target.bm25 == "client":
-            vocab, columns.sparse = client_weights(bm25.index)
+            vocab, columns.sparse = bm25.index.document_weights()
         else:
             fitted = [fit_varchar(t) for t in bm25_fields(documents, settings.title)[0]]
             columns.texts = [text for text, _ in fitted]
             figures["milvus_texts_cut"] = sum(cut for _, cut in fitted)  # over a server VARCHAR's 65,535 bytes
             columns.analyzer = analyzer_params(settings.language, is_lite(target.uri))
     records = [{"id": d.id, **d.metadata()} for d in documents]
-    collection = publish(target, target.new_name(name_hint), columns, records, progress)
+    collection = publish(target, target.new_name(), columns, records, progress)
     if dense is not None:
         dense.store = MilvusStore(collection, columns.kind, int(columns.vectors.shape[1]), len(columns.docs))
     if bm25 is not None:
