@@ -10,7 +10,6 @@ indexes' scores are compared query by query.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -44,7 +43,7 @@ def compare(n: int, queries: list[str], repeats: int, budget_s: float, work: Pat
     """Both builds at `n` synthetic passages (the best of up to `repeats` runs each), then query latency."""
     work.mkdir(parents=True, exist_ok=True)
     corpus = work / "corpus.jsonl"
-    write_corpus(corpus, n, seed)
+    synthetic.write_jsonl(corpus, synthetic.iter_documents(n, seed))
     ours, raw = work / "ours", work / "raw"
     project = [sys.executable, "-m", "retrieval", "build", str(corpus), "--legs", "bm25", "--language", "en",
                "--out", str(ours)]
@@ -55,13 +54,6 @@ def compare(n: int, queries: list[str], repeats: int, budget_s: float, work: Pat
     out.update(_queries(ours, raw, queries))
     shutil.rmtree(work)
     return out
-
-
-def write_corpus(path: Path, n: int, seed: int = 0) -> None:
-    """The `perf` synthetic passages as a JSONL corpus (id, title, text)."""
-    with open(path, "w", encoding="utf-8") as f:
-        for d in synthetic.iter_documents(n, seed):
-            f.write(json.dumps({"id": d.id, "title": d.title, "text": d.text}, ensure_ascii=False) + "\n")
 
 
 def best_of(command: list[str], output: Path, repeats: int, budget_s: float) -> dict:

@@ -10,8 +10,10 @@ larger ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -141,3 +143,11 @@ def _vector_chunk(seed: int, stream: int, chunk: int, count: int, dim: int) -> n
     noise /= np.linalg.norm(noise, axis=1, keepdims=True)
     x = TOPIC_WEIGHT * centres[topics] + (1 - TOPIC_WEIGHT) * noise
     return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def write_jsonl(path: Path, docs: Iterable[Document]) -> Path:
+    """Documents as a JSONL corpus (id, title, text), written one by one; returns `path`."""
+    with open(path, "w", encoding="utf-8") as f:
+        for d in docs:
+            f.write(json.dumps({"id": d.id, "title": d.title, "text": d.text}, ensure_ascii=False) + "\n")
+    return path

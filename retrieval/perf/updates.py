@@ -41,18 +41,11 @@ def corpora(n: int, seed: int = 0) -> tuple[list[Document], list[Document], dict
     return before, after + docs[n:], counts
 
 
-def write_jsonl(path: Path, docs: list[Document]) -> Path:
-    """The documents as a JSONL corpus (id, title, text)."""
-    with path.open("w", encoding="utf-8") as f:
-        for d in docs:
-            f.write(json.dumps({"id": d.id, "title": d.title, "text": d.text}, ensure_ascii=False) + "\n")
-    return path
-
-
 def measure(n: int, work: Path, seed: int = 0) -> dict:
     """Build, update and rebuild as separate processes in `work`; their wall times and the ratio."""
     before, after, counts = corpora(n, seed)
-    base, changed = write_jsonl(work / "corpus.jsonl", before), write_jsonl(work / "corpus-changed.jsonl", after)
+    base = synthetic.write_jsonl(work / "corpus.jsonl", before)
+    changed = synthetic.write_jsonl(work / "corpus-changed.jsonl", after)
     index, rebuilt = work / "index", work / "index-rebuilt"
     started, cpu_start = time.perf_counter(), cpu_seconds()
     out: dict = {"n": n, "n_after": len(after), **counts, "machine": machine(), "work": str(work), "commands": {}}
