@@ -19,7 +19,7 @@ from .chunking import DOC_AGGREGATIONS
 from . import live_cli
 from .corpus import CorpusError
 from .lexical import ENGINES
-from .milvus import BM25_MODES, TOKEN_ENV, MilvusTarget, collection_base
+from .milvus import BM25_MODES, TOKEN_ENV, MilvusTarget, collection_base, connect
 from .store import IndexFileError
 from .stores.faiss import BACKEND_CHOICES, KINDS
 
@@ -225,7 +225,9 @@ def _milvus_target(args: argparse.Namespace, name: str):
         return None
     if not args.uri:
         raise ValueError("--backend milvus needs --uri (a .db path for Milvus Lite, or http://host:19530)")
-    return MilvusTarget(args.uri, args.collection or collection_base(name), args.bm25, args.token)
+    target = MilvusTarget(args.uri, args.collection or collection_base(name), args.bm25, args.token)
+    connect(target.uri, target.token)  # an unreachable server or a missing extra stops before any encoding
+    return target
 
 
 def _analysis_args(p: argparse.ArgumentParser) -> None:

@@ -143,6 +143,10 @@ def test_cli_build_query_filter_delete(tmp_path, capsys):
     assert "go with --backend milvus" in capsys.readouterr().err
     assert main(["build", str(corpus), "--out", str(tmp_path / "x"), "--backend", "milvus", "--uri", "x.sqlite"]) == 2
     assert "ending in .db" in capsys.readouterr().err
+    assert main(["build", str(corpus), "--out", str(tmp_path / "x"), "--backend", "milvus", "--uri",
+                 "http://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot connect to Milvus at http://127.0.0.1:1" in err and "read" not in err  # before any work
 
 
 def _server_bm25(uri: str, name: str, k1: float, b: float, form) -> list[float]:
