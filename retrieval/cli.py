@@ -70,6 +70,7 @@ def _build_parser(sub) -> None:
     _analysis_args(b)
     b.add_argument("--bm25-backend", choices=ENGINES, default="bm25s")
     b.add_argument("--workers", type=int, help="BM25 analysis processes (default: the cores available)")
+    _cache_arg(b)
     b.add_argument("--dense-index", choices=("auto", *KINDS), default="auto",
                    help="exact (flat), HNSW or IVF; auto (default): flat for small corpora, HNSW for large")
     b.add_argument("--fusion-config", help="JSON settings from `tune` (fusion, chunking) stored with the index")
@@ -195,6 +196,11 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--legs", default="dense,bm25", help="legs: dense,bm25 (default), dense or bm25")
     p.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
     p.add_argument("--bm25-backend", choices=ENGINES, default="bm25s")
+    _cache_arg(p)
+
+
+def _cache_arg(p: argparse.ArgumentParser) -> None:
+    """--cache DIR of `build`, `bench` and `tune`."""
     p.add_argument("--cache", metavar="DIR", help="keep document vectors in DIR: a second run on the same data and "
                                                    "model encodes nothing (retrieval/embedcache.py)")
 
@@ -384,7 +390,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     options = dict(legs=legs, analysis=_analysis_settings(args, sample) if "bm25" in legs else None,
                    user_words=_user_words(args), bm25_backend=args.bm25_backend, dense_kind=args.dense_index,
                    fusion_config=settings.fusion, chunking=settings.chunking, bm25=settings.bm25,
-                   dense_backend=args.dense_backend, bm25_workers=args.workers,
+                   dense_backend=args.dense_backend, bm25_workers=args.workers, cache=args.cache,
                    milvus=_milvus_target(args, Path(args.out).name))
     if rerank:
         from .rerank import index_settings

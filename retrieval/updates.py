@@ -143,16 +143,10 @@ def _dense(leg, before, after, order, plan, progress):
     chunking = leg.chunking
     if leg.encoder is None if chunking.documents else not leg.model_info.get("model"):
         raise ValueError("this index's dense leg has no model (built from given vectors); rebuild it")
-    cache = EmbeddingCache.for_model(leg.model_info)
-    old_texts, new_texts = [d.indexed_text() for d in before], [d.indexed_text() for d in after]
-    passage_docs = None
+    cache = stored_cache(leg, before)
+    new_texts, passage_docs = [d.indexed_text() for d in after], None
     if chunking.documents:  # cut as the build cut (the model's tokenizer)
-        prompt = leg.encoder.document_prompt
-        old_texts = split_for(leg.encoder, old_texts, chunking, prompt)[0]
-        new_texts, passage_docs = split_for(leg.encoder, new_texts, chunking, prompt)
-    stored = leg.store.get(np.arange(len(leg.store)))
-    cache.put(old_texts, stored[:len(old_texts)])
-    cache.put([before[i].title for i in leg.title_docs], stored[len(old_texts):])
+        new_texts, passage_docs = split_for(leg.encoder, new_texts, chunking, leg.encoder.document_prompt)
     vectors = cache.encode(lambda: leg.encoder, new_texts, progress)
     title_docs = np.zeros(0, dtype=np.int64)
     if len(leg.title_docs) or chunking.title_weight > 0:
@@ -166,6 +160,21 @@ def _dense(leg, before, after, order, plan, progress):
                              device=leg.store.device)
     return DenseLeg(store, order, n_docs=len(after), chunking=chunking, passage_docs=passage_docs,
                     title_docs=title_docs, load_encoder=lambda: leg.encoder, model_info=leg.model_info)
+
+
+def stored_cache(leg, documents: Sequence[Document]) -> EmbeddingCache:
+    """An embedding cache holding the vectors a dense leg stores, each under the key of the text (passage
+    or title) it was encoded from; `documents` are the leg's documents in row order."""
+    from .legs.dense import split_for
+
+    cache = EmbeddingCache.for_model(leg.model_info)
+    texts = [d.indexed_text() for d in documents]
+    if leg.chunking.documents:  # cut as the build cut (the model's tokenizer)
+        texts = split_for(leg.encoder, texts, leg.chunking, leg.encoder.document_prompt)[0]
+    stored = leg.store.get(np.arange(len(leg.store)))
+    cache.put(texts, stored[:len(texts)])
+    cache.put([documents[i].title for i in leg.title_docs], stored[len(texts):])
+    return cache
 
 
 _REMAKE = {"bm25": _bm25, "dense": _dense}

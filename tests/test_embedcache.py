@@ -56,3 +56,36 @@ def test_tune_with_cache_encodes_nothing_the_second_time(tmp_path, monkeypatch):
     assert main([*args, "--out", str(tmp_path / "t2")]) == 0
     assert sum(encoded) == 0
     assert (tmp_path / "t1" / "fusion.json").read_text() == (tmp_path / "t2" / "fusion.json").read_text()
+
+
+def test_build_with_cache_encodes_only_new_texts_and_seeds_from_an_index(tmp_path, monkeypatch, tiny_docs):
+    """`build --cache DIR` twice encodes nothing the second time; a cache seeded from an index's stored vectors
+    (updates.stored_cache, as `perf --updates` seeds one) spares a build every text that index holds."""
+    import json
+
+    from retrieval.cli import main
+    from retrieval.retriever import HybridRetriever
+    from retrieval.updates import stored_cache
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}) + "\n" for d in tiny_docs))
+    encoded: list[int] = []
+    plain = Encoder.encode_documents
+    monkeypatch.setattr(Encoder, "encode_documents",
+                        lambda self, texts, progress=True: encoded.append(len(texts)) or plain(self, texts, progress))
+    args = ["build", str(corpus), "--cache", str(tmp_path / "cache")]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert sum(encoded) == len(tiny_docs)
+    encoded.clear()
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert sum(encoded) == 0
+    a, b = HybridRetriever.load(tmp_path / "a"), HybridRetriever.load(tmp_path / "b")
+    assert np.array_equal(a.leg["dense"].store.get(np.arange(len(tiny_docs))),
+                          b.leg["dense"].store.get(np.arange(len(tiny_docs))))
+
+    stored_cache(a.leg["dense"], a.documents()).save(tmp_path / "seeded")
+    changed = [*tiny_docs[1:], tiny_docs[0].__class__("new", "New", "A text no index has seen.")]
+    corpus.write_text("".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}) + "\n" for d in changed))
+    encoded.clear()
+    assert main(["build", str(corpus), "--cache", str(tmp_path / "seeded"), "--out", str(tmp_path / "c")]) == 0
+    assert sum(encoded) == 1

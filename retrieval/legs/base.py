@@ -60,6 +60,7 @@ class BuildOptions:
     bm25: Any = None  # Bm25Params
     bm25_workers: int | None = None  # BM25 analysis processes (None: the cores available)
     milvus: Any = None  # a milvus.MilvusTarget: the built legs are published into a Milvus collection
+    cache: Any = None  # folder of an embedding cache (embedcache.attach): texts found there are not encoded
     progress: bool = True
     timings: dict[str, float] = field(default_factory=dict)  # legs add their build figures here
 

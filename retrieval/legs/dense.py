@@ -66,6 +66,10 @@ class DenseLeg:
             t = time.perf_counter()
             enc = enc if isinstance(enc, Encoder) else Encoder(enc or EncoderConfig())
             options.timings["model_load_seconds"] = time.perf_counter() - t
+            if options.cache is not None and options.vectors is None:
+                from ..embedcache import attach
+
+                attach(enc, options.cache)
         t = time.perf_counter()
         texts, passage_docs = [d.indexed_text() for d in docs], None
         if chunking.documents:
