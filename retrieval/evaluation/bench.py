@@ -25,12 +25,11 @@ from ..settings import Bm25Params, FusionConfig, Settings
 from .datasets import RetrievalData, mteb_task
 from .mteb_reference import QWEN3_MTEB_NAME, mteb_qwen3_model, mteb_reference_models, mteb_reranker
 from .scoring import metric_scores, ndcg_at_10
-from .search_model import RetrieverSearch, SharedLegs
+from .search_model import SERVER_FUSION, RetrieverSearch, SharedLegs
 from .stats import paired_difference
 
 PARITY_TOLERANCE = 1e-4
 RERANKED_RUNS = ("dense", "hybrid", "tuned")  # the first stages a reranker runs over
-SERVER_FUSION = "hybrid-server"  # the run (and search-model mode) fused by Milvus (milvus/fusion.py)
 
 
 @dataclass

@@ -20,6 +20,8 @@ from ..rerank import Reranker, ordered_scores, rerank_lists
 from ..retriever import HybridRetriever
 from ..settings import Settings
 
+SERVER_FUSION = "hybrid-server"  # the mode (and bench run) fused by Milvus (milvus/fusion.py)
+
 
 class SharedLegs:
     """One corpus's legs and the queries' rankings, built on first use and reused by every run."""
@@ -131,7 +133,7 @@ class RetrieverSearch:
         if self._retriever is None:
             raise RuntimeError("search before index")
         ids, texts = list(queries["id"]), list(queries["text"])
-        if self.mode == "hybrid-server":  # fused by Milvus in one hybrid_search per query (milvus/fusion.py)
+        if self.mode == SERVER_FUSION:  # fused by Milvus in one hybrid_search per query (milvus/fusion.py)
             from ..milvus.fusion import server_fuse
 
             fused = [f[:top_k] for f in server_fuse(self._retriever, texts)]

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..corpus import META_FIELDS
 from ..store import IndexFileError
+from ..stores.faiss import StoreParams
 from . import MilvusSetupError, MilvusTarget, connect, is_lite
 
 PLACEHOLDER = {4_294_967_294: 1e-30}  # the sparse vector of rows without BM25 weights: no query has term 2^32 - 2
@@ -34,7 +35,7 @@ class Columns:
     docs: np.ndarray  # statute row of each row
     vectors: np.ndarray | None = None  # (rows x dim) float32 unit vectors (dense leg)
     kind: str = "flat"  # dense index kind: flat (exact) or hnsw
-    hnsw: tuple[int, int] = (32, 200)  # M, efConstruction
+    hnsw: tuple[int, int] = (StoreParams.hnsw_m, StoreParams.ef_construction)  # as the FAISS store's
     sparse: list[dict[int, float]] | None = None  # per statute: the project's BM25 weights (bm25 client)
     texts: list[str] | None = None  # per statute: the text Milvus analyses (bm25 server)
     analyzer: dict | None = None  # Milvus analyzer params of the text field

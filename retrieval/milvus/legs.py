@@ -20,7 +20,7 @@ def publish_legs(target: MilvusTarget, documents: Sequence[Document], legs: Mapp
                  progress: bool = False) -> dict:
     """Write the built `legs` into a new collection, its dense index of `dense_kind` (auto: by size, as the
     embedded store chooses), and point the legs at it (in place); returns build figures."""
-    from ..stores.faiss import StoreParams, default_kind
+    from ..stores.faiss import default_kind
     from ..stores.milvus import MilvusStore
 
     unknown = [name for name in legs if name not in LEGS]
@@ -33,7 +33,6 @@ def publish_legs(target: MilvusTarget, documents: Sequence[Document], legs: Mapp
         columns.vectors = dense.store.get(np.arange(len(dense.store)))
         n, dim = columns.vectors.shape
         columns.kind = _kind(default_kind(n, dim) if dense_kind == "auto" else dense_kind)
-        columns.hnsw = (StoreParams.hnsw_m, StoreParams.ef_construction)
     if bm25 is not None:
         settings = bm25.analyzer.settings
         if settings.title == "field" or getattr(bm25.index, "local_engine", bm25.index.engine) != "bm25s":

@@ -19,8 +19,7 @@ def measure(sizes: list[int], n_queries: int = 100, repeats: int = 1) -> dict:
     from ..milvus import MilvusTarget
     from ..retriever import HybridRetriever
 
-    queries = synthetic.queries(n_queries)
-    vectors = synthetic.query_vectors(n_queries)
+    items = list(zip(synthetic.queries(n_queries), synthetic.query_vectors(n_queries)))
     rows = []
     with tempfile.TemporaryDirectory(prefix="milvus-perf-") as tmp:
         for n in sizes:
@@ -30,7 +29,6 @@ def measure(sizes: list[int], n_queries: int = 100, repeats: int = 1) -> dict:
                 t = time.perf_counter()
                 r = HybridRetriever.build(docs, vectors=doc_vectors, progress=False, milvus=target)
                 build = time.perf_counter() - t
-                items = list(zip(queries, vectors))
                 lat = latency(lambda qv: r.search(qv[0], k=10, query_vector=qv[1]), items, repeats)
                 rows.append({"passages": n, "backend": backend, "dense_kind": r.leg["dense"].store.kind,
                              "build_s": build, **lat})

@@ -14,8 +14,8 @@ import numpy as np
 
 from ..milvus.collection import MAX_LIMIT, VECTOR, MilvusCollection
 from ..milvus.expressions import rows_expression
+from .faiss import StoreParams
 
-HNSW_EF = 128  # efSearch of a Milvus HNSW index (as the FAISS store's)
 READ_ONLY = "a Milvus-backed index is changed by `update` / `delete` (each writes a new collection)"
 
 
@@ -63,7 +63,7 @@ class MilvusStore:
         """Top-k (scores, rows) per query vector, -1 padded; only `allowed` rows (or its filter) when given."""
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self._dim)
         k = max(1, min(k, self._rows, MAX_LIMIT))
-        params = {"metric_type": "IP", **({"params": {"ef": max(HNSW_EF, k)}} if self.kind == "hnsw" else {})}
+        params = {"metric_type": "IP", **({"params": {"ef": max(StoreParams.ef_search, k)}} if self.kind == "hnsw" else {})}
         found = self.collection.search(VECTOR, list(vectors), k, rows_expression(allowed, "row"), params)
         scores = np.full((len(vectors), k), -np.inf, dtype=np.float32)
         ids = np.full((len(vectors), k), -1, dtype=np.int64)
