@@ -60,9 +60,11 @@ class EmbeddingCache:
 
     def load(self, folder: Path) -> None:
         """Add the vectors saved in `folder` for this setting (none yet: nothing added)."""
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{folder}: the embedding cache must be a folder, this is a file")
         keys, vectors = (folder / f"{self.file_stem()}.{part}.npy" for part in ("keys", "vectors"))
         if keys.is_file() and vectors.is_file():
-            self._vectors.update(zip(np.load(keys, allow_pickle=False).tolist(), np.load(vectors, allow_pickle=False)))
+            self._vectors.update(zip(_read(keys).tolist(), _read(vectors)))
 
     def save(self, folder: Path) -> None:
         """Write every cached vector to `folder` (each file replaced in one rename)."""
@@ -75,11 +77,26 @@ class EmbeddingCache:
             os.replace(tmp, folder / f"{self.file_stem()}.{part}.npy")
 
 
+def _read(path: Path) -> np.ndarray:
+    """One array of a cache folder (never unpickled); a damaged file is the user's to delete, named."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable embedding cache file ({str(e).splitlines()[0][:120]}); "
+                         "delete it and its .keys/.vectors twin to start the cache afresh") from None
+
+
 def attach(encoder, folder: str | Path) -> EmbeddingCache:
     """Route `encoder`'s document encoding through a cache kept in `folder` (read now, written after each call)."""
     folder = Path(folder)
     cache = EmbeddingCache.for_model(encoder.info())
     cache.load(folder)
+    try:  # before any encoding: a cache that cannot be written would stop the run after it
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{folder}: cannot create the embedding cache folder ({e.strerror})") from None
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{folder}: the embedding cache folder is not writable")
     plain = encoder.encode_documents
 
     class _Plain:  # the encoder's own encoding, for the cache's misses

@@ -89,3 +89,24 @@ def test_build_with_cache_encodes_only_new_texts_and_seeds_from_an_index(tmp_pat
     encoded.clear()
     assert main(["build", str(corpus), "--cache", str(tmp_path / "seeded"), "--out", str(tmp_path / "c")]) == 0
     assert sum(encoded) == 1
+
+
+def test_bad_cache_folders_are_named_before_encoding(tmp_path, monkeypatch):
+    """A file given as the cache, a folder under a file, a damaged cache file: one-line errors naming the path,
+    before any text is encoded."""
+    import pytest
+
+    encoder = Encoder(EncoderConfig(device="cpu"))
+    calls = _counting(encoder)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match="afile: the embedding cache must be a folder"):
+        attach(encoder, tmp_path / "afile")
+    with pytest.raises(ValueError, match="cannot create the embedding cache folder"):
+        attach(encoder, tmp_path / "afile" / "sub")
+    attach(encoder, tmp_path / "cache")  # a working cache first
+    encoder.encode_documents(["Dowry death."], progress=False)
+    damaged = next((tmp_path / "cache").glob("*.vectors.npy"))
+    damaged.write_text("garbage")
+    with pytest.raises(ValueError, match=f"{damaged.name}: not a readable embedding cache file"):
+        attach(Encoder(EncoderConfig(device="cpu")), tmp_path / "cache")
+    assert calls == [1]
