@@ -13,11 +13,16 @@ FIELD is id, title, act, jurisdiction, section, valid_from, valid_to, or a key o
 `KEY`). Values compare as numbers when both sides are numbers, else as text (so ISO dates order by date).
 A document without the field fails every comparison except `!=`. `as_of=D` keeps documents in force on D:
 valid_from <= D (or none) and D < valid_to (or none); `valid_to` is the first day no longer in force.
+
+Limits (a request cannot stall the server): an expression is at most MAX_CHARS characters and nests parentheses
+and `not` at most MAX_DEPTH deep; it is read in one pass, and an `or` of equalities on one field is one set look-up
+per document (1,000 such terms are about 14,000 characters). `allowed_rows` stops at a deadline if given.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -27,14 +32,20 @@ from .corpus import META_FIELDS, CorpusError, check_date
 
 Predicate = Callable[[dict], bool]
 FACETS = ("act", "jurisdiction")  # the fields a search page offers as select boxes
+MAX_CHARS = 16 * 1024  # characters in one filter expression
+MAX_DEPTH = 64  # parentheses and `not` nested in one another
 _TOKEN = re.compile(r"\s*(?:(?P<op><=|>=|!=|=|<|>)|(?P<punct>[(),])|'(?P<sq>[^']*)'|\"(?P<dq>[^\"]*)\"|"
-                    r"(?P<word>[^\s(),=<>!'\"]+))")
+                    r"(?P<word>[^\s(),=<>!'\"]+)|(?P<end>\Z)|(?P<bad>.))", re.S)
 _COMPARE = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
             "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
 
 
 class FilterError(ValueError):
     """A filter expression that does not parse, or a bad filter value; the message names the position."""
+
+
+class FilterTimeout(TimeoutError):
+    """A filter's evaluation passed its deadline (allowed_rows)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,8 @@ def parse(expr: str) -> Predicate:
 def _tree(expr: str) -> tuple:
     """The expression's syntax tree: ("or"|"and", [nodes]), ("not", node), ("cmp", field, op, value),
     ("in", field, [values])."""
+    if len(expr) > MAX_CHARS:
+        raise FilterError(f"filter is {len(expr):,} characters; the limit is {MAX_CHARS:,}")
     parser = _Parser(expr, _tokens(expr))
     tree = parser.expr()
     if parser.peek() is not None:
@@ -61,20 +74,43 @@ def _tree(expr: str) -> tuple:
 
 def _predicate(node: tuple) -> Predicate:
     kind = node[0]
-    if kind in ("or", "and"):
-        parts, test = [_predicate(n) for n in node[1]], any if kind == "or" else all
-        return lambda r: test(p(r) for p in parts)
+    if kind == "or":
+        equal: dict[str, list[str]] = {}  # field -> values it may equal: one set look-up, however many terms
+        rest = []
+        for n in node[1]:
+            if n[0] == "in" or (n[0] == "cmp" and n[2] == "="):
+                equal.setdefault(n[1], []).extend(n[2] if n[0] == "in" else [n[3]])
+            else:
+                rest.append(n)
+        parts = [_member(name, values) for name, values in equal.items()] + [_predicate(n) for n in rest]
+        return parts[0] if len(parts) == 1 else lambda r: any(p(r) for p in parts)
+    if kind == "and":
+        parts = [_predicate(n) for n in node[1]]
+        return lambda r: all(p(r) for p in parts)
     if kind == "not":
         inner = _predicate(node[1])
         return lambda r: not inner(r)
     name = node[1]
     if kind == "in":
-        values = node[2]
-        return lambda r: (v := _field(r, name)) is not None and any(_compare(v, "=", w) for w in values)
+        return _member(name, node[2])
     op, value = node[2], node[3]
     if op == "!=":
         return lambda r: (v := _field(r, name)) is None or _compare(v, "!=", value)
     return lambda r: (v := _field(r, name)) is not None and _compare(v, op, value)
+
+
+def _member(name: str, values: Sequence[str]) -> Predicate:
+    """`name` equals one of `values` as `_compare` judges "=" (numbers as numbers, else text), by set look-ups."""
+    numbers = {n for v in values if (n := _number(v)) is not None}
+    texts, words = set(values), {v for v in values if _number(v) is None}
+
+    def test(record: dict) -> bool:
+        have = _field(record, name)
+        if have is None:
+            return False
+        a, text = _number(have), _text(have)
+        return (a in numbers or text in words) if a is not None else text in texts
+    return test
 
 
 def _milvus(node: tuple) -> str | None:
@@ -112,14 +148,21 @@ class Selection(np.ndarray):
 
 
 def allowed_rows(records: Sequence[dict], expr: str | None = None, *, act: str | None = None,
-                 jurisdiction: str | None = None, as_of: str | None = None) -> Selection:
-    """Sorted rows of `records` (each a document's fields) passing every filter given."""
+                 jurisdiction: str | None = None, as_of: str | None = None,
+                 deadline: float | None = None) -> Selection:
+    """Sorted rows of `records` (each a document's fields) passing every filter given; past `deadline` (a
+    time.monotonic() value) FilterTimeout, so a server's request timeout also stops the evaluation."""
     tree = _tree(expr) if expr else None
     tests = [_predicate(tree)] if tree else []
     tests += [_equals(name, value) for name, value in (("act", act), ("jurisdiction", jurisdiction)) if value]
     if as_of:
         tests.append(in_force(as_of))
-    rows = [i for i, r in enumerate(records) if all(t(r) for t in tests)]
+    rows = []
+    for i, record in enumerate(records):
+        if deadline is not None and not i % 64 and time.monotonic() > deadline:
+            raise FilterTimeout(f"filter evaluation passed its time limit after {i:,} of {len(records):,} documents")
+        if all(t(record) for t in tests):
+            rows.append(i)
     return Selection(rows, milvus_expression(tree, act, jurisdiction, as_of))
 
 
@@ -178,38 +221,48 @@ def _number(value) -> float | None:
         return None
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond float's range
         return None
 
 
 def _compare(have, op: str, want: str) -> bool:
     a, b = _number(have), _number(want)
     if a is None or b is None:
-        a, b = str(have).lower() if isinstance(have, bool) else str(have), want
+        a, b = _text(have), want
     return _COMPARE[op](a, b)
 
 
+def _text(value) -> str:
+    """A field's value as text compares it (booleans as JSON writes them)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _tokens(expr: str) -> list[_Token]:
+    """The expression's tokens, in one pass of the scanner (linear in its length)."""
     out, at = [], 0
-    while at < len(expr):
-        if not expr[at:].strip():
-            break
+    while True:
         m = _TOKEN.match(expr, at)
-        if not m:
-            pos = at + len(expr[at:]) - len(expr[at:].lstrip()) + 1
-            raise FilterError(f"filter {expr!r}: unexpected character {expr[pos - 1]!r} at position {pos}")
         kind = m.lastgroup
+        if kind == "end":
+            return out
+        if kind == "bad":
+            pos = m.start(kind) + 1
+            raise FilterError(f"filter {_shown(expr)}: unexpected character {expr[pos - 1]!r} at position {pos}")
         start = m.start(kind) + (0 if kind in ("op", "punct", "word") else -1)
         out.append(_Token("value" if kind in ("sq", "dq") else kind, m.group(kind), start + 1))
         at = m.end()
-    return out
+
+
+def _shown(expr: str) -> str:
+    """The expression as an error message quotes it: a long one cut to its start."""
+    return repr(expr) if len(expr) <= 80 else f"{expr[:60]!r}... ({len(expr):,} characters)"
 
 
 class _Parser:
     """Recursive descent over the tokens, building predicates."""
 
     def __init__(self, expr: str, tokens: list[_Token]):
-        self.text, self.tokens, self.i = expr, tokens, 0
+        self.text, self.tokens, self.i, self.depth = expr, tokens, 0, 0
 
     def peek(self) -> _Token | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -217,7 +270,7 @@ class _Parser:
     def fail(self, what: str) -> None:
         token = self.peek()
         where = f"position {token.pos} ({token.text!r})" if token else f"the end (position {len(self.text) + 1})"
-        raise FilterError(f"filter {self.text!r}: {what} at {where}")
+        raise FilterError(f"filter {_shown(self.text)}: {what} at {where}")
 
     def keyword(self, word: str) -> bool:
         token = self.peek()
@@ -246,14 +299,21 @@ class _Parser:
         return parts[0] if len(parts) == 1 else ("and", parts)
 
     def unary(self) -> tuple:
-        if self.keyword("not"):
-            return ("not", self.unary())
-        if self.punct("("):
+        token = self.peek()
+        if not (self.keyword("not") or self.punct("(")):
+            return self.comparison()
+        if self.depth == MAX_DEPTH:
+            self.i -= 1
+            self.fail(f"parentheses and 'not' nest more than {MAX_DEPTH} deep")
+        self.depth += 1
+        if token.kind == "word":
+            inner = ("not", self.unary())
+        else:
             inner = self.expr()
             if not self.punct(")"):
                 self.fail("expected ')'")
-            return inner
-        return self.comparison()
+        self.depth -= 1
+        return inner
 
     def comparison(self) -> tuple:
         token = self.peek()

@@ -8,6 +8,7 @@ and score and the query words that matched, so a user can see why a statute was 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 LEGS = ("dense", "bm25")  # the legs `build` makes unless told otherwise
 HYBRID = "hybrid"
 WHERE_CACHE = 64  # filters whose allowed rows a retriever keeps
+_WHERE_LOCK = threading.Lock()  # where() runs in a server's threads: one cache change at a time
 
 
 class HybridRetriever(Updatable):
@@ -183,18 +185,23 @@ class HybridRetriever(Updatable):
         return fused_all, places_all
 
     def where(self, expr: str | None = None, *, act: str | None = None, jurisdiction: str | None = None,
-              as_of: str | None = None) -> np.ndarray:
+              as_of: str | None = None, deadline: float | None = None) -> np.ndarray:
         """Sorted rows of the documents passing a filter expression and/or act, jurisdiction, date in force
         (filters.py), to pass to `search` as `allowed`. The last WHERE_CACHE filters' rows are kept: evaluating
-        one reads every document's fields (about 0.5 s at 100,000 statutes), and a served index sees the same few."""
+        one reads every document's fields (about 0.5 s at 100,000 statutes), and a served index sees the same few.
+        Past `deadline` (time.monotonic()) filters.FilterTimeout; safe to call from several threads."""
         if self._fields is None:
             self._fields, self._where = [self._doc(row) for row in range(len(self))], {}
-        key = (expr, act, jurisdiction, as_of)
-        if key not in self._where:
-            if len(self._where) >= WHERE_CACHE:
-                self._where.pop(next(iter(self._where)))
-            self._where[key] = filters.allowed_rows(self._fields, expr, act=act, jurisdiction=jurisdiction, as_of=as_of)
-        return self._where[key]
+        fields, cache, key = self._fields, self._where, (expr, act, jurisdiction, as_of)
+        rows = cache.get(key)
+        if rows is None:
+            rows = filters.allowed_rows(fields, expr, act=act, jurisdiction=jurisdiction, as_of=as_of,
+                                        deadline=deadline)
+            with _WHERE_LOCK:
+                if len(cache) >= WHERE_CACHE:
+                    cache.pop(next(iter(cache)))
+                cache[key] = rows
+        return rows
 
     def legs_for(self, mode: str) -> tuple[str, ...]:
         """The legs a mode uses ('hybrid': all); the one place modes are checked."""

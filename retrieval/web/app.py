@@ -16,15 +16,17 @@ from pathlib import Path
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from .. import __version__
+from ..filters import FilterTimeout
 from ..rerank import Reranker
 from ..retriever import HybridRetriever, check_query, results_json
 from .access import add_access_log
 from .batching import BatchConfig, QueueFull
+from .edge import SECURITY_HEADERS, Edge
 from .metrics import Metrics, escape_label
 from .reload import Reloader
 from .served import ServedIndex
@@ -34,13 +36,7 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 MAX_QUERY_CHARS = 20_000
 MAX_K = 100
-MAX_BODY_BYTES = 256 * 1024  # a 20,000-character CJK query JSON-escaped (\uXXXX) is about 120 KB
 DEFAULT_TIMEOUT_S = 60.0
-PAGE_HEADERS = {  # the page loads only its own files: statute text can never bring in a script
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
-                               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-}
 
 
 class SearchBody(BaseModel):
@@ -79,7 +75,7 @@ def create_app(retrievers: Mapping[str, HybridRetriever],
                               "queue is full, 504 when a search takes longer than the server's time limit.")
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(Exception, _internal_error)
-    _limit_body(app)
+    app.add_middleware(Edge)
     add_access_log(app, metrics)
     app.state.reloader = Reloader(served, load or HybridRetriever.load)
     metrics.gauges += [lambda: _queue_lines(served), app.state.reloader.metric_lines]
@@ -88,8 +84,8 @@ def create_app(retrievers: Mapping[str, HybridRetriever],
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
-        """The search page, under a content security policy that allows only its own files."""
-        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+        """The search page (every response carries a content security policy that allows only its own files)."""
+        return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
@@ -157,17 +153,19 @@ async def _search(request: Request, target: ServedIndex, body: SearchBody, timeo
         raise HTTPException(413, f"query is {len(q):,} characters; the limit is {MAX_QUERY_CHARS:,}")
     if not q.strip():
         raise HTTPException(400, "empty query: pass the query text as q")
-    filtered = body.act or body.jurisdiction or body.as_of or body.filter
     try:
         check_query(q)
         target.retriever.legs_for(mode)
-        allowed = target.retriever.where(body.filter, act=body.act, jurisdiction=body.jurisdiction,
-                                         as_of=body.as_of) if filtered else None
     except ValueError as e:
         raise HTTPException(400, f"index {target.name!r}: {e}") from None
     request.state.index = target.name
-    if filtered:  # rare: searched alone, outside the batches (a batch shares one allowed set)
-        return await asyncio.wait_for(asyncio.to_thread(_filtered_search, target, body, allowed), timeout_s)
+    if body.act or body.jurisdiction or body.as_of or body.filter:  # rare: searched alone, outside the batches
+        deadline = time.monotonic() + timeout_s
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(_filtered_search, target, body, deadline), timeout_s)
+        except (asyncio.TimeoutError, FilterTimeout):
+            raise HTTPException(504, f"filtered search on index {target.name!r} took longer than {timeout_s:g} s"
+                                ) from None
     try:
         future = target.submit(q, body.k, mode, body.rerank)
     except QueueFull as e:
@@ -185,9 +183,15 @@ async def _search(request: Request, target: ServedIndex, body: SearchBody, timeo
     return out
 
 
-def _filtered_search(target: ServedIndex, body: SearchBody, allowed) -> dict:
-    """One filtered search on the index served now, as `_search` answers."""
+def _filtered_search(target: ServedIndex, body: SearchBody, deadline: float) -> dict:
+    """One filtered search on the index served now, as `_search` answers; run in a thread (evaluating a filter
+    reads every document), its filter stopped at `deadline` (time.monotonic())."""
     retriever = target.retriever
+    try:
+        allowed = retriever.where(body.filter, act=body.act, jurisdiction=body.jurisdiction, as_of=body.as_of,
+                                  deadline=deadline)
+    except ValueError as e:
+        raise HTTPException(400, f"index {target.name!r}: {e}") from None
     reranker, depth = target.rerank if body.rerank and target.rerank else (None, 0)
     t = time.perf_counter()
     hits = retriever.search(body.q, k=body.k, mode=body.mode, rerank=reranker, rerank_depth=depth or 1,
@@ -196,18 +200,6 @@ def _filtered_search(target: ServedIndex, body: SearchBody, allowed) -> dict:
     if reranker is not None:
         out["rerank"] = {"model": reranker.model_name, "depth": depth}
     return out
-
-
-def _limit_body(app: FastAPI) -> None:
-    """Refuse a request body declared over MAX_BODY_BYTES with 413 before reading it."""
-
-    @app.middleware("http")
-    async def limit(request: Request, call_next: Callable) -> Response:
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return JSONResponse({"detail": f"request body is {int(length):,} bytes; the limit is {MAX_BODY_BYTES:,}"},
-                                status_code=413)
-        return await call_next(request)
 
 
 def _admin_routes(app: FastAPI, reloader: Reloader, metrics: Metrics) -> None:
@@ -252,4 +244,5 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> JSO
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     """A failure inside a search is a 500 with a JSON message; the traceback goes to the log."""
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, status_code=500)
+    return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, status_code=500,
+                        headers=SECURITY_HEADERS)

@@ -19,6 +19,8 @@ from ..rerank import Reranker
 from ..retriever import HybridRetriever
 from .app import DEFAULT_TIMEOUT_S, create_app, is_loopback
 from .batching import BatchConfig
+from .connections import KEEP_ALIVE_S, GuardedH11Protocol, connection_limit, quiet_repeats
+from .edge import HostCheck, host_names
 
 # h11 may refuse a request head over this size (with a plain 400). 256 KiB lets a 20,000-character
 # query through even when every character is CJK (9 bytes percent-encoded): the app answers it (or 413).
@@ -109,5 +111,9 @@ def background(app: FastAPI, host: str = "127.0.0.1") -> Iterator[str]:
 
 
 def _config(app: FastAPI, host: str, port: int, **options) -> uvicorn.Config:
-    return uvicorn.Config(app, host=host, port=port, http="h11", h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
-                          **options)
+    """uvicorn's settings: h11 with a request-read deadline, bounded heads and connections, Host checked."""
+    config = uvicorn.Config(HostCheck(app, host_names(host)), host=host, port=port, http=GuardedH11Protocol,
+                            h11_max_incomplete_event_size=MAX_REQUEST_HEAD, timeout_keep_alive=KEEP_ALIVE_S,
+                            limit_concurrency=connection_limit(), **options)
+    quiet_repeats()  # after uvicorn configured its loggers
+    return config
