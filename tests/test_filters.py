@@ -94,7 +94,7 @@ def test_a_long_or_of_equalities_is_one_set_look_up_and_judges_like_each_term():
     terms = " or ".join(f"act = X{i}" for i in range(999)) + " or act = A7"
     t = time.perf_counter()
     rows = allowed_rows(records, terms)
-    assert time.perf_counter() - t < 0.5  # was 6 s: 1,000 comparisons per document
+    assert time.perf_counter() - t < 0.5  # was 4.7 s on a 2-core CPU: 1,000 comparisons per document
     assert rows.tolist() == list(range(7, 3000, 50))
     mixed = RECORDS + [{"id": "e", "meta": {"flag": True, "n": 10 ** 400, "x": "nan", "y": 1.0}}]
     for expr in ("section = 302.0 or section = 41 or act = BNS", "flag = true or n = 5", "x = nan or y = 1",

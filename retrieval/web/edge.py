@@ -24,12 +24,13 @@ SECURITY_HEADERS = {  # the page loads only its own files: statute text can neve
                                "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
 }
+CROSS_SITE = ("cross-site", "same-site")  # Sec-Fetch-Site of a page elsewhere (same-site: another port here)
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 _SECURITY = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 
 
 class Edge:
-    """ASGI middleware: refuse a cross-origin write (403), a non-JSON write (415), too many headers (431), a body
+    """ASGI middleware: refuse a cross-origin write (403), a write with a non-JSON body (415), too many headers (431), a body
     over MAX_BODY_BYTES (413, counted as it streams in: chunked bodies too); add SECURITY_HEADERS to responses."""
 
     def __init__(self, app: App):
@@ -100,11 +101,14 @@ def _refusal(scope: Scope) -> tuple[int, str] | None:
         return 413, f"request body is {int(length):,} bytes; the limit is {MAX_BODY_BYTES:,}"
     if scope["method"] in SAFE_METHODS:
         return None
-    origin = _header(scope, b"origin")
+    origin, site = _header(scope, b"origin"), _header(scope, b"sec-fetch-site")
     if origin is not None and _netloc(origin) != (_header(scope, b"host") or "").lower():
-        return 403, f"{scope['method']} from another site (Origin {origin!r}) is refused"
+        return 403, f"{scope['method']} from another site's page (Origin {origin!r}) is refused"
+    if site in CROSS_SITE:
+        return 403, f"{scope['method']} from another site's page (Sec-Fetch-Site {site!r}) is refused"
     kind = (_header(scope, b"content-type") or "application/json").split(";")[0].strip().lower()
-    if kind != "application/json":
+    empty = length in ("", "0") and _header(scope, b"transfer-encoding") is None  # curl -X POST, urllib data=b""
+    if kind != "application/json" and not empty:
         return 415, f"{scope['method']} takes a JSON body (Content-Type: application/json), not {kind!r}"
     return None
 
