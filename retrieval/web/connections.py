@@ -13,7 +13,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 REQUEST_READ_S = 10.0  # to send a request's head and body, from connecting or from the previous response
 KEEP_ALIVE_S = 5  # an idle kept-alive connection is closed after this (uvicorn's timeout_keep_alive)
-MAX_CONNECTIONS = 1000  # open at once; more are answered 503 and closed at once, so file descriptors never run out
+MAX_CONNECTIONS = 1000  # open at once: then the one waiting longest for a request is closed, or the new one gets 503
 LOG_EVERY_S = 60.0  # a repeated server message (same logger, same first line) is logged at most this often
 _BUSY_BODY = b'{"detail": "too many connections open; retry shortly"}'
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n"
@@ -29,18 +29,32 @@ def connection_limit() -> int:
 
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol, closing a connection that has not sent a whole request REQUEST_READ_S after it
-    connected or got its last response (slow or stalled clients), and refusing connections over the limit."""
+    connected or got its last response (slow or stalled clients), and keeping under the connection limit."""
 
     _timer: asyncio.TimerHandle | None = None
+    waiting_since = float("inf")  # loop time since when it waits for a request (inf: one is being answered)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if self.limit_concurrency is not None and len(self.connections) > self.limit_concurrency:
-            log.warning("refused connections over the limit of %d open (503)", self.limit_concurrency)
+        if self.limit_concurrency is not None and len(self.connections) >= self.limit_concurrency:
+            self._make_room(transport)
+            if transport.is_closing():
+                return
+        self._arm()
+
+    def _make_room(self, transport: asyncio.Transport) -> None:
+        """At the limit: close the connection that has waited longest for a request (idle or stalled), or else
+        answer this one 503 and close it (uvicorn answers 503 from `limit_concurrency` connections on)."""
+        waiting = [p for p in self.connections if isinstance(p, GuardedH11Protocol) and p is not self
+                   and p.waiting_since < float("inf") and not p.transport.is_closing()]
+        if waiting:
+            log.warning("closed the connections waiting longest for a request to admit new ones (limit %d open)",
+                        self.limit_concurrency)
+            min(waiting, key=lambda p: p.waiting_since).transport.close()
+        else:
+            log.warning("refused connections over the limit of %d open, all busy (503)", self.limit_concurrency)
             transport.write(_BUSY)
             transport.close()
-            return
-        self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -58,9 +72,11 @@ class GuardedH11Protocol(H11Protocol):
 
     def _arm(self) -> None:
         self._disarm()
+        self.waiting_since = self.loop.time()
         self._timer = self.loop.call_later(REQUEST_READ_S, self._read_timeout)
 
     def _disarm(self) -> None:
+        self.waiting_since = float("inf")
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
