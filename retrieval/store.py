@@ -5,7 +5,8 @@ data files. A build writes the next generation into a temporary folder marked as
 renames it into place, then replaces `manifest.json` in one rename: a reader always sees a
 complete index, an interrupted or failed build leaves the previous one intact, and builds
 into one folder take a lock (`.NAME.lock` beside it). Only a folder whose manifest carries
-this project's format marker is ever replaced. Nothing is pickled; permissions follow the umask.
+this project's format marker is ever replaced. Nothing is pickled; a new index's permissions follow the umask,
+an update keeps those of the index it replaces.
 """
 
 from __future__ import annotations
