@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
+
+from .tempfiles import remove_abandoned, temp_path
 
 
 def cache_dir() -> Path:
@@ -28,8 +29,10 @@ def write_json(name: str, data: dict) -> None:
     folder = cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=folder, prefix=f".{name}.", delete=False, encoding="utf-8") as f:
+        remove_abandoned(folder, name)
+        tmp = temp_path(folder, name)
+        with open(tmp, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1)
-        os.replace(f.name, folder / name)
+        os.replace(tmp, folder / name)
     except OSError:
         pass

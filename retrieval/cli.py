@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -681,7 +682,7 @@ def _answer(retriever, text: str, args: argparse.Namespace) -> None:
         return
     for h in hits:
         legs = "  ".join(f"{leg} #{p.rank} {p.score:.4g}" if (p := h.leg(leg)) else f"{leg} -" for leg in retriever.legs)
-        print(f"{h.rank:>3}. {h.id:<10} {h.title[:70]}")
+        print(f"{h.rank:>3}. {printable(h.id):<10} {printable(h.title[:70])}")
         print(f"     fused {(h.first_stage.score if h.first_stage else h.score):.4g}   {legs}")
         if h.first_stage:
             shown = "- (below the rerank depth)" if h.rerank_score is None else f"{h.rerank_score:.6g}"
@@ -694,6 +695,15 @@ def _answer(retriever, text: str, args: argparse.Namespace) -> None:
     if rerank is not None:
         mode += f", top {depth} reranked by {rerank.model_name}"
     print(f"({len(hits)} hits, {mode}, {took * 1000:.0f} ms)")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """A corpus string as the terminal may print it: control characters (ESC, CR, LF, bidi overrides) escaped,
+    so a title cannot colour the screen or forge output lines (--json escapes them already)."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _interactive(retriever, args: argparse.Namespace) -> None:

@@ -20,6 +20,9 @@ REQUIRED_FIELDS = ("id", "title", "text")
 META_FIELDS = ("act", "jurisdiction", "section", "valid_from", "valid_to")  # optional, beside `meta`
 DATE_FIELDS = ("valid_from", "valid_to")
 _AILA_ID = re.compile(r"^S(\d+)$")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+CSV_FIELD_BYTES = 64 << 20  # the largest CSV field read (csv's own default, 128 KiB, is shorter than some statutes)
 _ZH_ARTICLE = re.compile(r"^(.+?)第[零一二三四五六七八九十百千万〇0-9]+条(?:之[零一二三四五六七八九十]+)?$")
 
 
@@ -116,25 +119,50 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
         if not line:
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, parse_int=_parse_int)
         except json.JSONDecodeError as e:
             raise CorpusError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+        except RecursionError:
+            raise CorpusError(f"{path}:{lineno}: invalid JSON (nested too deeply)") from None
+        except ValueError as e:  # e.g. an integer of more digits than Python converts
+            raise CorpusError(f"{path}:{lineno}: invalid JSON ({str(e).splitlines()[0][:120]})") from None
         if not isinstance(row, dict):
             raise CorpusError(f"{path}:{lineno}: expected a JSON object")
         yield lineno, row
 
 
+class _LongNumber(str):
+    """A JSON integer of more digits than Python converts (kept as its text so the error can name its field)."""
+
+
+def _parse_int(text: str) -> int | str:
+    return _LongNumber(text) if len(text.lstrip("-")) > 4000 else int(text)
+
+
 def read_csv(path: Path) -> Iterator[Document]:
     """Yield Documents from a CSV file whose header has id, title and text columns."""
     text = _decode(_read_bytes(path), path, line=None)
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_BYTES))
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    missing = [f for f in REQUIRED_FIELDS if f not in (reader.fieldnames or [])]
+    rows = _csv_rows(reader, path)
+    header = next(rows) or []
+    missing = [f for f in REQUIRED_FIELDS if f not in header]
     if missing:
         raise CorpusError(f"{path}:1: missing column(s) {', '.join(missing)}")
     known = (*REQUIRED_FIELDS, *META_FIELDS)
-    for row in reader:
+    for row in rows:
         row["meta"] = {k: v for k, v in row.items() if k and k not in known and v not in (None, "")}
         yield _document(row, path, reader.line_num)
+
+
+def _csv_rows(reader: csv.DictReader, path: Path) -> Iterator:
+    """The header (None for an empty file), then each row; csv's errors (a field over the size limit, a stray
+    quote) as a CorpusError naming the line."""
+    try:
+        yield reader.fieldnames
+        yield from reader
+    except csv.Error as e:
+        raise CorpusError(f"{path}:{reader.line_num}: bad CSV ({e})") from None
 
 
 def validate(docs: Iterable[Document], source: str) -> list[Document]:
@@ -181,6 +209,7 @@ def fingerprint(docs: Iterable[Document]) -> str:
 
 def _document(row: dict, path: Path, lineno: int) -> Document:
     """A Document from one JSONL/CSV row, its required fields checked (errors name file, line and field)."""
+    _check_values(row, f"{path}:{lineno}")
     for name in REQUIRED_FIELDS:
         value = row.get(name)
         if name == "title" and value is None:
@@ -221,13 +250,29 @@ def _metadata(row: dict, title: str, where: str) -> dict:
     return out
 
 
+def _check_values(row: dict, where: str) -> None:
+    """Refuse what would fail later, far from its line: a lone surrogate (UTF-16 half, e.g. JSON "\\ud800"),
+    which no UTF-8 writer or tokenizer takes, and an integer too long to convert."""
+    extra = row.get("meta")
+    values = [(name, row.get(name)) for name in (*REQUIRED_FIELDS, *META_FIELDS)]
+    if isinstance(extra, dict):
+        values += [(f"meta.{key}", value) for key, value in extra.items()]
+        values += [("meta", key) for key in extra]
+    for name, value in values:
+        if isinstance(value, _LongNumber):
+            raise CorpusError(f"{where}: field {name!r} is a number of {len(value)} digits")
+        if isinstance(value, str) and (m := _SURROGATE.search(value)):
+            raise CorpusError(f"{where}: field {name!r} holds a lone surrogate {m.group()!r} (not a character)")
+
+
 def check_date(value: str, what: str) -> str:
-    """An ISO date (YYYY-MM-DD) as given, or a CorpusError naming `what`."""
+    """An ISO date (YYYY-MM-DD) as given, or a CorpusError naming `what` (week and ordinal forms, which
+    date.fromisoformat takes, are refused: dates are compared as text)."""
     try:
         date.fromisoformat(value)
     except ValueError:
         raise CorpusError(f"{what} is not an ISO date YYYY-MM-DD ({value!r})") from None
-    if len(value) != 10:
+    if not _ISO_DATE.fullmatch(value):
         raise CorpusError(f"{what} is not an ISO date YYYY-MM-DD ({value!r})")
     return value
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .tempfiles import remove_abandoned, temp_path
+
 
 class EmbeddingCache:
     """In-memory {key: vector} for one encoder setting (weights, prompt, maximum length)."""
@@ -72,9 +74,12 @@ class EmbeddingCache:
         keys = np.asarray(list(self._vectors), dtype="<U64")
         vectors = np.stack(list(self._vectors.values())) if len(keys) else np.zeros((0, 0), np.float32)
         for part, array in (("keys", keys), ("vectors", vectors)):
-            tmp = folder / f".{self.file_stem()}.{part}.{os.getpid()}.npy"
-            np.save(tmp, array, allow_pickle=False)
-            os.replace(tmp, folder / f"{self.file_stem()}.{part}.npy")
+            name = f"{self.file_stem()}.{part}.npy"
+            remove_abandoned(folder, name)
+            tmp = temp_path(folder, name)
+            with open(tmp, "wb") as f:
+                np.save(f, array, allow_pickle=False)
+            os.replace(tmp, folder / name)
 
 
 def _read(path: Path) -> np.ndarray:

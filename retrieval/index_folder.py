@@ -125,7 +125,8 @@ def _open(cls, folder: Path, manifest: dict, mmap: bool | None, verify: bool | N
             check_count(str(data / name), len(legs[name]), manifest)
     except (IndexFileError, SettingsError):
         raise
-    except (OSError, ValueError, RuntimeError, KeyError) as e:
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, IndexError) as e:
+        # a damaged file the sizes do not reveal (a memory-mapped load skips the sha256s) fails in its reader
         raise IndexFileError(f"{folder}: cannot load index ({type(e).__name__}: {e})") from None
     fusion_config = fusion_config or FusionConfig.from_dict(manifest.get("fusion", {}))
     return cls(docs, legs, fusion_config=fusion_config, info=manifest)

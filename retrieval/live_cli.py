@@ -49,11 +49,13 @@ def cmd_update(args: argparse.Namespace) -> int:
 
     docs = read_corpus(args.corpus)
     if args.dry_run:
+        from .cli import printable
+
         retriever = _load(args.index)
         plan = plan_update(retriever.documents(), docs, args.keep_missing)[0]
         for sign, ids in (("+", plan.added), ("~", plan.changed), ("-", plan.removed)):
             for doc_id in ids:
-                print(f"{sign} {doc_id}")
+                print(f"{sign} {printable(doc_id)}")
         _report(plan, args, "plan (dry run, nothing written): ")
         return 0
     return _locked(args, lambda r: r.update_to(docs, keep_missing=args.keep_missing, progress=True))

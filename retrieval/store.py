@@ -5,19 +5,21 @@ data files. A build writes the next generation into a temporary folder marked as
 renames it into place, then replaces `manifest.json` in one rename: a reader always sees a
 complete index, an interrupted or failed build leaves the previous one intact, and builds
 into one folder take a lock (`.NAME.lock` beside it). Only a folder whose manifest carries
-this project's format marker is ever replaced. Nothing is pickled; permissions follow the umask.
+this project's format marker is ever replaced. Nothing is pickled; a new index's permissions follow the umask,
+an update keeps those of the index it replaces.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
-import glob
 import hashlib
 import json
 import logging
 import os
 import re
 import shutil
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .corpus import Document, Fingerprint
+from .tempfiles import remove_abandoned, temp_path
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +37,9 @@ FORMAT = "statute-retrieval-index"
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 PARTIAL = ".partial"  # marker file in a folder that a build is still writing
+CHECKSUM = "manifest_sha256"  # the manifest's own checksum (manifests written before it have none)
 MMAP_MIN_BYTES = 256 << 20  # indexes this large are memory-mapped, not read (docs/performance.md)
-_GEN = re.compile(r"gen-(\d{6,})$")
+_GEN = re.compile(r"gen-(\d{6,})")  # always fullmatch: "gen-000001\n" is not a generation
 
 
 class IndexFileError(RuntimeError):
@@ -43,7 +47,11 @@ class IndexFileError(RuntimeError):
 
 
 class IndexTargetError(ValueError):
-    """An output path that must not be written (not an index folder, a file, inside the corpus)."""
+    """An output path that must not be written (not an index folder, a file, inside the corpus, not writable)."""
+
+
+class IndexWriteError(IndexFileError):
+    """Writing an index failed midway (disk full, I/O error); the previous index is unchanged."""
 
 
 def sha256_file(path: Path) -> str:
@@ -70,27 +78,53 @@ def write_index(path: str | Path, fill: Callable[[Path], dict], *, wait: bool = 
     The new data becomes the index's next generation; the manifest switch is one rename.
     `wait` False: stop at once, instead of waiting, when another build holds the folder's lock.
     """
-    target = Path(path).absolute()
+    target = _target(path)
     state = check_target(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with nullcontext() if target in _HELD else _build_lock(target, wait):
-        _remove_partials(target)
-        state = check_target(target)  # another build may have finished while we waited
-        if state == "index":
-            return _next_generation(target, fill)
-        tmp = _partial_dir(target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:12]}")
-        try:
-            manifest = _fill_generation(tmp, "gen-000001", fill)
-            _write_manifest(tmp, manifest)
-            os.remove(tmp / PARTIAL)
-            if state == "old-index":
-                _replace_folder(tmp, target)
-            else:  # absent, or an empty folder (rename replaces an empty directory)
-                os.rename(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return manifest
+    with _write_errors(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with nullcontext() if target in _HELD else _build_lock(target, wait):
+            _remove_debris(target)
+            state = check_target(target)  # another build may have finished while we waited
+            if state == "index":
+                return _next_generation(target, fill)
+            tmp = _partial_dir(temp_path(target.parent, target.name))
+            try:
+                manifest = _fill_generation(tmp, "gen-000001", fill)
+                _write_manifest(tmp, manifest)
+                os.remove(tmp / PARTIAL)
+                if state == "old-index":
+                    _replace_folder(tmp, target)
+                else:  # absent, or an empty folder (rename replaces an empty directory)
+                    os.rename(tmp, target)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            return manifest
+
+
+def _target(path: str | Path) -> Path:
+    """The absolute index path; a symbolic link to a folder stands for that folder (a build renames a new
+    index into place, which would replace the link), a link to nothing is refused."""
+    target = Path(path).absolute()
+    if target.is_symlink():
+        if not target.is_dir():
+            raise IndexTargetError(f"{target}: a symbolic link to no folder; not following it, choose another --out")
+        return target.resolve()
+    return target
+
+
+@contextmanager
+def _write_errors(target: Path) -> Iterator[None]:
+    """The OS's errors while an index is written, as one line: a folder that cannot be written is the user's
+    (IndexTargetError, exit 2), a full disk or an I/O error the system's (IndexWriteError)."""
+    try:
+        yield
+    except OSError as e:
+        where = e.filename or target
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise IndexTargetError(f"{where}: cannot write the index here ({e.strerror}); nothing changed") from None
+        raise IndexWriteError(f"{where}: writing the index failed ({e.strerror or e}); the previous index, if any, "
+                              "is unchanged") from None
 
 
 def check_target(target: Path, corpus: str | Path | None = None) -> str:
@@ -120,12 +154,13 @@ def check_target(target: Path, corpus: str | Path | None = None) -> str:
 def index_lock(path: str | Path, wait: bool = True) -> Iterator[None]:
     """Hold the index's build lock (see _build_lock) for a whole read-modify-write, e.g. an update; a
     `write_index` inside it, in this process, runs under this hold instead of taking the lock again."""
-    target = Path(path).absolute()
+    target = _target(path)
     if target in _HELD:
         yield
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _build_lock(target, wait):
+    if not target.is_dir():  # an update or delete of a mistyped path creates nothing
+        raise IndexFileError(f"{target}: no index folder here")
+    with _write_errors(target), _build_lock(target, wait):
         _HELD.add(target)
         try:
             yield
@@ -142,7 +177,13 @@ def _build_lock(target: Path, wait: bool) -> Iterator[None]:
     removed when the build ends (a waiter that then holds a removed file's lock takes the new file's)."""
     lock_path = target.parent / f".{target.name}.lock"
     while True:
-        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fd = os.open(lock_path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o666)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            raise IndexTargetError(f"{lock_path}: a symbolic link where the build lock goes; not following it "
+                                   "(remove it if you did not put it there)") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -165,15 +206,14 @@ def _build_lock(target: Path, wait: bool) -> Iterator[None]:
         os.close(fd)
 
 
-def _remove_partials(target: Path) -> None:
-    """Remove what killed builds of this index left: its temporary folders that carry the partial marker."""
-    candidates = list(target.parent.glob(f".{glob.escape(target.name)}.tmp-*"))
-    if target.is_dir():
-        candidates += list(target.glob(".tmp-*"))
-    for folder in candidates:
-        if folder.is_dir() and (folder / PARTIAL).is_file():
-            log.info("removing %s, left by an interrupted build", folder)
-            shutil.rmtree(folder, ignore_errors=True)
+def _remove_debris(target: Path) -> None:
+    """Remove what killed builds and updates of this index left (under its lock, so no writer of it runs): the
+    temporaries beside it and inside it (tempfiles.py names them)."""
+    gone = remove_abandoned(target.parent, target.name)
+    if target.is_dir() and not target.is_symlink():
+        gone += remove_abandoned(target)
+    for path in gone:
+        log.info("removed %s, left by an interrupted build or update", path)
 
 
 def _partial_dir(path: Path) -> Path:
@@ -192,47 +232,81 @@ def _fill_generation(root: Path, generation: str, fill: Callable[[Path], dict]) 
                     created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     manifest["files"] = {str(f.relative_to(data)): {"bytes": f.stat().st_size, "sha256": sha256_file(f)}
                          for f in sorted(data.rglob("*")) if f.is_file()}
+    manifest[CHECKSUM] = manifest_checksum(manifest)
     return manifest
+
+
+def manifest_checksum(manifest: dict) -> str:
+    """sha256 of the manifest's canonical JSON (sorted keys, no spaces) without its own checksum field: an
+    edited manifest (fusion weights, file table) is refused at load instead of changing rankings silently."""
+    rest = {k: v for k, v in manifest.items() if k != CHECKSUM}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                          .encode("utf-8")).hexdigest()
 
 
 def _next_generation(target: Path, fill: Callable[[Path], dict]) -> dict:
     """Write the next generation inside an existing index, switch the manifest to it, drop older ones."""
     current = _read_json(target / MANIFEST).get("generation", "gen-000000")
-    number = max([int(m.group(1)) for p in target.iterdir() if (m := _GEN.match(p.name))] + [0]) + 1
+    number = max([int(m.group(1)) for p in target.iterdir() if (m := _GEN.fullmatch(p.name))] + [0]) + 1
     generation = f"gen-{number:06d}"
-    tmp = _partial_dir(target / f".tmp-{uuid.uuid4().hex[:12]}")
+    modes = _modes(target, current)
+    tmp = _partial_dir(temp_path(target))
     try:
         manifest = _fill_generation(tmp, generation, fill)
+        if modes:
+            _apply_modes(tmp / generation, *modes)
         os.rename(tmp / generation, target / generation)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        _write_manifest(target, manifest)
+        _write_manifest(target, manifest, modes[1] if modes else None)
     except BaseException:
         shutil.rmtree(target / generation, ignore_errors=True)
         raise
     for p in target.iterdir():  # readers of an older generation retry with the new manifest (open_index)
-        if _GEN.match(p.name) and p.name != generation:
+        if _GEN.fullmatch(p.name) and p.name != generation:
             shutil.rmtree(p, ignore_errors=True)
     log.debug("%s: switched from %s to %s", target, current, generation)
     return manifest
 
 
-def _write_manifest(folder: Path, manifest: dict) -> None:
-    """`manifest.json` written beside, synced, and renamed into place (readers see old or new, never half)."""
-    tmp = folder / f".{MANIFEST}.{uuid.uuid4().hex[:8]}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2, ensure_ascii=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, folder / MANIFEST)
+def _modes(target: Path, generation: str) -> tuple[int, int] | None:
+    """The permission bits of the index's current generation folder and manifest (None when either is gone):
+    an update keeps them (a folder the owner restricted stays restricted)."""
+    try:
+        return (stat.S_IMODE((target / generation).stat().st_mode), stat.S_IMODE((target / MANIFEST).stat().st_mode))
+    except OSError:
+        return None
+
+
+def _apply_modes(root: Path, folder_mode: int, file_mode: int) -> None:
+    """`folder_mode` on `root` and every folder in it, `file_mode` on every file."""
+    for p in [root, *root.rglob("*")]:
+        os.chmod(p, folder_mode if p.is_dir() else file_mode)
+
+
+def _write_manifest(folder: Path, manifest: dict, mode: int | None = None) -> None:
+    """`manifest.json` written beside (with permission bits `mode`, else the umask's), synced, and renamed into
+    place (readers see old or new, never half)."""
+    tmp = temp_path(folder, MANIFEST)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
+            json.dump(manifest, f, indent=2, ensure_ascii=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, folder / MANIFEST)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _replace_folder(new: Path, target: Path) -> None:
     """Swap a format-1 index folder for a new one: the old one is moved aside first and removed last."""
-    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:12]}"
+    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:12]}"  # not a temporary: the index until the swap
     os.rename(target, old)
     try:
         os.rename(new, target)
@@ -289,13 +363,23 @@ def _check_manifest_fields(mpath: Path, manifest: dict) -> None:
     if not isinstance(files, dict) or not files:
         raise IndexFileError(f"{mpath}: no file table ('files'); the index cannot be checked, rebuild it")
     for name, meta in files.items():
+        if not _inside(name):
+            raise IndexFileError(f"{mpath}: file table entry {name!r} is not a path inside the index")
         if not (isinstance(meta, dict) and isinstance(meta.get("bytes"), int) and isinstance(meta.get("sha256"), str)):
             raise IndexFileError(f"{mpath}: file table entry {name!r} lacks bytes/sha256")
-    if not _GEN.match(str(manifest.get("generation", ""))):
+    if not _GEN.fullmatch(str(manifest.get("generation", ""))):
         raise IndexFileError(f"{mpath}: field 'generation' missing or malformed")
     count = manifest.get("documents")
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise IndexFileError(f"{mpath}: field 'documents' missing or not a positive count")
+    if CHECKSUM in manifest and manifest[CHECKSUM] != manifest_checksum(manifest):
+        raise IndexFileError(f"{mpath}: edited or damaged (its {CHECKSUM} does not match its content); rebuild the "
+                             "index, or give changed fusion settings with --fusion-config instead of editing it")
+
+
+def _inside(name: str) -> bool:
+    """A file table name that stays inside the generation folder: relative, no '..', '.' or empty part."""
+    return "\\" not in name and "\x00" not in name and all(p not in ("", ".", "..") for p in name.split("/"))
 
 
 def current_generation(folder: str | Path) -> str | None:

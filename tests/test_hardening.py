@@ -16,7 +16,8 @@ import pytest
 
 from retrieval.cli import main
 from retrieval.retriever import HybridRetriever
-from retrieval.store import IndexFileError, IndexTargetError, data_dir, read_manifest, sha256_file, write_index
+from retrieval.store import (CHECKSUM, IndexFileError, IndexTargetError, data_dir, manifest_checksum, read_manifest,
+                             sha256_file, write_index)
 
 
 def _bm25_index(docs, path: Path) -> dict:
@@ -93,6 +94,7 @@ def test_a_missing_model_names_the_way_out(tiny_index, tmp_path):
     m["model"] = str(tmp_path / "gone")
     config.write_text(json.dumps(m))
     manifest["files"]["dense/config.json"] = {"bytes": config.stat().st_size, "sha256": sha256_file(config)}
+    manifest[CHECKSUM] = manifest_checksum(manifest)  # an edit that re-signs: the model path is checked on its own
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexFileError, match="--model"):
         HybridRetriever.load(copy).search("theft", mode="dense")
@@ -209,6 +211,7 @@ def test_edited_manifest_is_refused(tmp_path, tiny_docs, edit):
         del m["files"]
     else:
         m["documents"] = 2
+        m[CHECKSUM] = manifest_checksum(m)  # re-signed: the count check holds on its own
     (path / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(IndexFileError, match="file table" if edit == "files" else "manifest says 2"):
         HybridRetriever.load(path)

@@ -116,8 +116,8 @@ SLOW_FILES = ("import retrieval.store as store\nplain = store.sha256_file\n"  # 
               "def sha256_file(path):\n    if '/.tmp-' in str(path):\n        open(FLAG, 'w').close(); time.sleep(60)\n"
               "    return plain(path)\nstore.sha256_file = sha256_file\n")
 SLOW_SWITCH = ("import retrieval.store as store\nplain = store._write_manifest\n"  # generation in place, manifest not
-               "def write_manifest(folder, manifest):\n    open(FLAG, 'w').close(); time.sleep(60)\n"
-               "    return plain(folder, manifest)\nstore._write_manifest = write_manifest\n")
+               "def write_manifest(*args):\n    open(FLAG, 'w').close(); time.sleep(60)\n"
+               "    return plain(*args)\nstore._write_manifest = write_manifest\n")
 
 
 @pytest.mark.parametrize("step, slow, left", [

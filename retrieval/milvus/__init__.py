@@ -73,8 +73,9 @@ def normalise_uri(uri: str) -> str:
     return uri
 
 
-def connect(uri: str, token: str | None = None):
-    """One pymilvus client per URI in this process (Milvus Lite allows one opener of a .db folder)."""
+def connect(uri: str, token: str | None = None, create: bool = True):
+    """One pymilvus client per URI in this process; a Milvus Lite folder is shared with the process that has it
+    open (lite.py). `create` False (loading an index): a Lite folder that is gone is an error, not created."""
     if uri in _CLIENTS:
         return _CLIENTS[uri]
     try:
@@ -89,10 +90,14 @@ def connect(uri: str, token: str | None = None):
         except ImportError:
             raise MilvusSetupError(f"{uri} is a Milvus Lite file, which needs milvus-lite: "
                                    "pip install -e '.[milvus-lite]' (CPU installs; it brings faiss-cpu)") from None
-        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        from .lite import open_lite
+
+        address = open_lite(uri, create)
+    else:
+        address = uri
     token = token if token is not None else os.environ.get(TOKEN_ENV, "")
     try:
-        client = MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
+        client = MilvusClient(uri=address, token=token) if token else MilvusClient(uri=address)
     except Exception as e:  # pymilvus raises its own exception types for refused connections
         raise MilvusSetupError(f"cannot connect to Milvus at {uri}: {str(e).splitlines()[0][:200]}") from None
     _CLIENTS[uri] = client

@@ -47,7 +47,7 @@ class MilvusCollection:
 
     def __init__(self, uri: str, name: str):
         self.uri, self.name = uri, name
-        self.client = connect(uri)
+        self.client = connect(uri, create=False)
         with milvus_errors(f"opening collection {name}"):
             if not self.client.has_collection(name):
                 raise IndexFileError(f"Milvus at {uri} has no collection {name!r} (dropped, or another server?); "
