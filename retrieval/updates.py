@@ -149,7 +149,8 @@ def _dense(leg, before, after, order, plan, progress):
         new_texts, passage_docs = split_for(leg.encoder, new_texts, chunking, leg.encoder.document_prompt)
     vectors = cache.encode(lambda: leg.encoder, new_texts, progress)
     title_docs = np.zeros(0, dtype=np.int64)
-    if len(leg.title_docs) or chunking.title_weight > 0:
+    title_vectors = leg.title_vectors or chunking.title_weight > 0
+    if title_vectors:
         title_docs = np.flatnonzero([bool(d.title) for d in after])
         if len(title_docs):
             titles = cache.encode(lambda: leg.encoder, [after[i].title for i in title_docs], progress)
@@ -159,7 +160,8 @@ def _dense(leg, before, after, order, plan, progress):
     store = FaissStore.build(vectors, "flat" if local else leg.store.kind, params=leg.store.params or StoreParams(),
                              device=leg.store.device)
     return DenseLeg(store, order, n_docs=len(after), chunking=chunking, passage_docs=passage_docs,
-                    title_docs=title_docs, load_encoder=lambda: leg.encoder, model_info=leg.model_info)
+                    title_docs=title_docs, load_encoder=lambda: leg.encoder, model_info=leg.model_info,
+                    title_vectors=title_vectors)
 
 
 def stored_cache(leg, documents: Sequence[Document]) -> EmbeddingCache:
