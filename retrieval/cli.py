@@ -2,8 +2,9 @@
 
 `update` and `delete`, and query's filter options, are in live_cli.py.
 
-Exit codes: 0 success, 1 a damaged or mismatched index or a runtime failure, 2 bad input
-(corpus, arguments, settings files), each with a one-line message on stderr.
+Exit codes (README "Exit codes"): 0 success, 1 a damaged or mismatched index or a runtime failure, 2 bad
+input (arguments, corpus, settings files, models), 3 not found (an index folder, a document id), each with a
+one-line message on stderr.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from . import live_cli
 from .corpus import CorpusError
 from .lexical import ENGINES
 from .milvus import BM25_MODES, TOKEN_ENV, MilvusTarget, collection_base, connect
-from .store import IndexFileError
+from .store import IndexFileError, NotFoundError
 from .stores.faiss import BACKEND_CHOICES, KINDS
 
 
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CorpusError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except NotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     except IndexFileError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -571,9 +575,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ValueError(f"--port must be 1..65535, got {args.port}")
     try:
         from .web import serve
-    except ImportError as e:
-        print(f"error: the web app needs the web extra (pip install 'statute-retrieval[web]'): {e}", file=sys.stderr)
-        return 1
+    except ImportError as e:  # a missing extra is the install's input, as Milvus's (README "Exit codes")
+        raise ValueError(f"the web app needs the web extra (pip install 'statute-retrieval[web]'): {e}") from None
     from .web.batching import BatchConfig
 
     if args.timeout_s <= 0 or (args.watch is not None and args.watch <= 0):

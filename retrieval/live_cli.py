@@ -45,18 +45,31 @@ def update_parsers(sub) -> None:
 def cmd_update(args: argparse.Namespace) -> int:
     """Read the corpus, plan against the index, and (unless --dry-run) write the updated index's next generation."""
     from .corpus import read_corpus
-    from .updates import plan_update
 
     docs = read_corpus(args.corpus)
     if args.dry_run:
-        retriever = _load(args.index)
-        plan = plan_update(retriever.documents(), docs, args.keep_missing)[0]
-        for sign, ids in (("+", plan.added), ("~", plan.changed), ("-", plan.removed)):
-            for doc_id in ids:
-                print(f"{sign} {doc_id}")
+        plan = _dry_run(_load(args.index), docs, args.keep_missing)
+        for doc_id in plan.added:
+            print(f"+ {doc_id}")
+        for doc_id, fields in plan.changes.items():  # the text or title (encoded again), or metadata only
+            print(f"~ {doc_id}: {', '.join(fields)}{'' if {'title', 'text'} & set(fields) else ' (metadata only)'}")
+        for doc_id in plan.removed:
+            print(f"- {doc_id}")
         _report(plan, args, "plan (dry run, nothing written): ")
         return 0
     return _locked(args, lambda r: r.update_to(docs, keep_missing=args.keep_missing, progress=True))
+
+
+def _dry_run(retriever, docs: list, keep_missing: bool):
+    """The update's plan with what each changed record changes and how many texts it would encode."""
+    from .updates import changed_fields, plan_update, to_encode
+
+    current = retriever.documents()
+    plan, after = plan_update(current, docs, keep_missing)
+    before, now = {d.id: d for d in current}, {d.id: d for d in docs}
+    plan.changes = {i: changed_fields(before[i], now[i]) for i in plan.changed}
+    plan.to_encode = to_encode(retriever.leg, current, after)
+    return plan
 
 
 def cmd_delete(args: argparse.Namespace) -> int:

@@ -334,6 +334,8 @@ def checked_encoder(config: EncoderConfig, meta: dict) -> Encoder:
     try:
         enc = Encoder(config)
     except (OSError, ValueError) as e:
+        if isinstance(e, ValueError) and config.model != meta.get("model"):  # a --model of the user's: bad input
+            raise
         raise IndexFileError(f"cannot load the index's model {config.model} ({type(e).__name__}: {str(e)[:200]}); "
                              "pass --model with a local folder of that model") from None
     built = meta.get("weights_sha256")
