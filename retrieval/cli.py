@@ -165,13 +165,17 @@ def _serve_parser(sub) -> None:
     s.set_defaults(func=cmd_serve)
 
 
+PERF_OUT = "results/perf"  # perf's default folder: a newcomer's run leaves docs/ (the published figures) alone
+
+
 def _perf_parser(sub) -> None:
     """Options of the `perf` command."""
     f = sub.add_parser("perf", help="measure build, query, load and memory costs against corpus size")
     f.add_argument("--sizes", help="comma-separated corpus sizes (default 1000,10000,100000,1000000)")
     f.add_argument("--repeats", type=int, help="runs per figure, the median reported (default 3)")
     f.add_argument("--queries", type=int, help="queries per latency run (default 200)")
-    f.add_argument("--out-dir", default="docs", help="folder for performance.md, performance.json and plots")
+    f.add_argument("--out-dir", default=PERF_OUT, help=f"folder for performance.md, performance.json and plots "
+                   f"(default: {PERF_OUT}, outside the tracked files; --out-dir docs rewrites the published figures)")
     f.add_argument("--aila-dir", default=os.environ.get("AILA2019_DIR"),
                    help="AILA 2019 release folder for the end-to-end MiniLM figures (default: $AILA2019_DIR)")
     f.add_argument("--quick", action="store_true", help="tiny sizes and one repeat (a smoke test)")
