@@ -79,3 +79,44 @@ def test_the_cli_exits_with_the_codes_of_the_readme_table(tmp_path, capsys):
     manifest.write_text("{", encoding="utf-8")
     assert main(["query", str(ix), "theft"]) == codes["broken index, or a failure while running"]
     assert all(line.startswith("error: ") for line in capsys.readouterr().err.splitlines() if "error" in line)
+
+
+def _commands() -> dict:
+    """Every sub-parser of `retrieval`, by command name."""
+    import argparse
+
+    from retrieval.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def test_every_command_has_examples_and_every_option_has_help_that_states_its_default():
+    commands = _commands()
+    assert {"build", "query", "update", "delete", "bench", "tune", "serve", "perf"} <= set(commands)
+    for name, parser in commands.items():
+        text = parser.format_help()
+        assert f"examples:\n  retrieval {name} " in text, name
+        for action in parser._actions:
+            if action.dest == "help":
+                continue
+            assert action.help, f"{name} {action.option_strings or action.dest}: no help"
+            if action.option_strings and action.default not in (None, False):
+                assert "default" in parser._get_formatter()._get_help_string(action).lower(), (name, action.dest)
+        assert ".py" not in text, f"{name} --help points into the source"
+
+
+def test_query_help_holds_the_filter_grammar_and_perf_help_its_default_folder(capsys):
+    help_of = {name: " ".join(p.format_help().split()) for name, p in _commands().items()}
+    assert 'comparison := FIELD OP VALUE | FIELD "in"' in help_of["query"]
+    assert "(default: results/perf," in help_of["perf"]
+    assert "--batch-size BATCH_SIZE texts per encoder batch when there is no token budget (default: 32)" in help_of["build"]
+    assert "--language {auto,en,zh} BM25 analysis language (default: " in help_of["tune"]
+
+
+def test_retrieval_version_prints_the_package_version(capsys):
+    from retrieval import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"retrieval {__version__}"
