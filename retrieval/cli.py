@@ -2,8 +2,9 @@
 
 `update` and `delete`, and query's filter options, are in live_cli.py.
 
-Exit codes: 0 success, 1 a damaged or mismatched index or a runtime failure, 2 bad input
-(corpus, arguments, settings files), each with a one-line message on stderr.
+Exit codes (README "Exit codes"): 0 success, 1 a damaged or mismatched index or a runtime failure, 2 bad
+input (arguments, corpus, settings files, models), 3 not found (an index folder, a document id), each with a
+one-line message on stderr.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import sys
 import time
 from pathlib import Path
 
+from . import __version__, live_cli
 from .chunking import DOC_AGGREGATIONS
-from . import live_cli
+from .cli_help import command
 from .corpus import CorpusError
 from .lexical import ENGINES
 from .milvus import BM25_MODES, TOKEN_ENV, MilvusTarget, collection_base, connect
-from .store import IndexFileError
+from .store import IndexFileError, NotFoundError
 from .stores.faiss import BACKEND_CHOICES, KINDS
 
 
@@ -35,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CorpusError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except NotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     except IndexFileError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -48,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     """The command line: one sub-parser per command."""
-    p = argparse.ArgumentParser(prog="retrieval", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="retrieval", description=__doc__.splitlines()[0],
+                                epilog="`retrieval COMMAND --help` shows a command's options and examples.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     _build_parser(sub)
     _query_parser(sub)
@@ -62,14 +69,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def _build_parser(sub) -> None:
     """Options of the `build` command."""
-    b = sub.add_parser("build", help="build an index folder from a corpus")
+    b = command(sub, "build", "build an index folder from a corpus", """
+retrieval build "$AILA2019_DIR"/Object_statutes --out index/aila
+retrieval build docs/examples/statutes-v1.jsonl --out index/amend --legs bm25""")
     b.add_argument("corpus", help="AILA release folder, folder of S*.txt, .jsonl or .csv (id, title, text)")
     b.add_argument("--out", required=True, help="index folder to write (replaced atomically if it exists)")
     b.add_argument("--legs", default="dense,bm25", help="legs to build, comma-separated: dense,bm25 (default), "
                                                         "dense, bm25, or any registered leg")
     b.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
     _analysis_args(b)
-    b.add_argument("--bm25-backend", choices=ENGINES, default="bm25s")
+    _bm25_backend_arg(b)
     b.add_argument("--workers", type=int, help="BM25 analysis processes (default: the cores available)")
     _cache_arg(b)
     b.add_argument("--dense-index", choices=("auto", *KINDS), default="auto",
@@ -87,11 +96,13 @@ def _build_parser(sub) -> None:
 
 def _query_parser(sub) -> None:
     """Options of the `query` command."""
-    q = sub.add_parser("query", help="query an index; with no text, an interactive prompt")
+    q = command(sub, "query", "query an index; with no text, an interactive prompt", """
+retrieval query index/aila "The accused set his wife on fire over dowry demands"
+retrieval query index/amend "dowry death" --as-of 2025-01-01 --filter "act in (IPC, BNS)" -k 5 --json""")
     q.add_argument("index", help="index folder")
     q.add_argument("text", nargs="?", help="query text (omit for the interactive prompt)")
     q.add_argument("--mode", default="hybrid", help="hybrid (default: all legs fused) or one leg's name (dense, bm25)")
-    q.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
+    q.add_argument("-k", type=int, default=10, help="number of hits")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.add_argument("--fusion-config", help="JSON fusion settings overriding the index's")
     _fusion_in_arg(q)
@@ -110,7 +121,9 @@ def _query_parser(sub) -> None:
 
 def _bench_parser(sub) -> None:
     """Options of the `bench` command."""
-    be = sub.add_parser("bench", help="dense vs BM25 vs hybrid through MTEB (AILAStatutes or a data-set folder)")
+    be = command(sub, "bench", "dense vs BM25 vs hybrid through MTEB (AILAStatutes or a data-set folder)", """
+retrieval bench --aila-dir "$AILA2019_DIR" --out results/aila
+retrieval bench --dataset DIR --fusion-config results/tune/fusion.json --parity --out results/bench""")
     be.add_argument("--out", required=True, help="folder for report.json, report.md, ndcg10.png, MTEB JSONs")
     _data_args(be)
     _analysis_args(be)
@@ -127,12 +140,14 @@ def _bench_parser(sub) -> None:
 
 def _tune_parser(sub) -> None:
     """Options of the `tune` command."""
-    t = sub.add_parser("tune", help="choose fusion and chunking settings by cross-validation over queries")
+    t = command(sub, "tune", "choose fusion and chunking settings by cross-validation over queries", """
+retrieval tune --aila-dir "$AILA2019_DIR" --out results/tune-aila
+retrieval tune --dataset DIR --folds 3 --out results/tune   # DIR: corpus.jsonl, queries.jsonl, qrels.tsv""")
     t.add_argument("--out", required=True, help="folder for tune.json, tune.md and fusion.json (the settings)")
     _data_args(t)
     _analysis_args(t)
-    t.add_argument("--folds", type=int, default=5)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--folds", type=int, default=5, help="cross-validation folds over the queries")
+    t.add_argument("--seed", type=int, default=0, help="seed of the random split of queries into folds")
     t.add_argument("--no-chunking", action="store_true", help="leave long-text chunking out of the search")
     t.add_argument("--prompts", help="Qwen3 instruction presets to compare, e.g. mteb,legal,none")
     t.add_argument("--depth", type=int, help="each leg's candidate list length (default: whole corpus, at most 1000)")
@@ -143,32 +158,40 @@ def _tune_parser(sub) -> None:
 
 def _serve_parser(sub) -> None:
     """Options of the `serve` command."""
-    s = sub.add_parser("serve", help="serve the search page and REST API over index folders")
+    s = command(sub, "serve", "serve the search page and REST API over index folders", """
+retrieval serve index/aila                       # http://127.0.0.1:8000/
+retrieval serve index/aila index/amend --port 8080 --watch""")
     s.add_argument("index", nargs="+", help="index folder(s); each is named by its folder name")
-    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port")
     s.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     _dense_backend_arg(s)
     _rerank_args(s, "rerank every index's results with this cross-encoder (default: each index's own reranker, "
                     "if it names one; none: no reranking); a request can turn it off with rerank=false")
     s.add_argument("--batch-wait-ms", type=float, default=3.0,
-                   help="gather concurrent searches on an index for at most this long into one batch (default 3)")
-    s.add_argument("--max-batch", type=int, default=32, help="searches per batch at most (default 32; 1: one at a time)")
+                   help="gather concurrent searches on an index for at most this long into one batch")
+    s.add_argument("--max-batch", type=int, default=32, help="searches per batch at most (1: one at a time)")
     s.add_argument("--max-queue", type=int, default=256,
-                   help="searches an index holds (per worker) before answering 503 with Retry-After (default 256)")
-    s.add_argument("--timeout-s", type=float, default=60.0, help="answer 504 after this many seconds (default 60)")
+                   help="searches an index holds (per worker) before answering 503 with Retry-After")
+    s.add_argument("--timeout-s", type=float, default=60.0, help="answer 504 after this many seconds")
     s.add_argument("--watch", type=float, metavar="SECONDS", nargs="?", const=2.0,
                    help="poll each index folder for a new generation every SECONDS (default 2) and reload it")
     s.set_defaults(func=cmd_serve)
 
 
+PERF_OUT = "results/perf"  # perf's default folder: a newcomer's run leaves docs/ (the published figures) alone
+
+
 def _perf_parser(sub) -> None:
     """Options of the `perf` command."""
-    f = sub.add_parser("perf", help="measure build, query, load and memory costs against corpus size")
+    f = command(sub, "perf", "measure build, query, load and memory costs against corpus size", """
+retrieval perf --quick                           # a smoke test, into results/perf
+retrieval perf --sizes 1000,10000,100000,1000000 --repeats 3 --out-dir docs   # the published figures""")
     f.add_argument("--sizes", help="comma-separated corpus sizes (default 1000,10000,100000,1000000)")
     f.add_argument("--repeats", type=int, help="runs per figure, the median reported (default 3)")
     f.add_argument("--queries", type=int, help="queries per latency run (default 200)")
-    f.add_argument("--out-dir", default="docs", help="folder for performance.md, performance.json and plots")
+    f.add_argument("--out-dir", default=PERF_OUT, help=f"folder for performance.md, performance.json and plots "
+                   f"(default: {PERF_OUT}, outside the tracked files; --out-dir docs rewrites the published figures)")
     f.add_argument("--aila-dir", default=os.environ.get("AILA2019_DIR"),
                    help="AILA 2019 release folder for the end-to-end MiniLM figures (default: $AILA2019_DIR)")
     f.add_argument("--quick", action="store_true", help="tiny sizes and one repeat (a smoke test)")
@@ -196,14 +219,20 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", help="folder with corpus.jsonl, queries.jsonl, qrels.tsv (instead of AILAStatutes)")
     p.add_argument("--legs", default="dense,bm25", help="legs: dense,bm25 (default), dense or bm25")
     p.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
-    p.add_argument("--bm25-backend", choices=ENGINES, default="bm25s")
+    _bm25_backend_arg(p)
     _cache_arg(p)
+
+
+def _bm25_backend_arg(p: argparse.ArgumentParser) -> None:
+    """--bm25-backend of `build`, `bench` and `tune`."""
+    p.add_argument("--bm25-backend", choices=ENGINES, default="bm25s",
+                   help="BM25 engine: bm25s (fast, sparse matrices) or rank-bm25 (the reference implementation)")
 
 
 def _cache_arg(p: argparse.ArgumentParser) -> None:
     """--cache DIR of `build`, `bench` and `tune`."""
     p.add_argument("--cache", metavar="DIR", help="keep document vectors in DIR: a second run on the same data and "
-                                                   "model encodes nothing (retrieval/embedcache.py)")
+                                                   "model encodes nothing")
 
 
 def _backend_args(p: argparse.ArgumentParser) -> None:
@@ -297,7 +326,7 @@ def _encoder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
                    help="auto: bf16 at compute capability >= 8.0, fp16 on older GPUs, fp32 on CPU")
-    p.add_argument("--batch-size", type=int, default=32, help="texts per batch when there is no token budget")
+    p.add_argument("--batch-size", type=int, default=32, help="texts per encoder batch when there is no token budget")
     p.add_argument("--max-tokens-per-batch", type=int,
                    help="token budget per batch (size x longest text); default 16384 on CUDA, off on CPU; 0: off")
     p.add_argument("--max-seq-length", type=int, help="tokens read per text (default: the model's)")
@@ -572,9 +601,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ValueError(f"--port must be 1..65535, got {args.port}")
     try:
         from .web import serve
-    except ImportError as e:
-        print(f"error: the web app needs the web extra (pip install 'statute-retrieval[web]'): {e}", file=sys.stderr)
-        return 1
+    except ImportError as e:  # a missing extra is the install's input, as Milvus's (README "Exit codes")
+        raise ValueError(f"the web app needs the web extra (pip install 'statute-retrieval[web]'): {e}") from None
     from .web.batching import BatchConfig
 
     if args.timeout_s <= 0 or (args.watch is not None and args.watch <= 0):

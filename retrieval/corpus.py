@@ -9,11 +9,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 REQUIRED_FIELDS = ("id", "title", "text")
@@ -83,7 +85,7 @@ def iter_corpus(path: str | Path) -> Iterator[Document]:
         docs = read_csv(p)
     else:
         raise CorpusError(f"{p}: unknown corpus format (want a folder, .jsonl or .csv)")
-    yield from checked(docs, str(p))
+    yield from checked(docs, str(p), locate=None if p.is_dir() else partial(_line_of, p))
 
 
 def read_aila_statutes(folder: Path) -> list[Document]:
@@ -170,16 +172,35 @@ def validate(docs: Iterable[Document], source: str) -> list[Document]:
     return list(checked(docs, source))
 
 
-def checked(docs: Iterable[Document], source: str) -> Iterator[Document]:
-    """The documents as they come, stopping at a duplicate id; an empty corpus raises at its end."""
-    seen: set[str] = set()
+def checked(docs: Iterable[Document], source: str,
+            locate: Callable[[int], int] | None = None) -> Iterator[Document]:
+    """The documents as they come, stopping at a duplicate id (named by the line `locate` gives for a document's
+    number, else by its number); an empty corpus raises at its end."""
+    seen: dict[str, int] = {}
     for i, d in enumerate(docs, start=1):
         if d.id in seen:
-            raise CorpusError(f"{source}: duplicate id {d.id!r} (document {i})")
-        seen.add(d.id)
+            if locate is None:
+                raise CorpusError(f"{source}: duplicate id {d.id!r} (document {i}, first as document {seen[d.id]})")
+            raise CorpusError(f"{source}:{locate(i)}: duplicate id {d.id!r} (first on line {locate(seen[d.id])})")
+        seen[d.id] = i
         yield d
     if not seen:
         raise CorpusError(f"{source}: empty corpus (no documents)")
+
+
+def _line_of(path: Path, number: int) -> int:
+    """The line of a JSONL or CSV file where its `number`-th document (from 1) starts; read again up to it, which
+    only a duplicate id needs, so that the readers stay plain Document streams."""
+    if path.suffix.lower() == ".jsonl":
+        return next(itertools.islice((lineno for lineno, _ in iter_jsonl(path)), number - 1, None))
+    reader = csv.reader(io.StringIO(_decode(_read_bytes(path), path, line=None), newline=""))
+    start, rows = 1, -1  # the header row is not a document
+    for row in reader:
+        rows += bool(row)  # blank lines are no rows (as csv.DictReader reads them)
+        if row and rows == number:
+            return start
+        start = reader.line_num + 1
+    raise AssertionError("unreachable: the document was read before")
 
 
 class Fingerprint:

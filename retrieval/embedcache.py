@@ -48,13 +48,17 @@ class EmbeddingCache:
         """Vectors of `texts` (n x dim, at least one text): cached ones looked up, the rest encoded (once each)
         and cached; `encoder()` gives the Encoder, called only when a text is missing."""
         keys = [self.key(t) for t in texts]
-        missing = list(dict.fromkeys(k for k in keys if k not in self._vectors))
+        missing = self.missing(keys)
         if missing:
             first = {k: i for i, k in reversed(list(enumerate(keys)))}
             fresh = encoder().encode_documents([texts[first[k]] for k in missing], progress=progress)
             self._vectors.update(zip(missing, fresh))
             self.encoded += len(missing)
         return np.stack([self._vectors[k] for k in keys]).astype(np.float32, copy=False)
+
+    def missing(self, keys: Sequence[str]) -> list[str]:
+        """The distinct keys (of `key`) without a vector here, in order: what `encode` would encode."""
+        return list(dict.fromkeys(k for k in keys if k not in self._vectors))
 
     def file_stem(self) -> str:
         """The on-disk name of this encoder setting's cache (one pair of .npy files per setting)."""

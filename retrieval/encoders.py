@@ -84,6 +84,12 @@ def resolve_model(model: str | None) -> str:
     return str(p.resolve()) if p.exists() else model
 
 
+def unloadable(model: str, what: str, e: OSError) -> ValueError:
+    """The one-line error for a model that is neither a local folder nor a Hub id that can be fetched."""
+    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return ValueError(f"{model}: cannot load the {what} ({reason})")
+
+
 def model_folder(model: str) -> Path | None:
     """The folder holding a model's files: the path itself, or the local Hub snapshot."""
     p = Path(model)
@@ -194,7 +200,10 @@ class Encoder:
         self.model_name = DEFAULT_MODEL if config.model in (None, DEFAULT_MODEL) else config.model
         self.device, self.dtype, self.token_budget, model_kwargs = resolve_runtime(
             config.device, config.dtype, config.attn, config.max_tokens_per_batch)
-        self.model = SentenceTransformer(self.model_path, device=self.device, model_kwargs=model_kwargs)
+        try:
+            self.model = SentenceTransformer(self.model_path, device=self.device, model_kwargs=model_kwargs)
+        except OSError as e:
+            raise unloadable(self.model_name, "model", e) from None
         if config.max_seq_length:
             self.model.max_seq_length = config.max_seq_length
         self.is_qwen3 = self._model_config("model_type") == "qwen3"

@@ -9,10 +9,15 @@ import time
 
 import numpy as np
 
+from .cli_help import command
+
 
 def filter_args(p: argparse.ArgumentParser) -> None:
-    """--act, --jurisdiction, --as-of, --filter (retrieval/filters.py has the grammar)."""
-    g = p.add_argument_group("filters (only documents that match are searched; see retrieval/filters.py)")
+    """--act, --jurisdiction, --as-of, --filter; the group's text is the grammar of filters.py's docstring."""
+    from . import filters
+
+    g = p.add_argument_group("filters (only documents that match are searched)",
+                             filters.__doc__.split("\n\n", 1)[1].strip())
     g.add_argument("--act", help="only documents of this act, e.g. IPC")
     g.add_argument("--jurisdiction", help="only documents of this jurisdiction, e.g. IN")
     g.add_argument("--as-of", metavar="YYYY-MM-DD", help="only documents in force on this date")
@@ -28,37 +33,53 @@ def allowed(retriever, args: argparse.Namespace) -> np.ndarray | None:
 
 def update_parsers(sub) -> None:
     """The `update` and `delete` commands."""
-    u = sub.add_parser("update", help="bring an index in line with a corpus: add new ids, re-index changed records, "
-                                      "remove missing ids (only changed texts are encoded)")
+    u = command(sub, "update", "bring an index in line with a corpus: add new ids, re-index changed records, "
+                               "remove missing ids (only changed texts are encoded)", """
+retrieval update index/amend docs/examples/statutes-v2.jsonl --dry-run   # the plan, nothing written
+retrieval update index/amend docs/examples/statutes-v2.jsonl""")
     u.add_argument("index", help="index folder")
     u.add_argument("corpus", help="the corpus as it is now (folder, .jsonl or .csv)")
     u.add_argument("--keep-missing", action="store_true", help="keep documents the corpus no longer has")
     u.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     u.add_argument("--json", action="store_true", help="print the plan as JSON")
     u.set_defaults(func=cmd_update)
-    d = sub.add_parser("delete", help="remove documents from an index by id")
+    d = command(sub, "delete", "remove documents from an index by id", """
+retrieval delete index/amend IPC-124A""")
     d.add_argument("index", help="index folder")
-    d.add_argument("ids", nargs="+", metavar="ID")
+    d.add_argument("ids", nargs="+", metavar="ID", help="id of a document to remove (one or more)")
     d.set_defaults(func=cmd_delete)
 
 
 def cmd_update(args: argparse.Namespace) -> int:
     """Read the corpus, plan against the index, and (unless --dry-run) write the updated index's next generation."""
     from .corpus import read_corpus
-    from .updates import plan_update
 
     docs = read_corpus(args.corpus)
     if args.dry_run:
         from .cli import printable
 
-        retriever = _load(args.index)
-        plan = plan_update(retriever.documents(), docs, args.keep_missing)[0]
-        for sign, ids in (("+", plan.added), ("~", plan.changed), ("-", plan.removed)):
-            for doc_id in ids:
-                print(f"{sign} {printable(doc_id)}")
+        plan = _dry_run(_load(args.index), docs, args.keep_missing)
+        for doc_id in plan.added:
+            print(f"+ {printable(doc_id)}")
+        for doc_id, fields in plan.changes.items():  # the text or title (encoded again), or metadata only
+            print(f"~ {printable(doc_id)}: {', '.join(fields)}{'' if {'title', 'text'} & set(fields) else ' (metadata only)'}")
+        for doc_id in plan.removed:
+            print(f"- {printable(doc_id)}")
         _report(plan, args, "plan (dry run, nothing written): ")
         return 0
     return _locked(args, lambda r: r.update_to(docs, keep_missing=args.keep_missing, progress=True))
+
+
+def _dry_run(retriever, docs: list, keep_missing: bool):
+    """The update's plan with what each changed record changes and how many texts it would encode."""
+    from .updates import changed_fields, plan_update, to_encode
+
+    current = retriever.documents()
+    plan, after = plan_update(current, docs, keep_missing)
+    before, now = {d.id: d for d in current}, {d.id: d for d in docs}
+    plan.changes = {i: changed_fields(before[i], now[i]) for i in plan.changed}
+    plan.to_encode = to_encode(retriever.leg, current, after)
+    return plan
 
 
 def cmd_delete(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .encoders import QWEN3_INSTRUCTIONS, plan_batches, resolve_model, resolve_runtime, weights_sha256
+from .encoders import QWEN3_INSTRUCTIONS, plan_batches, resolve_model, resolve_runtime, unloadable, weights_sha256
 
 if TYPE_CHECKING:
     from .hits import Hit
@@ -101,9 +101,8 @@ class Reranker:
             config.device, config.dtype, config.attn, config.max_tokens_per_batch)
         try:
             self.model = CrossEncoder(self.model_path, device=self.device, model_kwargs=model_kwargs)
-        except OSError as e:  # neither a local folder nor a Hub id that can be fetched
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"{config.model}: cannot load the reranker ({reason})") from None
+        except OSError as e:
+            raise unloadable(config.model, "reranker", e) from None
         self.is_judge = self.model[0].transformer_task == "text-generation"
         if self.model.num_labels != 1:
             raise ValueError(f"{config.model}: a reranker must give one score per pair; this model has "

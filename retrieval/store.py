@@ -46,6 +46,14 @@ class IndexFileError(RuntimeError):
     """A missing, damaged or incompatible index; the message names the file and the cause."""
 
 
+class NotFoundError(LookupError):
+    """An index folder, or a document id in it, that is not there (exit code 3, README "Exit codes")."""
+
+
+class IndexNotFoundError(NotFoundError, IndexFileError):
+    """No index at the path given: no folder, or no manifest in it."""
+
+
 class IndexTargetError(ValueError):
     """An output path that must not be written (not an index folder, a file, inside the corpus, not writable)."""
 
@@ -330,11 +338,11 @@ def read_manifest(path: str | Path, verify: bool = True) -> dict:
     folder = Path(path)
     mpath = folder / MANIFEST
     if not folder.is_dir():
-        raise IndexFileError(f"{folder}: no index folder here")
+        raise IndexNotFoundError(f"{folder}: no index folder here")
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise IndexFileError(f"{mpath}: missing (not an index folder, or an unfinished build)") from None
+        raise IndexNotFoundError(f"{mpath}: missing (not an index folder, or an unfinished build)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise IndexFileError(f"{mpath}: damaged manifest ({e})") from None
     if not is_index_manifest(manifest):

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .corpus import Document, fingerprint, validate
+from .corpus import META_FIELDS, Document, fingerprint, validate
 from .embedcache import EmbeddingCache
 from .legs import BuildOptions, RowOrder, leg_type
 from .settings import Bm25Params
-from .store import rank_ids
+from .store import NotFoundError, rank_ids
 
 
 @dataclass
@@ -34,15 +34,23 @@ class Plan:
     unchanged: int = 0
     encoded: int = 0  # texts (passages, titles) sent to the encoder
     seconds: float = 0.0
+    to_encode: int | None = None  # a dry run: texts the update would encode (to_encode)
+    changes: dict[str, list[str]] = field(default_factory=dict)  # a dry run: changed id -> its changed fields
 
     def summary(self) -> str:
-        """One line: added / changed / removed / unchanged, texts encoded, seconds."""
-        return (f"added {len(self.added)}, changed {len(self.changed)}, removed {len(self.removed)}, "
-                f"unchanged {self.unchanged}; encoded {self.encoded} texts in {self.seconds:.1f}s")
+        """One line: added / changed / removed / unchanged, texts encoded (or, in a dry run, to encode), seconds."""
+        counts = (f"added {len(self.added)}, changed {len(self.changed)}, removed {len(self.removed)}, "
+                  f"unchanged {self.unchanged}")
+        if self.to_encode is not None:
+            return f"{counts}; would encode {self.to_encode} texts"
+        return f"{counts}; encoded {self.encoded} texts in {self.seconds:.1f}s"
 
     def to_dict(self) -> dict:
-        return {"added": self.added, "changed": self.changed, "removed": self.removed, "unchanged": self.unchanged,
-                "encoded": self.encoded, "seconds": round(self.seconds, 3)}
+        out = {"added": self.added, "changed": self.changed, "removed": self.removed, "unchanged": self.unchanged,
+               "encoded": self.encoded, "seconds": round(self.seconds, 3)}
+        if self.to_encode is not None:
+            out.update(encoded=0, to_encode=self.to_encode, changes=self.changes)
+        return out
 
 
 def plan_update(current: Sequence[Document], corpus: Sequence[Document],
@@ -86,7 +94,7 @@ def plan_delete(current: Sequence[Document], ids: Iterable[str]) -> tuple[Plan, 
     known = {d.id for d in current}
     unknown = [i for i in gone if i not in known]
     if unknown:
-        raise ValueError(f"not in the index: {', '.join(map(repr, unknown[:5]))}")
+        raise NotFoundError(f"not in the index: {', '.join(map(repr, unknown[:5]))}")
     out = [d for d in current if d.id not in set(gone)]
     if not out:
         raise ValueError("deleting every document would leave an empty index")
@@ -137,29 +145,56 @@ def _bm25(leg, before, after, order, plan, progress):
 
 def _dense(leg, before, after, order, plan, progress):
     """A dense leg over `after`: stored vectors reused by text, only new texts encoded, the store rebuilt."""
-    from .legs.dense import DenseLeg, split_for
+    from .legs.dense import DenseLeg
     from .stores.faiss import FaissStore, StoreParams
 
-    chunking = leg.chunking
-    if leg.encoder is None if chunking.documents else not leg.model_info.get("model"):
-        raise ValueError("this index's dense leg has no model (built from given vectors); rebuild it")
+    new_texts, passage_docs, title_docs, title_vectors = _dense_texts(leg, after)
     cache = stored_cache(leg, before)
-    new_texts, passage_docs = [d.indexed_text() for d in after], None
-    if chunking.documents:  # cut as the build cut (the model's tokenizer)
-        new_texts, passage_docs = split_for(leg.encoder, new_texts, chunking, leg.encoder.document_prompt)
     vectors = cache.encode(lambda: leg.encoder, new_texts, progress)
-    title_docs = np.zeros(0, dtype=np.int64)
-    if len(leg.title_docs) or chunking.title_weight > 0:
-        title_docs = np.flatnonzero([bool(d.title) for d in after])
-        if len(title_docs):
-            titles = cache.encode(lambda: leg.encoder, [after[i].title for i in title_docs], progress)
-            vectors = np.concatenate([vectors, titles])
+    if len(title_docs):
+        titles = cache.encode(lambda: leg.encoder, [after[i].title for i in title_docs], progress)
+        vectors = np.concatenate([vectors, titles])
     plan.encoded += cache.encoded
     local = hasattr(leg.store, "collection")  # a Milvus store: the local one only hands over to the next collection
     store = FaissStore.build(vectors, "flat" if local else leg.store.kind, params=leg.store.params or StoreParams(),
                              device=leg.store.device)
-    return DenseLeg(store, order, n_docs=len(after), chunking=chunking, passage_docs=passage_docs,
-                    title_docs=title_docs, load_encoder=lambda: leg.encoder, model_info=leg.model_info)
+    return DenseLeg(store, order, n_docs=len(after), chunking=leg.chunking, passage_docs=passage_docs,
+                    title_docs=title_docs, load_encoder=lambda: leg.encoder, model_info=leg.model_info,
+                    title_vectors=title_vectors)
+
+
+def _dense_texts(leg, after: Sequence[Document]) -> tuple[list[str], np.ndarray | None, np.ndarray, bool]:
+    """What a dense leg over `after` encodes: its text rows (windows, cut as the build cut, when chunked), their
+    statutes (None: one row each), the statutes whose titles get vectors, and whether titles get them."""
+    from .legs.dense import split_for
+
+    chunking = leg.chunking
+    if leg.encoder is None if chunking.documents else not leg.model_info.get("model"):
+        raise ValueError("this index's dense leg has no model (built from given vectors); rebuild it")
+    texts, passage_docs = [d.indexed_text() for d in after], None
+    if chunking.documents:  # the model's tokenizer
+        texts, passage_docs = split_for(leg.encoder, texts, chunking, leg.encoder.document_prompt)
+    title_vectors = leg.title_vectors or chunking.title_weight > 0
+    title_docs = np.flatnonzero([bool(d.title) for d in after]) if title_vectors else np.zeros(0, dtype=np.int64)
+    return texts, passage_docs, title_docs, title_vectors
+
+
+def to_encode(legs: dict, before: Sequence[Document], after: Sequence[Document]) -> int:
+    """How many texts (passages, titles) updating `legs` from `before` to `after` would encode: those whose vector
+    the dense leg does not hold (a dry run's count; 0 without a dense leg)."""
+    leg = next((leg for leg in legs.values() if leg.name == "dense"), None)
+    if leg is None:
+        return 0
+    texts, _, title_docs, _ = _dense_texts(leg, after)
+    cache = stored_cache(leg, before)
+    return len(cache.missing([cache.key(t) for t in [*texts, *(after[i].title for i in title_docs)]]))
+
+
+def changed_fields(before: Document, after: Document) -> list[str]:
+    """The fields in which two versions of a document differ: title, text, metadata fields, meta keys."""
+    out = [f for f in ("title", "text", *META_FIELDS) if getattr(before, f) != getattr(after, f)]
+    return out + [f"meta.{k}" for k in sorted(before.meta.keys() | after.meta.keys())
+                  if before.meta.get(k) != after.meta.get(k)]
 
 
 def stored_cache(leg, documents: Sequence[Document]) -> EmbeddingCache:

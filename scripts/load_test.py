@@ -59,6 +59,7 @@ QUERIES = [
 ]
 
 
+SERVER_LOG = "results/load_test/server.log"  # untracked, as every result
 PATHS = {"one-at-a-time": ["--max-batch", "1", "--batch-wait-ms", "0"], "batched": []}  # serve options
 
 
@@ -432,6 +433,7 @@ def server(indexes: Sequence[str], log: Path, startup_seconds: float = 300, extr
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "retrieval", "serve", *indexes, "--port", str(port), *extra],
                                 stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -467,7 +469,8 @@ def main() -> int:
     p.add_argument("--mode", default="hybrid", choices=("hybrid", "dense", "bm25"))
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--queries", help="a UTF-8 file with one query per line (default: built-in English queries)")
-    p.add_argument("--server-log", default="load_test_server.log", help="where the started server logs")
+    p.add_argument("--server-log", default=SERVER_LOG,
+                   help=f"where the started server logs (default: {SERVER_LOG}; --compare: one file per path beside it)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--compare", action="store_true", help="one-at-a-time vs batched serving, side by side")
     p.add_argument("--aila", help="with --compare: the AILA 2019 folder (statute titles and case descriptions)")

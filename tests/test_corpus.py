@@ -4,7 +4,8 @@ from retrieval.cli import main
 from retrieval.corpus import CorpusError, Document, fingerprint, read_corpus
 
 BAD = {
-    "dup.jsonl": (b'{"id":"a","title":"t","text":"x y"}\n{"id":"a","title":"t","text":"z"}\n', "dup.jsonl: duplicate id 'a'"),
+    "dup.jsonl": (b'{"id":"a","title":"t","text":"x y"}\n{"id":"a","title":"t","text":"z"}\n', "dup.jsonl:2: duplicate id 'a' (first on line 1)"),
+    "dup.csv": (b'id,title,text\na,t,"x\ny"\n\na,t,z\n', "dup.csv:5: duplicate id 'a' (first on line 2)"),
     "empty.jsonl": (b"", "empty corpus"),
     "emptytext.jsonl": (b'{"id":"a","title":"t","text":"  "}\n', "emptytext.jsonl:1: empty text"),
     "broken.jsonl": (b'{"id":"a","title":"t","text":"ok"}\n{not json\n', "broken.jsonl:2: invalid JSON"),

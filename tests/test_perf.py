@@ -6,9 +6,12 @@ from retrieval.cli import main
 from retrieval.perf import PerfConfig, measure, report, run_perf, suites, synthetic
 
 
-def test_quick_run_writes_json_markdown_and_plots(tmp_path):
-    assert main(["perf", "--quick", "--out-dir", str(tmp_path), "--aila-dir", ""]) == 0
-    result = json.loads((tmp_path / "performance.json").read_text())
+def test_quick_run_writes_json_markdown_and_plots_into_results_not_the_published_docs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # as a newcomer runs it from the repository root
+    assert main(["perf", "--quick", "--aila-dir", ""]) == 0
+    assert not (tmp_path / "docs").exists()
+    out = tmp_path / "results" / "perf"
+    result = json.loads((out / "performance.json").read_text())
     assert {"machine", "versions", "config", "rules", "sizes", "fusion", "aila", "wall_seconds"} <= set(result)
     assert result["machine"]["cpu"] and result["machine"]["usable_cores"] >= 1
     assert 0 <= result["machine"]["other_processes_cpu_share"] <= 1
@@ -26,10 +29,10 @@ def test_quick_run_writes_json_markdown_and_plots(tmp_path):
     assert set(index["query"]) == {"hybrid", "dense", "bm25"}
     assert result["fusion"]["length"] == 1000 and result["fusion"]["p50_ms"] > 0
     assert "skipped" in result["aila"]
-    md = (tmp_path / "performance.md").read_text()
+    md = (out / "performance.md").read_text()
     assert md.startswith("# Performance") and "Preliminary run" in md and "p50" in md and "recall" in md
     for kind in ("build", "query", "load", "memory"):
-        png = tmp_path / f"performance-{kind}.png"
+        png = out / f"performance-{kind}.png"
         assert png.read_bytes()[:4] == b"\x89PNG" and f"]({png.name})" in md
 
 

@@ -15,6 +15,7 @@ import pytest
 from retrieval.cli import main
 from retrieval.corpus import Document, read_corpus
 from retrieval.retriever import HybridRetriever
+from retrieval.store import NotFoundError
 
 QUERIES = ["theft of property", "murder with intent", "cheating and forgery", "dowry death of a woman", "trespass"]
 
@@ -61,7 +62,7 @@ def test_add_update_delete_api(encoder):
     plan = r.update([changed, docs[4]])
     assert (plan.changed, plan.encoded) == (["S3"], 1)
     assert r.delete(["S5"]).removed == ["S5"]
-    with pytest.raises(ValueError, match="not in the index: 'S99'"):
+    with pytest.raises(NotFoundError, match="not in the index: 'S99'"):
         r.delete(["S99"])
     expected = [*docs[:3], changed, docs[4], *docs[6:]]
     _same_rankings(r, HybridRetriever.build(expected, encoder=encoder, progress=False))
@@ -95,7 +96,8 @@ def test_cli_update_dry_run_delete_and_filters(tmp_path, capsys):
     assert main(["build", str(tmp_path / "v1.jsonl"), "--out", ix, "--legs", "bm25"]) == 0
     assert main(["update", ix, str(tmp_path / "v2.jsonl"), "--dry-run"]) == 0
     out = capsys.readouterr()
-    assert out.out.split("\n")[:4] == ["+ S20", "+ S21", "~ S0", "- S9"] and "nothing written" in out.err
+    assert out.out.split("\n")[:4] == ["+ S20", "+ S21", "~ S0: act (metadata only)", "- S9"]
+    assert "nothing written" in out.err and "would encode 0 texts" in out.err
     assert main(["update", ix, str(tmp_path / "v2.jsonl"), "--keep-missing"]) == 0
     assert "added 2, changed 1, removed 0, unchanged 19" in capsys.readouterr().err
     assert main(["delete", ix, "S9", "S3"]) == 0
@@ -104,7 +106,7 @@ def test_cli_update_dry_run_delete_and_filters(tmp_path, capsys):
     assert [h["id"] for h in json.loads(capsys.readouterr().out)["hits"]] == ["S0"]
     assert main(["query", ix, "theft", "--filter", "act = (", "--json"]) == 2
     assert "position 7" in capsys.readouterr().err
-    assert main(["delete", ix, "S404"]) == 2
+    assert main(["delete", ix, "S404"]) == 3
 
 
 # Code run before `retrieval update` in a child process: it makes one step slow and touches a flag file when

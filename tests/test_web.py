@@ -167,7 +167,7 @@ def test_serve_rejects_a_bad_port(tmp_path, capsys, argv, code, words):
 
 
 def test_serve_rejects_missing_and_same_named_folders(tmp_path, capsys):
-    assert main(["serve", str(tmp_path / "nowhere")]) == 1
+    assert main(["serve", str(tmp_path / "nowhere")]) == 3
     assert "no index folder" in capsys.readouterr().err
     (tmp_path / "a" / "ix").mkdir(parents=True)
     (tmp_path / "b" / "ix").mkdir(parents=True)

@@ -224,7 +224,7 @@ def _dense_variants(cfg: TuneConfig, base: HybridRetriever, encoder: Encoder, do
                     texts: list[str], depth: int) -> dict[tuple[str | None, ChunkSettings], list]:
     """Dense rankings per (prompt, chunking) variant; each text is encoded once (encoder cache)."""
     prompts: Sequence[str | None] = cfg.prompts or [None]
-    chunkings = _chunk_variants(cfg)
+    chunkings = _chunk_variants(cfg, titled=any(d.title for d in docs))
     doc_side: dict[tuple, HybridRetriever] = {}
     out = {}
     default_prompt = encoder.query_prompt
@@ -249,9 +249,9 @@ def _dense_variants(cfg: TuneConfig, base: HybridRetriever, encoder: Encoder, do
     return out
 
 
-def _chunk_variants(cfg: TuneConfig) -> list[ChunkSettings]:
+def _chunk_variants(cfg: TuneConfig, titled: bool) -> list[ChunkSettings]:
     """Without chunking, then documents and/or queries in windows (max or mean over a statute's chunks,
-    max over a query's), each with every title weight."""
+    max over a query's), each with every title weight (only 0 when no document has a title)."""
     shapes = [ChunkSettings()]
     if cfg.chunking:
         for window in cfg.windows:
@@ -259,7 +259,8 @@ def _chunk_variants(cfg: TuneConfig) -> list[ChunkSettings]:
                 for doc_agg in (("max", "mean") if documents and queries else ("mean",) if documents else ("max",)):
                     shapes.append(ChunkSettings(documents=documents, queries=queries, window=window,
                                                 overlap=cfg.overlap, doc_agg=doc_agg))
-    return [ChunkSettings(**{**c.to_dict(), "title_weight": t}) for c in shapes for t in cfg.title_weights]
+    weights = cfg.title_weights if titled else (0.0,)
+    return [ChunkSettings(**{**c.to_dict(), "title_weight": t}) for c in shapes for t in weights]
 
 
 def _bm25_variants(cfg: TuneConfig, base: HybridRetriever, docs: list[Document], texts: list[str],

@@ -3,7 +3,8 @@
 Without chunking or titles, each document is one row of the store and a query's ranking is the
 store's search. With them, the store's rows are passages: the token windows of each statute
 (rows 0..T-1, a statute's windows contiguous) and one title vector per statute that has a title
-(rows T..). A query (or each of its windows) retrieves its top passages from the store, ANN or
+(rows T..). A title weight applies to the statutes that have a title; the others are scored by their text
+alone, so settings with a title weight work on a corpus with some titles or none. A query (or each of its windows) retrieves its top passages from the store, ANN or
 exact, `OVERFETCH` times the asked depth; every statute with a retrieved passage is a candidate,
 and candidates are scored exactly over all their passages (max / mean / top-n, titles mixed
 with their weight; see chunking.py). An exact store asked for every statute (or searched past
@@ -43,10 +44,12 @@ class DenseLeg:
     def __init__(self, store: FaissStore, order: RowOrder, *, n_docs: int, chunking: ChunkSettings = ChunkSettings(),
                  passage_docs: np.ndarray | None = None, title_docs: np.ndarray | None = None,
                  encoder: Encoder | None = None, load_encoder: Callable[[], Encoder] | None = None,
-                 model_info: dict | None = None):
+                 model_info: dict | None = None, title_vectors: bool | None = None):
         self.store, self.order, self.n_docs, self.chunking = store, order, n_docs, chunking
         self.passage_docs = passage_docs  # statute of each text row (None: row i is statute i)
         self.title_docs = title_docs if title_docs is not None else np.zeros(0, dtype=np.int64)
+        # whether every titled statute's title vector is stored (so when none has a title); default: any is
+        self.title_vectors = bool(len(self.title_docs)) if title_vectors is None else title_vectors
         self._encoder, self._load_encoder = encoder, load_encoder
         self.model_info = model_info or (encoder.info() if encoder else {"model": None, "dim": store.dim})
         texts = len(passage_docs) if passage_docs is not None else len(store) - len(self.title_docs)
@@ -83,7 +86,10 @@ class DenseLeg:
         else:
             vectors = _checked_vectors(options.vectors, len(docs), enc)
         title_docs = np.zeros(0, dtype=np.int64)
-        if enc is not None and (options.encode_titles or (options.encode_titles is None and chunking.title_weight > 0)):
+        encode = enc is not None and (options.encode_titles or (options.encode_titles is None
+                                                                 and chunking.title_weight > 0))
+        title_vectors = encode or not any(d.title for d in docs)  # no title to encode: a title weight is moot
+        if encode:
             title_docs = np.flatnonzero([bool(d.title) for d in docs])
             titles = enc.encode_documents([docs[i].title for i in title_docs], progress=options.progress)
             vectors = np.concatenate([vectors, titles]) if len(titles) else vectors
@@ -92,7 +98,7 @@ class DenseLeg:
                                  backend=options.dense_backend, device=enc.device if enc is not None else None)
         options.timings["dense_seconds"] = time.perf_counter() - t
         return cls(store, order, n_docs=len(docs), chunking=chunking, passage_docs=passage_docs, title_docs=title_docs,
-                   encoder=enc)
+                   encoder=enc, title_vectors=title_vectors)
 
     @classmethod
     def load(cls, folder: Path, config: dict, options: LoadOptions, order: RowOrder) -> DenseLeg:
@@ -108,8 +114,10 @@ class DenseLeg:
         make = None
         if options.load_encoder and (options.model or config.get("model")):  # no model: built from given vectors
             make = partial(_load_encoder, config, options.model, options.device)  # nothing imported before use
+        # an index saved without the key encoded titles when it has title rows or was built with a title weight
+        title_vectors = config.get("title_vectors", titles is not None or built.title_weight > 0)
         return cls(store, order, n_docs=int(config["documents"]), chunking=chunking, passage_docs=passages,
-                   title_docs=titles, load_encoder=make, model_info=config)
+                   title_docs=titles, load_encoder=make, model_info=config, title_vectors=title_vectors)
 
     def save(self, folder: Path) -> dict:
         """The store's files, the passage and title maps; config: model, store, chunking, passage counts."""
@@ -118,9 +126,11 @@ class DenseLeg:
             np.save(folder / PASSAGES_FILE, self.passage_docs, allow_pickle=False)
         if len(self.title_docs):
             np.save(folder / TITLES_FILE, self.title_docs, allow_pickle=False)
-        info = {k: v for k, v in self.model_info.items() if k not in ("store", "chunking", "documents", "passages")}
+        info = {k: v for k, v in self.model_info.items()
+                if k not in ("store", "chunking", "documents", "passages", "title_vectors")}
         return {**info, "store": store, "index": store["kind"], "chunking": self.chunking.to_dict(),
-                "documents": self.n_docs, "passages": {"text": self._text_rows, "titles": len(self.title_docs)}}
+                "documents": self.n_docs, "passages": {"text": self._text_rows, "titles": len(self.title_docs)},
+                "title_vectors": self.title_vectors}
 
     def __len__(self) -> int:
         owner = self.passage_docs if self.passage_docs is not None else np.arange(self._text_rows)
@@ -196,8 +206,9 @@ class DenseLeg:
 
     def _query_windows(self, queries: Sequence[str], chunking: ChunkSettings) -> tuple[np.ndarray, np.ndarray]:
         """Vectors of each query (or of its token windows) and the query each belongs to."""
-        if chunking.title_weight > 0 and not len(self.title_docs):
-            raise ValueError("these settings mix in title vectors, which this index does not have; rebuild with them")
+        if chunking.title_weight > 0 and not self.title_vectors:
+            raise ValueError("these settings mix in title vectors, which this index was built without; rebuild "
+                             "with them")
         if chunking.queries:
             texts, owner = split_for(self.encoder, list(queries), chunking, self.encoder.query_prompt)
         else:
@@ -323,6 +334,8 @@ def checked_encoder(config: EncoderConfig, meta: dict) -> Encoder:
     try:
         enc = Encoder(config)
     except (OSError, ValueError) as e:
+        if isinstance(e, ValueError) and config.model != meta.get("model"):  # a --model of the user's: bad input
+            raise
         raise IndexFileError(f"cannot load the index's model {config.model} ({type(e).__name__}: {str(e)[:200]}); "
                              "pass --model with a local folder of that model") from None
     built = meta.get("weights_sha256")
