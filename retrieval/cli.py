@@ -64,9 +64,10 @@ def _build_parser(sub) -> None:
     b = sub.add_parser("build", help="build an index folder from a corpus")
     b.add_argument("corpus", help="AILA release folder, folder of S*.txt, .jsonl or .csv (id, title, text)")
     b.add_argument("--out", required=True, help="index folder to write (replaced atomically if it exists)")
-    b.add_argument("--legs", default="dense,bm25", help="legs to build, comma-separated: dense,bm25 (default), "
-                                                        "dense, bm25, or any registered leg")
+    b.add_argument("--legs", help="legs to build, comma-separated: dense,bm25 (default; bm25 alone when the model "
+                                  "reads none of the corpus's main language), dense, bm25, or any registered leg")
     b.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
+    _model_languages_arg(b)
     _analysis_args(b)
     b.add_argument("--bm25-backend", choices=ENGINES, default="bm25s")
     b.add_argument("--workers", type=int, help="BM25 analysis processes (default: the cores available)")
@@ -89,7 +90,8 @@ def _query_parser(sub) -> None:
     q = sub.add_parser("query", help="query an index; with no text, an interactive prompt")
     q.add_argument("index", help="index folder")
     q.add_argument("text", nargs="?", help="query text (omit for the interactive prompt)")
-    q.add_argument("--mode", default="hybrid", help="hybrid (default: all legs fused) or one leg's name (dense, bm25)")
+    q.add_argument("--mode", help="hybrid (all legs fused) or one leg's name (dense, bm25); default: the index's "
+                                   "(hybrid, or bm25 where the model cannot read the corpus's language)")
     q.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.add_argument("--fusion-config", help="JSON fusion settings overriding the index's")
@@ -109,11 +111,13 @@ def _query_parser(sub) -> None:
 
 def _bench_parser(sub) -> None:
     """Options of the `bench` command."""
-    be = sub.add_parser("bench", help="dense vs BM25 vs hybrid through MTEB (AILAStatutes or a data-set folder)")
+    be = sub.add_parser("bench", help="dense vs BM25 vs hybrid (equal RRF) vs default (an untuned index's answers) "
+                                      "through MTEB (AILAStatutes or a data-set folder)")
     be.add_argument("--out", required=True, help="folder for report.json, report.md, ndcg10.png, MTEB JSONs")
     _data_args(be)
     _analysis_args(be)
     be.add_argument("--fusion-config", help="settings file from `tune`: adds a 'tuned' run")
+    _model_languages_arg(be)
     be.add_argument("--parity", action="store_true", help="also run MTEB's own dense, BM25 and HybridSearch")
     be.add_argument("--trec-runs", action="store_true", help="also write each run as a TREC run file")
     _encoder_args(be)
@@ -199,6 +203,13 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     _cache_arg(p)
 
 
+def _model_languages_arg(p: argparse.ArgumentParser) -> None:
+    """--model-languages of `build` and `bench`: the languages a model without a card reads."""
+    p.add_argument("--model-languages", metavar="CODES",
+                   help="languages the model reads, e.g. en,de or multilingual (default: its card's language: field; "
+                        "the bundled MiniLM: en; Qwen3-Embedding: multilingual)")
+
+
 def _cache_arg(p: argparse.ArgumentParser) -> None:
     """--cache DIR of `build`, `bench` and `tune`."""
     p.add_argument("--cache", metavar="DIR", help="keep document vectors in DIR: a second run on the same data and "
@@ -270,17 +281,32 @@ def _user_words(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _legs(args: argparse.Namespace) -> tuple[str, ...]:
-    """--legs as a tuple ('dense,bm25' -> ('dense', 'bm25'))."""
-    return tuple(leg.strip() for leg in args.legs.split(",") if leg.strip())
+    """--legs as a tuple ('dense,bm25' -> ('dense', 'bm25')); not given: the default legs."""
+    from .retriever import LEGS
+
+    return tuple(leg.strip() for leg in args.legs.split(",") if leg.strip()) if args.legs else LEGS
 
 
-def _analysis_settings(args: argparse.Namespace, docs):
-    """The BM25 analysis: --language's defaults (auto: detected from the documents' first ones) with the options
-    given."""
-    from .analysis import LANGUAGE_SAMPLE, resolve_settings
+def _analysis_settings(args: argparse.Namespace, texts: list[str]):
+    """The BM25 analysis: --language's defaults (auto: identified in the sampled texts) with the options given."""
+    from .analysis import resolve_settings
 
-    return resolve_settings(args.language, [d.indexed_text() for d in docs[:LANGUAGE_SAMPLE]],
-                            **_analysis_overrides(args))
+    return resolve_settings(args.language, texts, **_analysis_overrides(args))
+
+
+def _language_plan(args: argparse.Namespace, legs: tuple[str, ...], texts: list[str]):
+    """(legs to build, the manifest's languages entry): the corpus's and the model's languages, and the default
+    mode they give (languages.plan); says the plan's note on one line."""
+    from .encoders import DEFAULT_MODEL
+    from .languages import identify, model_languages, plan
+
+    if "dense" not in legs:
+        return legs, None
+    corpus, model = identify(texts), model_languages(args.model, args.model_languages)
+    chosen = plan(corpus, model, legs, args.legs is not None, args.model or DEFAULT_MODEL)
+    if chosen.note:
+        print(chosen.note, file=sys.stderr)
+    return chosen.legs, {"corpus": corpus, "model": model, "default_mode": chosen.default_mode, "note": chosen.note}
 
 
 def _dense_backend_arg(p: argparse.ArgumentParser) -> None:
@@ -372,20 +398,20 @@ def cmd_build(args: argparse.Namespace) -> int:
     Without the dense leg the corpus streams: read in chunks, analysed for BM25 and written into the new index
     generation as it goes (HybridRetriever.build_into), so no text is held twice; the dense leg reads it whole.
     """
-    import itertools
-
-    from .analysis import LANGUAGE_SAMPLE
     from .corpus import iter_corpus
+    from .languages import parse_languages, sample_texts
     from .retriever import HybridRetriever
     from .store import check_target
 
     t0 = time.perf_counter()
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.model_languages is not None:
+        parse_languages(args.model_languages)  # a value that is no language code stops before any reading
     check_target(Path(args.out), corpus=args.corpus)  # before any work: never a user's folder, never the corpus
-    legs = _legs(args)
     settings = _settings(args)
-    sample = list(itertools.islice(iter_corpus(args.corpus), LANGUAGE_SAMPLE))
+    sample = sample_texts(d.indexed_text() for d in iter_corpus(args.corpus))
+    legs, languages = _language_plan(args, _legs(args), sample)
     rerank = _reranker(args)
     options = dict(legs=legs, analysis=_analysis_settings(args, sample) if "bm25" in legs else None,
                    user_words=_user_words(args), bm25_backend=args.bm25_backend, dense_kind=args.dense_index,
@@ -397,10 +423,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
         rerank = index_settings(*rerank)
     if "dense" in legs or options["milvus"] is not None:  # Milvus publishes from the documents in memory
-        manifest = _build_in_memory(args, settings, options, rerank)
+        manifest = _build_in_memory(args, settings, options, rerank, languages)
     else:
         print(f"reading {args.corpus} as the BM25 leg indexes it", file=sys.stderr)
-        manifest = HybridRetriever.build_into(args.out, iter_corpus(args.corpus), rerank=rerank, **options)
+        manifest = HybridRetriever.build_into(args.out, iter_corpus(args.corpus), rerank=rerank, languages=languages,
+                                              **options)
     took = time.perf_counter() - t0
     parts = ", ".join(f"{k.removesuffix('_seconds')} {v:.1f}s" for k, v in manifest["build"].items()
                       if k.endswith("_seconds"))
@@ -413,7 +440,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_in_memory(args: argparse.Namespace, settings, options: dict, rerank: dict | None) -> dict:
+def _build_in_memory(args: argparse.Namespace, settings, options: dict, rerank: dict | None,
+                     languages: dict | None) -> dict:
     """The corpus read whole, the legs built from it, the index saved; returns its manifest."""
     from .corpus import read_corpus
     from .retriever import HybridRetriever
@@ -425,6 +453,8 @@ def _build_in_memory(args: argparse.Namespace, settings, options: dict, rerank: 
     retriever = HybridRetriever.build(docs, encoder=encoder, **options)
     if rerank:
         retriever.info["rerank"] = rerank
+    if languages:
+        retriever.info["languages"] = languages
     manifest = retriever.save(args.out)
     if "dense" in retriever.leg and retriever.leg["dense"].encoder is not None:
         print(f"encoder: {retriever.leg['dense'].encoder.describe()}", file=sys.stderr)
@@ -435,9 +465,9 @@ def _settings(args: argparse.Namespace):
     """Fusion and chunk settings of `build`: from --fusion-config, then --chunk flags on top."""
     from dataclasses import replace
 
-    from .settings import Settings, read_settings
+    from .settings import DEFAULT_FUSION, Settings, read_settings
 
-    settings = read_settings(args.fusion_config) if args.fusion_config else Settings()
+    settings = read_settings(args.fusion_config) if args.fusion_config else Settings(fusion=DEFAULT_FUSION)
     if args.chunk is not None:
         chunking = replace(settings.chunking, documents=args.chunk in ("documents", "both"),
                            queries=args.chunk in ("queries", "both"))
@@ -449,6 +479,7 @@ def _settings(args: argparse.Namespace):
 
 def cmd_query(args: argparse.Namespace) -> int:
     """One query (printed or as JSON), or an interactive prompt when no text is given."""
+    from .languages import default_mode, not_default_note
     from .retriever import HybridRetriever, check_k, check_query, read_settings
 
     check_k(args.k)
@@ -461,6 +492,10 @@ def cmd_query(args: argparse.Namespace) -> int:
                                      chunking=settings.chunking if settings else None,
                                      bm25=settings.bm25 if settings else None, verify=args.verify)
     retriever.fuse_in = args.fusion
+    if args.mode is None:
+        args.mode = default_mode(retriever.info)
+    elif note := not_default_note(retriever.info, args.mode):
+        print(note, file=sys.stderr)
     try:
         legs = retriever.legs_for(args.mode)
     except ValueError as e:
@@ -491,7 +526,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       dense_backend=args.dense_backend,
                       analysis=_analysis_overrides(args), user_words=_user_words(args),
                       rerank=_rerank_config(args), rerank_depth=args.rerank_depth, cache=args.cache,
-                      milvus=_milvus_target(args, "bench"), server_fusion=args.fusion == "server")
+                      model_languages=args.model_languages, milvus=_milvus_target(args, "bench"),
+                      server_fusion=args.fusion == "server")
     report, results, mteb_json = run_bench(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
     write_report(Path(args.out), report, results, mteb_json, trec_runs=args.trec_runs)
@@ -706,7 +742,7 @@ def _interactive(retriever, args: argparse.Namespace) -> None:
         readline.read_history_file(history)
     except OSError:
         pass
-    print(f"{args.index}: {len(retriever)} documents, legs {', '.join(retriever.legs)}. "
+    print(f"{args.index}: {len(retriever)} documents, legs {', '.join(retriever.legs)}, mode {args.mode}. "
           f"Type a query; {_REPL_HELP}", file=sys.stderr)
     try:
         while True:
