@@ -21,7 +21,7 @@ from pathlib import Path
 SAMPLE = 200  # documents identified per corpus
 SEED = 0  # the sample's seed: the same corpus gives the same sample
 SNIPPET = 500  # characters of each document identified (its title and the start of its text)
-MIN_LETTERS = 20  # a document with fewer letters is too short to identify
+MIN_LETTERS = 8  # a text with fewer letters is too short to identify (a short Chinese query has a dozen)
 MIN_CONFIDENCE = 0.5  # py3langid's normalised probability below which a document is not identified
 MIN_IDENTIFIED = 0.5  # the share of the sample that must be identified to name the corpus's languages
 MAIN_SHARE = 0.5  # the share of identified documents the main language must hold (else: mixed)
