@@ -399,6 +399,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     generation as it goes (HybridRetriever.build_into), so no text is held twice; the dense leg reads it whole.
     """
     from .corpus import iter_corpus
+    from .defaults import fusion_prior
     from .languages import parse_languages, sample_texts
     from .retriever import HybridRetriever
     from .store import check_target
@@ -409,7 +410,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.model_languages is not None:
         parse_languages(args.model_languages)  # a value that is no language code stops before any reading
     check_target(Path(args.out), corpus=args.corpus)  # before any work: never a user's folder, never the corpus
-    settings = _settings(args)
+    prior = None if args.fusion_config else fusion_prior(args.model)  # an untuned index: the model family's prior
+    settings = _settings(args, prior)
     sample = sample_texts(d.indexed_text() for d in iter_corpus(args.corpus))
     legs, languages = _language_plan(args, _legs(args), sample)
     rerank = _reranker(args)
@@ -423,7 +425,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
         rerank = index_settings(*rerank)
     if "dense" in legs or options["milvus"] is not None:  # Milvus publishes from the documents in memory
-        manifest = _build_in_memory(args, settings, options, rerank, languages)
+        fused = prior is not None and len(legs) > 1
+        manifest = _build_in_memory(args, settings, options, {"rerank": rerank, "languages": languages,
+                                                              "default_fusion": prior.to_dict() if fused else None})
     else:
         print(f"reading {args.corpus} as the BM25 leg indexes it", file=sys.stderr)
         manifest = HybridRetriever.build_into(args.out, iter_corpus(args.corpus), rerank=rerank, languages=languages,
@@ -432,17 +436,18 @@ def cmd_build(args: argparse.Namespace) -> int:
     parts = ", ".join(f"{k.removesuffix('_seconds')} {v:.1f}s" for k, v in manifest["build"].items()
                       if k.endswith("_seconds"))
     cut = manifest["build"].get("truncated_documents")
+    fusion = f", fusion {prior.describe()}" if manifest.get("default_fusion") else ""
     print(f"indexed {manifest['documents']} documents ({', '.join(manifest['legs'])}) in {took:.1f}s"
-          f" ({parts}) -> {args.out}", file=sys.stderr)
+          f" ({parts}){fusion} -> {args.out}", file=sys.stderr)
     if cut:
         print(f"note: {cut} documents are longer than the model's {manifest['dense']['max_seq_length']} "
               f"tokens and were cut for the dense leg", file=sys.stderr)
     return 0
 
 
-def _build_in_memory(args: argparse.Namespace, settings, options: dict, rerank: dict | None,
-                     languages: dict | None) -> dict:
-    """The corpus read whole, the legs built from it, the index saved; returns its manifest."""
+def _build_in_memory(args: argparse.Namespace, settings, options: dict, info: dict) -> dict:
+    """The corpus read whole, the legs built from it, the index saved with the manifest entries in `info` (rerank,
+    languages, default_fusion; None ones left out); returns its manifest."""
     from .corpus import read_corpus
     from .retriever import HybridRetriever
 
@@ -451,23 +456,21 @@ def _build_in_memory(args: argparse.Namespace, settings, options: dict, rerank: 
     docs = read_corpus(args.corpus)
     print(f"read {len(docs)} documents from {args.corpus}", file=sys.stderr)
     retriever = HybridRetriever.build(docs, encoder=encoder, **options)
-    if rerank:
-        retriever.info["rerank"] = rerank
-    if languages:
-        retriever.info["languages"] = languages
+    retriever.info.update({k: v for k, v in info.items() if v})
     manifest = retriever.save(args.out)
     if "dense" in retriever.leg and retriever.leg["dense"].encoder is not None:
         print(f"encoder: {retriever.leg['dense'].encoder.describe()}", file=sys.stderr)
     return manifest
 
 
-def _settings(args: argparse.Namespace):
-    """Fusion and chunk settings of `build`: from --fusion-config, then --chunk flags on top."""
+def _settings(args: argparse.Namespace, prior):
+    """Fusion and chunk settings of `build`: from --fusion-config (else the model family's prior), then --chunk
+    flags on top."""
     from dataclasses import replace
 
-    from .settings import DEFAULT_FUSION, Settings, read_settings
+    from .settings import Settings, read_settings
 
-    settings = read_settings(args.fusion_config) if args.fusion_config else Settings(fusion=DEFAULT_FUSION)
+    settings = read_settings(args.fusion_config) if args.fusion_config else Settings(fusion=prior.fusion)
     if args.chunk is not None:
         chunking = replace(settings.chunking, documents=args.chunk in ("documents", "both"),
                            queries=args.chunk in ("queries", "both"))

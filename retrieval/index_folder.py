@@ -53,7 +53,8 @@ def save_legs(retriever, folder: Path, index_name: str, replaced: set[tuple[str,
     manifest = {"name": index_name, "documents": len(retriever), "legs": list(retriever.legs),
                 "corpus_fingerprint": retriever.info.get("corpus_fingerprint"), "fusion": retriever.fusion.to_dict(),
                 "build": retriever.info.get("build", {}), "versions": library_versions()}
-    for key in ("rerank", "languages"):  # the named reranker (rerank.index_settings), languages (languages.plan)
+    # the named reranker (rerank.index_settings), languages (languages.plan), an untuned index's fusion prior (defaults)
+    for key in ("rerank", "languages", "default_fusion"):
         if retriever.info.get(key):
             manifest[key] = retriever.info[key]
     for name, leg in retriever.leg.items():

@@ -9,7 +9,6 @@ fusing it halves what BM25 finds (docs/languages.md), so the index's default mod
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import Counter
@@ -88,6 +87,7 @@ def parse_languages(value: str) -> tuple[str, ...]:
 def model_languages(model: str | None, stated: str | None = None) -> dict:
     """The languages a model reads and where that was read: {"languages": [...], "source": ...}; languages [] when
     not known (then "source" says how to state them)."""
+    from .defaults import QWEN3, model_family
     from .encoders import model_folder, resolve_model
 
     if stated:
@@ -98,7 +98,7 @@ def model_languages(model: str | None, stated: str | None = None) -> dict:
     card = _card_languages(folder / "README.md") if folder else None
     if card:
         return {"languages": card, "source": f"model card of {name} (README.md language:)"}
-    if "qwen3-embedding" in str(model or "").lower() or (folder and _model_type(folder) == "qwen3"):
+    if model_family(model) == QWEN3:
         return {"languages": [MULTILINGUAL], "source": f"{name}: the Qwen3-Embedding family is multilingual"}
     return {"languages": [], "source": f"{name} has no model card with a language: field; "
                                        f"state its languages with --model-languages (e.g. en,de or {MULTILINGUAL})"}
@@ -173,13 +173,6 @@ def _card_languages(readme: Path) -> list[str] | None:
     value = meta.get("language") if isinstance(meta, dict) else None
     values = [value] if isinstance(value, str) else value if isinstance(value, list) else []
     return [str(v).lower().split("-")[0] for v in values if str(v).strip()] or None
-
-
-def _model_type(folder: Path) -> str | None:
-    try:
-        return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def _library() -> str:

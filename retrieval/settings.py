@@ -52,8 +52,9 @@ class FusionConfig:
 
 
 DEFAULT_FUSION = FusionConfig("rsf", weights={"dense": 0.2, "bm25": 1.0})
-"""What `build` stores when no settings file is given: min-max score fusion with the dense leg at a fifth of
-BM25's weight, each leg's whole list (chosen on data apart from AILA: docs/languages.md)."""
+"""What `build` stores for the bundled MiniLM (and models without a prior, defaults.py) when no settings file is
+given: min-max score fusion with the dense leg at a fifth of BM25's weight, each leg's whole list (chosen leaving
+one data set out: scripts/default_fusion.py, docs/languages.md)."""
 
 
 @dataclass(frozen=True)
