@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import chinese
 from .corpus import Document
+from .languages import analysis_language
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 _HAS_WORD_CHAR = re.compile(r"\w")
@@ -30,7 +31,6 @@ LANGUAGES = ("en", "zh")
 ZH_MODES = ("accurate", "search", "char", "ngram")
 JIEBA_MODES = ("accurate", "search")
 TITLE_MODES = ("join", "field", "none")
-LANGUAGE_SAMPLE = 200  # documents whose letters decide the language (detect_language)
 USER_DICT = "user_dict.txt"  # where the BM25 leg keeps its user dictionary, in its folder
 
 
@@ -93,8 +93,9 @@ class AnalyzerSettings:
 
 
 def resolve_settings(language: str, texts: Sequence[str], **overrides) -> AnalyzerSettings:
-    """Settings for `language` ('auto': detected from `texts`), with `overrides` of its defaults."""
-    lang = detect_language(texts) if language == "auto" else language
+    """Settings for `language` ('auto': identified in a sample of `texts`, languages.analysis_language), with
+    `overrides` of its defaults."""
+    lang = analysis_language(texts) if language == "auto" else language
     return AnalyzerSettings.for_language(lang, **overrides)
 
 
@@ -193,17 +194,6 @@ def bm25_fields(documents: Iterable[Document], title: str) -> tuple[Iterator[str
     if title == "join":
         return (d.indexed_text() for d in documents), None
     return (d.text for d in documents), ((d.title for d in documents) if title == "field" else None)
-
-
-def detect_language(texts: Iterable[str], sample: int = LANGUAGE_SAMPLE) -> str:
-    """'zh' when CJK characters make up at least a fifth of the letters in a sample, else 'en'."""
-    cjk = letters = 0
-    for i, t in enumerate(texts):
-        if i >= sample:
-            break
-        cjk += len(_CJK.findall(t))
-        letters += sum(1 for c in t if c.isalpha())
-    return "zh" if letters and cjk / letters >= 0.2 else "en"
 
 
 def _char_grams(text: str, bigrams: bool) -> list[str]:

@@ -74,9 +74,10 @@ retrieval build "$AILA2019_DIR"/Object_statutes --out index/aila
 retrieval build docs/examples/statutes-v1.jsonl --out index/amend --legs bm25""")
     b.add_argument("corpus", help="AILA release folder, folder of S*.txt, .jsonl or .csv (id, title, text)")
     b.add_argument("--out", required=True, help="index folder to write (replaced atomically if it exists)")
-    b.add_argument("--legs", default="dense,bm25", help="legs to build, comma-separated: dense,bm25 (default), "
-                                                        "dense, bm25, or any registered leg")
+    b.add_argument("--legs", help="legs to build, comma-separated: dense,bm25 (default; bm25 alone when the model "
+                                  "reads none of the corpus's main language), dense, bm25, or any registered leg")
     b.add_argument("--language", choices=("auto", "en", "zh"), default="auto", help="BM25 analysis language")
+    _model_languages_arg(b)
     _analysis_args(b)
     _bm25_backend_arg(b)
     b.add_argument("--workers", type=int, help="BM25 analysis processes (default: the cores available)")
@@ -101,8 +102,9 @@ retrieval query index/aila "The accused set his wife on fire over dowry demands"
 retrieval query index/amend "dowry death" --as-of 2025-01-01 --filter "act in (IPC, BNS)" -k 5 --json""")
     q.add_argument("index", help="index folder")
     q.add_argument("text", nargs="?", help="query text (omit for the interactive prompt)")
-    q.add_argument("--mode", default="hybrid", help="hybrid (default: all legs fused) or one leg's name (dense, bm25)")
-    q.add_argument("-k", type=int, default=10, help="number of hits")
+    q.add_argument("--mode", help="hybrid (all legs fused) or one leg's name (dense, bm25); default: the index's "
+                                   "(hybrid, or bm25 where the model cannot read the corpus's language)")
+    q.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.add_argument("--fusion-config", help="JSON fusion settings overriding the index's")
     _fusion_in_arg(q)
@@ -121,13 +123,15 @@ retrieval query index/amend "dowry death" --as-of 2025-01-01 --filter "act in (I
 
 def _bench_parser(sub) -> None:
     """Options of the `bench` command."""
-    be = command(sub, "bench", "dense vs BM25 vs hybrid through MTEB (AILAStatutes or a data-set folder)", """
+    be = command(sub, "bench", "dense vs BM25 vs hybrid (equal RRF) vs default (an untuned index's answers) through MTEB "
+                               "(AILAStatutes or a data-set folder)", """
 retrieval bench --aila-dir "$AILA2019_DIR" --out results/aila
 retrieval bench --dataset DIR --fusion-config results/tune/fusion.json --parity --out results/bench""")
     be.add_argument("--out", required=True, help="folder for report.json, report.md, ndcg10.png, MTEB JSONs")
     _data_args(be)
     _analysis_args(be)
     be.add_argument("--fusion-config", help="settings file from `tune`: adds a 'tuned' run")
+    _model_languages_arg(be)
     be.add_argument("--parity", action="store_true", help="also run MTEB's own dense, BM25 and HybridSearch")
     be.add_argument("--trec-runs", action="store_true", help="also write each run as a TREC run file")
     _encoder_args(be)
@@ -229,6 +233,13 @@ def _bm25_backend_arg(p: argparse.ArgumentParser) -> None:
                    help="BM25 engine: bm25s (fast, sparse matrices) or rank-bm25 (the reference implementation)")
 
 
+def _model_languages_arg(p: argparse.ArgumentParser) -> None:
+    """--model-languages of `build` and `bench`: the languages a model without a card reads."""
+    p.add_argument("--model-languages", metavar="CODES",
+                   help="languages the model reads, e.g. en,de or multilingual (default: its card's language: field; "
+                        "the bundled MiniLM: en; Qwen3-Embedding: multilingual)")
+
+
 def _cache_arg(p: argparse.ArgumentParser) -> None:
     """--cache DIR of `build`, `bench` and `tune`."""
     p.add_argument("--cache", metavar="DIR", help="keep document vectors in DIR: a second run on the same data and "
@@ -300,17 +311,32 @@ def _user_words(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _legs(args: argparse.Namespace) -> tuple[str, ...]:
-    """--legs as a tuple ('dense,bm25' -> ('dense', 'bm25'))."""
-    return tuple(leg.strip() for leg in args.legs.split(",") if leg.strip())
+    """--legs as a tuple ('dense,bm25' -> ('dense', 'bm25')); not given: the default legs."""
+    from .retriever import LEGS
+
+    return tuple(leg.strip() for leg in args.legs.split(",") if leg.strip()) if args.legs else LEGS
 
 
-def _analysis_settings(args: argparse.Namespace, docs):
-    """The BM25 analysis: --language's defaults (auto: detected from the documents' first ones) with the options
-    given."""
-    from .analysis import LANGUAGE_SAMPLE, resolve_settings
+def _analysis_settings(args: argparse.Namespace, texts: list[str]):
+    """The BM25 analysis: --language's defaults (auto: identified in the sampled texts) with the options given."""
+    from .analysis import resolve_settings
 
-    return resolve_settings(args.language, [d.indexed_text() for d in docs[:LANGUAGE_SAMPLE]],
-                            **_analysis_overrides(args))
+    return resolve_settings(args.language, texts, **_analysis_overrides(args))
+
+
+def _language_plan(args: argparse.Namespace, legs: tuple[str, ...], texts: list[str]):
+    """(legs to build, the manifest's languages entry): the corpus's and the model's languages, and the default
+    mode they give (languages.plan); says the plan's note on one line."""
+    from .encoders import DEFAULT_MODEL
+    from .languages import identify, model_languages, plan
+
+    if "dense" not in legs:
+        return legs, None
+    corpus, model = identify(texts), model_languages(args.model, args.model_languages)
+    chosen = plan(corpus, model, legs, args.legs is not None, args.model or DEFAULT_MODEL)
+    if chosen.note:
+        print(chosen.note, file=sys.stderr)
+    return chosen.legs, {"corpus": corpus, "model": model, "default_mode": chosen.default_mode, "note": chosen.note}
 
 
 def _dense_backend_arg(p: argparse.ArgumentParser) -> None:
@@ -402,20 +428,22 @@ def cmd_build(args: argparse.Namespace) -> int:
     Without the dense leg the corpus streams: read in chunks, analysed for BM25 and written into the new index
     generation as it goes (HybridRetriever.build_into), so no text is held twice; the dense leg reads it whole.
     """
-    import itertools
-
-    from .analysis import LANGUAGE_SAMPLE
     from .corpus import iter_corpus
+    from .defaults import fusion_prior
+    from .languages import parse_languages, sample_texts
     from .retriever import HybridRetriever
     from .store import check_target
 
     t0 = time.perf_counter()
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.model_languages is not None:
+        parse_languages(args.model_languages)  # a value that is no language code stops before any reading
     check_target(Path(args.out), corpus=args.corpus)  # before any work: never a user's folder, never the corpus
-    legs = _legs(args)
-    settings = _settings(args)
-    sample = list(itertools.islice(iter_corpus(args.corpus), LANGUAGE_SAMPLE))
+    prior = None if args.fusion_config else fusion_prior(args.model)  # an untuned index: the model family's prior
+    settings = _settings(args, prior)
+    sample = sample_texts(d.indexed_text() for d in iter_corpus(args.corpus))
+    legs, languages = _language_plan(args, _legs(args), sample)
     rerank = _reranker(args)
     options = dict(legs=legs, analysis=_analysis_settings(args, sample) if "bm25" in legs else None,
                    user_words=_user_words(args), bm25_backend=args.bm25_backend, dense_kind=args.dense_index,
@@ -427,24 +455,29 @@ def cmd_build(args: argparse.Namespace) -> int:
 
         rerank = index_settings(*rerank)
     if "dense" in legs or options["milvus"] is not None:  # Milvus publishes from the documents in memory
-        manifest = _build_in_memory(args, settings, options, rerank)
+        fused = prior is not None and len(legs) > 1
+        manifest = _build_in_memory(args, settings, options, {"rerank": rerank, "languages": languages,
+                                                              "default_fusion": prior.to_dict() if fused else None})
     else:
         print(f"reading {args.corpus} as the BM25 leg indexes it", file=sys.stderr)
-        manifest = HybridRetriever.build_into(args.out, iter_corpus(args.corpus), rerank=rerank, **options)
+        manifest = HybridRetriever.build_into(args.out, iter_corpus(args.corpus), rerank=rerank, languages=languages,
+                                              **options)
     took = time.perf_counter() - t0
     parts = ", ".join(f"{k.removesuffix('_seconds')} {v:.1f}s" for k, v in manifest["build"].items()
                       if k.endswith("_seconds"))
     cut = manifest["build"].get("truncated_documents")
+    fusion = f", fusion {prior.describe()}" if manifest.get("default_fusion") else ""
     print(f"indexed {manifest['documents']} documents ({', '.join(manifest['legs'])}) in {took:.1f}s"
-          f" ({parts}) -> {args.out}", file=sys.stderr)
+          f" ({parts}){fusion} -> {args.out}", file=sys.stderr)
     if cut:
         print(f"note: {cut} documents are longer than the model's {manifest['dense']['max_seq_length']} "
               f"tokens and were cut for the dense leg", file=sys.stderr)
     return 0
 
 
-def _build_in_memory(args: argparse.Namespace, settings, options: dict, rerank: dict | None) -> dict:
-    """The corpus read whole, the legs built from it, the index saved; returns its manifest."""
+def _build_in_memory(args: argparse.Namespace, settings, options: dict, info: dict) -> dict:
+    """The corpus read whole, the legs built from it, the index saved with the manifest entries in `info` (rerank,
+    languages, default_fusion; None ones left out); returns its manifest."""
     from .corpus import read_corpus
     from .retriever import HybridRetriever
 
@@ -453,21 +486,21 @@ def _build_in_memory(args: argparse.Namespace, settings, options: dict, rerank: 
     docs = read_corpus(args.corpus)
     print(f"read {len(docs)} documents from {args.corpus}", file=sys.stderr)
     retriever = HybridRetriever.build(docs, encoder=encoder, **options)
-    if rerank:
-        retriever.info["rerank"] = rerank
+    retriever.info.update({k: v for k, v in info.items() if v})
     manifest = retriever.save(args.out)
     if "dense" in retriever.leg and retriever.leg["dense"].encoder is not None:
         print(f"encoder: {retriever.leg['dense'].encoder.describe()}", file=sys.stderr)
     return manifest
 
 
-def _settings(args: argparse.Namespace):
-    """Fusion and chunk settings of `build`: from --fusion-config, then --chunk flags on top."""
+def _settings(args: argparse.Namespace, prior):
+    """Fusion and chunk settings of `build`: from --fusion-config (else the model family's prior), then --chunk
+    flags on top."""
     from dataclasses import replace
 
     from .settings import Settings, read_settings
 
-    settings = read_settings(args.fusion_config) if args.fusion_config else Settings()
+    settings = read_settings(args.fusion_config) if args.fusion_config else Settings(fusion=prior.fusion)
     if args.chunk is not None:
         chunking = replace(settings.chunking, documents=args.chunk in ("documents", "both"),
                            queries=args.chunk in ("queries", "both"))
@@ -479,6 +512,7 @@ def _settings(args: argparse.Namespace):
 
 def cmd_query(args: argparse.Namespace) -> int:
     """One query (printed or as JSON), or an interactive prompt when no text is given."""
+    from .languages import default_mode, not_default_note
     from .retriever import HybridRetriever, check_k, check_query, read_settings
 
     check_k(args.k)
@@ -491,6 +525,10 @@ def cmd_query(args: argparse.Namespace) -> int:
                                      chunking=settings.chunking if settings else None,
                                      bm25=settings.bm25 if settings else None, verify=args.verify)
     retriever.fuse_in = args.fusion
+    if args.mode is None:
+        args.mode = default_mode(retriever.info)
+    elif note := not_default_note(retriever.info, args.mode):
+        print(note, file=sys.stderr)
     try:
         legs = retriever.legs_for(args.mode)
     except ValueError as e:
@@ -521,7 +559,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       dense_backend=args.dense_backend,
                       analysis=_analysis_overrides(args), user_words=_user_words(args),
                       rerank=_rerank_config(args), rerank_depth=args.rerank_depth, cache=args.cache,
-                      milvus=_milvus_target(args, "bench"), server_fusion=args.fusion == "server")
+                      model_languages=args.model_languages, milvus=_milvus_target(args, "bench"),
+                      server_fusion=args.fusion == "server")
     report, results, mteb_json = run_bench(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
     write_report(Path(args.out), report, results, mteb_json, trec_runs=args.trec_runs)
@@ -744,7 +783,7 @@ def _interactive(retriever, args: argparse.Namespace) -> None:
         readline.read_history_file(history)
     except OSError:
         pass
-    print(f"{args.index}: {len(retriever)} documents, legs {', '.join(retriever.legs)}. "
+    print(f"{args.index}: {len(retriever)} documents, legs {', '.join(retriever.legs)}, mode {args.mode}. "
           f"Type a query; {_REPL_HELP}", file=sys.stderr)
     try:
         while True:

@@ -53,8 +53,10 @@ def save_legs(retriever, folder: Path, index_name: str, replaced: set[tuple[str,
     manifest = {"name": index_name, "documents": len(retriever), "legs": list(retriever.legs),
                 "corpus_fingerprint": retriever.info.get("corpus_fingerprint"), "fusion": retriever.fusion.to_dict(),
                 "build": retriever.info.get("build", {}), "versions": library_versions()}
-    if retriever.info.get("rerank"):  # the index's named reranker (rerank.index_settings)
-        manifest["rerank"] = retriever.info["rerank"]
+    # the named reranker (rerank.index_settings), languages (languages.plan), an untuned index's fusion prior (defaults)
+    for key in ("rerank", "languages", "default_fusion"):
+        if retriever.info.get(key):
+            manifest[key] = retriever.info[key]
     for name, leg in retriever.leg.items():
         (folder / name).mkdir()
         config = {"type": name, **leg.save(folder / name)}
@@ -67,10 +69,10 @@ def save_legs(retriever, folder: Path, index_name: str, replaced: set[tuple[str,
 
 
 def build_into(cls, path: str | Path, documents: Iterable[Document], names: Sequence[str],
-               fusion_config: FusionConfig, rerank: dict | None, opts: BuildOptions) -> dict:
+               fusion_config: FusionConfig, extra: dict, opts: BuildOptions) -> dict:
     """Build and save in one go: the document table is written into the new generation while the legs read the
     documents as they stream by (store.DocumentStream), so a BM25-only build holds each text at most once, a
-    chunk at a time. Returns the manifest."""
+    chunk at a time; `extra`: the manifest's rerank and languages entries. Returns the manifest."""
 
     def fill(folder: Path) -> dict:
         docs = DocumentStream(folder, documents)
@@ -78,8 +80,7 @@ def build_into(cls, path: str | Path, documents: Iterable[Document], names: Sequ
         built = {name: leg_type(name).build(docs, opts, order) for name in names}
         table = docs.table()
         order.id_ranks = table.id_ranks
-        info = {"documents": len(table), "corpus_fingerprint": table.fingerprint, "build": opts.timings,
-                "rerank": rerank}
+        info = {"documents": len(table), "corpus_fingerprint": table.fingerprint, "build": opts.timings, **extra}
         return save_legs(cls(table, built, fusion_config=fusion_config, info=info), folder, Path(path).name)
 
     return write_index(path, fill)

@@ -77,11 +77,12 @@ class HybridRetriever(Updatable):
     @classmethod
     def build_into(cls, path: str | Path, documents: Iterable[Document], *, legs: Sequence[str] = LEGS,
                    fusion_config: FusionConfig = FusionConfig(), rerank: dict | None = None,
-                   **options: Any) -> dict:
+                   languages: dict | None = None, **options: Any) -> dict:
         """`build` and `save` in one go, the documents streaming (index_folder.build_into); `options` are
-        BuildOptions fields, `rerank` the index's named reranker. Returns the manifest."""
-        return index_folder.build_into(cls, path, documents, _check_legs(legs), fusion_config, rerank,
-                                       BuildOptions(**options))
+        BuildOptions fields, `rerank` the index's named reranker, `languages` the corpus's and model's
+        (languages.plan). Returns the manifest."""
+        return index_folder.build_into(cls, path, documents, _check_legs(legs), fusion_config,
+                                       {"rerank": rerank, "languages": languages}, BuildOptions(**options))
 
     @property
     def legs(self) -> tuple[str, ...]:

@@ -2,7 +2,8 @@ import bm25s
 import pytest
 import Stemmer
 
-from retrieval.analysis import Analyzer, AnalyzerSettings, detect_language
+from retrieval.analysis import Analyzer, AnalyzerSettings
+from retrieval.languages import analysis_language
 
 TEXT = "The accused poured kerosene on his wife; the wives' relatives were running to the police station."
 
@@ -36,5 +37,5 @@ def test_settings_round_trip_and_detection():
     assert AnalyzerSettings.from_dict(first_format) == AnalyzerSettings.for_language("en")
     with pytest.raises(ValueError, match="rebuild the index"):
         AnalyzerSettings.from_dict({**first_format, "user_words": ["个体工商户"]})
-    assert detect_language(["中华人民共和国民法典第四百六十五条 依法成立的合同"]) == "zh"
-    assert detect_language(["Whoever commits theft shall be punished"]) == "en"
+    assert analysis_language(["中华人民共和国民法典第四百六十五条 依法成立的合同，受法律保护。"]) == "zh"
+    assert analysis_language(["Whoever commits theft shall be punished with imprisonment"]) == "en"

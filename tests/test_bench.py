@@ -64,7 +64,8 @@ def test_search_model_is_not_a_cross_encoder_and_names_differ():
 def test_report_schema_and_files(small_report):
     r = json.loads((small_report / "report.json").read_text())
     assert r["task"] == "tiny-statutes" and r["language"] == "eng-Latn"
-    assert set(r["runs"]) == {"dense", "bm25", "hybrid", "tuned"}
+    assert set(r["runs"]) == {"dense", "bm25", "hybrid", "default", "tuned"}
+    assert "default_minus_dense" in r["comparison"] or "default_minus_bm25" in r["comparison"]
     for scores in r["runs"].values():
         for m in ("ndcg", "map", "recall", "precision", "mrr"):
             for k in (1, 3, 5, 10, 20, 100, 1000):

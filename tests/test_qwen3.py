@@ -236,7 +236,9 @@ def test_qwen3_bench_end_to_end_records_prompt_dtype_hash(qwen3_dir, tmp_path, t
     assert report["query_prompt"] == qwen3_prompt(QWEN3_INSTRUCTIONS["mteb"])
     assert report["encoder"]["dtype"] == auto_dtype(test_device)
     assert len(report["encoder"]["weights_sha256"]) == 64
-    assert set(report["runs"]) == {"dense", "bm25", "hybrid"}
+    assert set(report["runs"]) == {"dense", "bm25", "hybrid", "default"}
+    prior = report["runs"]["default"]["default_fusion"]  # the Qwen3 family's prior: dense leads
+    assert prior["family"] == "qwen3-embedding" and prior["fusion"]["weights"] == {"dense": 1.0, "bm25": 0.2}
 
 
 def test_qwen3_mteb_own_implementation_gives_our_prompt_and_vectors(qwen3_dir, qwen3_encoder):

@@ -63,7 +63,7 @@ def test_health_names_each_index(client):
     assert body["status"] == "ok"
     tiny, zh, laws = body["indexes"]
     assert tiny == {"name": "tiny", "documents": 5, "legs": ["dense", "bm25"], "modes": ["hybrid", "dense", "bm25"],
-                    "model": "all-MiniLM-L6-v2 (bundled)", "language": "en"}
+                    "default_mode": "hybrid", "model": "all-MiniLM-L6-v2 (bundled)", "language": "en"}
     assert (zh["name"], zh["legs"], zh["modes"], zh["model"], zh["language"]) == ("zh", ["bm25"], ["bm25"], None, "zh")
     assert (laws["name"], laws["documents"]) == ("laws", 8)
 

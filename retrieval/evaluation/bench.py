@@ -1,4 +1,4 @@
-"""Dense vs BM25 vs hybrid (and tuned) on one retrieval data set, scored by `mteb.evaluate`.
+"""Dense vs BM25 vs hybrid (equal RRF), default (what an untuned index answers) and tuned, scored by `mteb.evaluate`.
 
 Every run goes through MTEB's own evaluation, so its numbers are MTEB's. The runs share
 one SharedLegs, so each text is encoded once. `parity` also runs MTEB's own dense search,
@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..chunking import ChunkSettings
+from ..corpus import Document
+from ..defaults import fusion_prior
 from ..embedcache import attach
 from ..encoders import Encoder, EncoderConfig
 from ..rerank import DEFAULT_DEPTH, RerankConfig, Reranker, index_settings
@@ -50,6 +52,7 @@ class BenchConfig:
     rerank: RerankConfig | None = None  # adds '<run>+rerank' runs for dense, hybrid and tuned
     rerank_depth: int = DEFAULT_DEPTH
     cache: str | None = None  # folder of the embedding cache (embedcache.attach)
+    model_languages: str | None = None  # --model-languages: what the model reads, for the 'default' run
     milvus: Any = None  # a milvus.MilvusTarget: the legs search a Milvus collection (dropped at the end)
     server_fusion: bool = False  # with milvus: add a run fused by Milvus (SERVER_FUSION) and compare it
 
@@ -90,6 +93,8 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
     specs = _run_specs(cfg)
     for run, mode, settings in specs:
         runs[run] = evaluate(run, mode, settings)
+        if run == "default":  # what build stores for this model nobody tuned, and why
+            runs[run]["default_fusion"] = {**fusion_prior(cfg.encoder.model).to_dict(), "mode": mode}
         if run == "tuned":
             runs[run]["settings"] = settings.to_dict()
             runs[run]["protocol"] = cfg.tuned_protocol or "settings from --fusion-config"
@@ -161,11 +166,27 @@ def _run_specs(cfg: BenchConfig) -> list[tuple[str, str, Settings]]:
     specs = [(leg, leg, Settings()) for leg in cfg.legs]
     if len(cfg.legs) > 1:
         specs.append(("hybrid", "hybrid", Settings()))
+        if set(cfg.legs) == set(LEGS):
+            specs.append(("default", default_mode(cfg), Settings(fusion=fusion_prior(cfg.encoder.model).fusion)))
         if cfg.milvus is not None and cfg.server_fusion:
             specs.append((SERVER_FUSION, SERVER_FUSION, Settings()))
         if cfg.tuned is not None and set(cfg.legs) == set(LEGS):
             specs.append(("tuned", "hybrid", cfg.tuned))
     return specs
+
+
+def default_mode(cfg: BenchConfig) -> str:
+    """The mode `query` without --mode gives on an index `build` made of this data with no options: 'bm25' where the
+    model reads none of the corpus's main language, else 'hybrid' (languages.plan, as cli.cmd_build applies it)."""
+    from ..languages import identify, model_languages, plan, sample_texts
+
+    texts = sample_texts(Document.from_row(d, v.get("title"), v["text"]).indexed_text()
+                         for d, v in cfg.data.corpus.items())
+    chosen = plan(identify(texts), model_languages(cfg.encoder.model, cfg.model_languages), LEGS, False,
+                  cfg.encoder.model or "all-MiniLM-L6-v2")
+    if chosen.note:
+        _say(chosen.note)
+    return chosen.default_mode
 
 
 def fusion_agreement(project: dict, server: dict, ndcg_project: dict, ndcg_server: dict) -> dict[str, Any]:
@@ -205,6 +226,9 @@ def _comparisons(per_query: dict[str, dict[str, float]]) -> dict[str, dict]:
         for base in ("dense", "bm25"):
             if run in per_query and base in per_query:
                 out[f"{run}_minus_{base}"] = paired_difference(per_query[run], per_query[base])
+    if "default" in per_query:  # against the better leg on these queries
+        better = max(("dense", "bm25"), key=lambda leg: sum(per_query[leg].values()))
+        out[f"default_minus_{better}"] = paired_difference(per_query["default"], per_query[better])
     for run in RERANKED_RUNS:
         if f"{run}+rerank" in per_query:
             out[f"{run}+rerank_minus_{run}"] = paired_difference(per_query[f"{run}+rerank"], per_query[run])

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..analysis import detect_language
+from ..languages import analysis_language
 from ..corpus import CorpusError, iter_jsonl
 
 if TYPE_CHECKING:
@@ -214,8 +214,8 @@ def _read_qrels(path: Path, queries: dict[str, str], corpus: dict[str, Any]) -> 
 
 
 def _mteb_language(texts: Iterable[str]) -> str:
-    """MTEB's language code for the texts' language, as analysis.detect_language sees it."""
-    return "zho-Hans" if detect_language(texts) == "zh" else "eng-Latn"
+    """MTEB's language code for the texts' language, as BM25's `--language auto` identifies it."""
+    return "zho-Hans" if analysis_language(list(texts)) == "zh" else "eng-Latn"
 
 
 def load_aila_from_hub() -> RetrievalData:

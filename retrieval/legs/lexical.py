@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis import LANGUAGE_SAMPLE, Analyzer, AnalyzerSettings, resolve_settings
+from ..analysis import Analyzer, AnalyzerSettings, resolve_settings
+from ..languages import SAMPLE
 from ..lexical import LexicalIndex, build_bm25, load_lexical, top_positive
 from ..settings import Bm25Params
 from .base import BuildOptions, LoadOptions, Ranking, RowOrder, register_leg
@@ -41,7 +42,7 @@ class Bm25Leg:
 
         t = time.perf_counter()
         docs = list(documents) if isinstance(documents, Iterator) else documents
-        sample = itertools.islice(docs, LANGUAGE_SAMPLE) if options.analysis is None else ()
+        sample = itertools.islice(docs, SAMPLE) if options.analysis is None else ()
         settings = options.analysis or resolve_settings(options.language, [d.indexed_text() for d in sample])
         analyzer = Analyzer.for_documents(settings, docs, options.user_words)
         params = options.bm25 or Bm25Params()

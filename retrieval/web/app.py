@@ -43,7 +43,8 @@ class SearchBody(BaseModel):
     """POST /api/search: the same fields as the GET parameters, in a JSON body (long case descriptions)."""
 
     q: str = Field("", description=f"query text, at most {MAX_QUERY_CHARS:,} characters")
-    mode: str = Field("hybrid", description="hybrid (all legs fused) or one leg of the index: dense, bm25")
+    mode: str | None = Field(None, description="hybrid (all legs fused) or one leg of the index: dense, bm25 "
+                                               "(default: the index's, /api/health default_mode)")
     k: int = Field(10, ge=1, le=MAX_K, description="number of hits")
     index: str | None = Field(None, description="index name (default: the first served)")
     rerank: bool = Field(True, description="rerank with the index's reranker, if it has one")
@@ -103,13 +104,15 @@ def _search_routes(app: FastAPI, served: Mapping[str, ServedIndex], timeout_s: f
 
     @app.get("/api/health")
     def health() -> dict:
-        """Liveness, and each served index: name, document count, legs, modes, model, language (and reranker)."""
+        """Liveness, and each served index: name, document count, legs, modes, default mode, model, language,
+        the corpus's and model's languages (and reranker)."""
         return {"status": "ok", "version": __version__, "indexes": [s.summary() for s in served.values()]}
 
     @app.get("/api/search")
     async def search(request: Request,
                      q: str = Query("", description=f"query text, at most {MAX_QUERY_CHARS:,} characters"),
-                     mode: str = Query("hybrid", description="hybrid (all legs fused) or one leg of the index: dense, bm25"),
+                     mode: str | None = Query(None, description="hybrid (all legs fused) or one leg of the index: "
+                                                                "dense, bm25 (default: the index's default_mode)"),
                      k: int = Query(10, ge=1, le=MAX_K, description="number of hits"),
                      index: str | None = Query(None, description="index name (default: the first served)"),
                      rerank: bool = Query(True, description="rerank with the index's reranker, if it has one "
@@ -148,6 +151,8 @@ def _search_routes(app: FastAPI, served: Mapping[str, ServedIndex], timeout_s: f
 
 async def _search(request: Request, target: ServedIndex, body: SearchBody, timeout_s: float) -> dict:
     """Check the request, queue it on its index, and wait at most `timeout_s` for its batch to answer."""
+    if body.mode is None:
+        body = body.model_copy(update={"mode": target.default_mode()})
     q, mode = body.q, body.mode
     if len(q) > MAX_QUERY_CHARS:
         raise HTTPException(413, f"query is {len(q):,} characters; the limit is {MAX_QUERY_CHARS:,}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..filters import facet_values
+from ..languages import default_mode
 from ..rerank import Reranker
 from ..retriever import HybridRetriever
 from ..store import current_generation
@@ -42,12 +43,17 @@ class ServedIndex:
         legs = list(self.retriever.legs)
         return ["hybrid", *legs] if len(legs) > 1 else legs
 
+    def default_mode(self) -> str:
+        """The mode a search without one gets: the index's (languages.default_mode)."""
+        return default_mode(self.retriever.info)
+
     def summary(self) -> dict:
-        """What /api/health says about this index."""
+        """What /api/health says about this index, with the corpus's and the model's languages (languages.plan)."""
         info = self.retriever.info
         return {"name": self.name, "documents": len(self.retriever), "legs": list(self.retriever.legs),
-                "modes": self.modes(), "model": info.get("dense", {}).get("model"),
+                "modes": self.modes(), "default_mode": self.default_mode(), "model": info.get("dense", {}).get("model"),
                 "language": info.get("bm25", {}).get("analysis", {}).get("language"),
+                **({"languages": info["languages"]} if info.get("languages") else {}),
                 **({"rerank": {"model": self.rerank[0].model_name, "depth": self.rerank[1]}} if self.rerank else {})}
 
     def facets(self) -> dict[str, list[str]]:

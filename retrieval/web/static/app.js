@@ -35,12 +35,12 @@ function currentIndex() {
 }
 
 function currentMode() {
-  return modeSet.querySelector("input:checked")?.value ?? currentIndex().modes[0];
+  return modeSet.querySelector("input:checked")?.value ?? currentIndex().default_mode ?? currentIndex().modes[0];
 }
 
 function showModes(index, wanted) {
   modeSet.querySelectorAll("label").forEach((el) => el.remove());
-  const mode = index.modes.includes(wanted) ? wanted : index.modes[0];
+  const mode = index.modes.includes(wanted) ? wanted : index.default_mode ?? index.modes[0];
   for (const m of index.modes) {
     const label = node("label"), radio = node("input");
     Object.assign(radio, { type: "radio", name: "mode", value: m, checked: m === mode });
