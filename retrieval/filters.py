@@ -13,12 +13,17 @@ FIELD is id, title, act, jurisdiction, section, valid_from, valid_to, or a key o
 `KEY`). Values compare as numbers when both sides are numbers, else as text (so ISO dates order by date).
 A document without the field fails every comparison except `!=`. `as_of=D` keeps documents in force on D:
 valid_from <= D (or none) and D < valid_to (or none); `valid_to` is the first day no longer in force.
+
+Checked against the index (`vet`): a field that is neither one of the named fields nor a `meta` key of some
+document is an error naming the fields the index has; an `=` / `in` value (or --act, --jurisdiction) that no
+document has is a warning naming the nearest values it does have.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +31,10 @@ import numpy as np
 from .corpus import META_FIELDS, CorpusError, check_date
 
 Predicate = Callable[[dict], bool]
-FACETS = ("act", "jurisdiction")  # the fields a search page offers as select boxes
+FACETS = ("act", "jurisdiction")  # the fields a search page offers as searchable menus
+NAMED = ("id", "title", *META_FIELDS)  # fields the grammar names: never unknown, whether documents have them or not
+NEAREST = 3  # near values a warning names
+CLOSE_MATCH_LIMIT = 5000  # fields with more distinct values get case-insensitive suggestions only (difflib is slow)
 _TOKEN = re.compile(r"\s*(?:(?P<op><=|>=|!=|=|<|>)|(?P<punct>[(),])|'(?P<sq>[^']*)'|\"(?P<dq>[^\"]*)\"|"
                     r"(?P<word>[^\s(),=<>!'\"]+))")
 _COMPARE = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
@@ -98,9 +106,11 @@ def _milvus(node: tuple) -> str | None:
 
 class Selection(np.ndarray):
     """Sorted allowed rows, and the same filter as a Milvus expression (`milvus`) when Milvus can evaluate it
-    (the Milvus backend then filters in the search request). Arrays derived from it carry no expression."""
+    (the Milvus backend then filters in the search request), and the filter's warnings for the user (`vet`).
+    Arrays derived from it carry neither."""
 
     milvus: str | None = None
+    warnings: tuple[str, ...] = ()
 
     def __new__(cls, rows, milvus: str | None = None) -> Selection:
         out = np.asarray(rows, dtype=np.int64).view(cls)
@@ -108,7 +118,111 @@ class Selection(np.ndarray):
         return out
 
     def __array_finalize__(self, obj) -> None:
-        self.milvus = None
+        self.milvus, self.warnings = None, ()
+
+
+class FieldTable:
+    """The documents' fields that filters read (all but the text) and each field's distinct values, so that
+    filtering and facets never hold the corpus text."""
+
+    def __init__(self, records: Iterable[dict]):
+        self.records = [{k: v for k, v in r.items() if k != "text"} for r in records]
+        self._values: dict[str, set[str]] | None = None
+
+    def values(self) -> dict[str, set[str]]:
+        """Each field some document has (metadata keys both as KEY and meta.KEY) -> its distinct values as text."""
+        if self._values is None:
+            seen: dict[str, set[str]] = {}
+            for record in self.records:
+                for name, value in _fields_of(record):
+                    seen.setdefault(name, set()).add(_text(value))
+            self._values = seen
+        return self._values
+
+
+def _fields_of(record: dict) -> Iterator[tuple[str, object]]:
+    for name, value in record.items():
+        if name == "meta":
+            for key, v in (value or {}).items():
+                yield f"meta.{key}", v
+                if key not in record:
+                    yield key, v
+        elif value is not None:
+            yield name, value
+
+
+def check_syntax(expr: str | None, as_of: str | None) -> None:
+    """Refuse a filter expression that does not parse or an --as-of that is not a date (before any index loads)."""
+    if expr:
+        _tree(expr)
+    if as_of:
+        in_force(as_of)
+
+
+def vet(expr: str | None, values: Mapping[str, Collection[str]], **equals: str | None) -> list[str]:
+    """Check a filter against the index's fields and values (`FieldTable.values`): FilterError for a field the
+    index does not have, naming those it has; a warning for each value compared with `=` or `in`, or given in
+    `equals` (act=..., jurisdiction=...), that no document has, naming the nearest values it has."""
+    asked = [(name, value) for name, value in equals.items() if value]
+    if expr:
+        tree = _tree(expr)
+        known = set(NAMED) | set(values)
+        unknown = [name for name in dict.fromkeys(_names(tree)) if name not in known]
+        if unknown:
+            raise FilterError(f"filter {expr!r}: no field {unknown[0]!r}{_suggest(unknown[0], known)}; this index's "
+                              f"fields: {', '.join(_listed(values))}")
+        asked += _equalities(tree)
+    return [w for name, value in dict.fromkeys(asked) if (w := _missing_value(name, value, values.get(name, ())))]
+
+
+def _names(node: tuple) -> Iterator[str]:
+    if node[0] in ("or", "and"):
+        for n in node[1]:
+            yield from _names(n)
+    elif node[0] == "not":
+        yield from _names(node[1])
+    else:
+        yield node[1]
+
+
+def _equalities(node: tuple) -> list[tuple[str, str]]:
+    """(field, value) of every `=` and `in` comparison in the tree."""
+    if node[0] in ("or", "and"):
+        return [pair for n in node[1] for pair in _equalities(n)]
+    if node[0] == "not":
+        return _equalities(node[1])
+    if node[0] == "in":
+        return [(node[1], v) for v in node[2]]
+    return [(node[1], node[3])] if node[2] == "=" else []
+
+
+def _missing_value(name: str, value: str, have: Collection[str]) -> str | None:
+    """A warning when no document's `name` equals `value` (as a filter compares), else None."""
+    if value in have or (_number(value) is not None and any(_compare(v, "=", value) for v in have)):
+        return None
+    if not have:
+        return f"no document has a {name} (a filter on {name} = {value!r} matches nothing)"
+    near = [v for v in have if v.lower() == value.lower()]
+    if not near and len(have) <= CLOSE_MATCH_LIMIT:
+        near = difflib.get_close_matches(value, list(have), n=NEAREST, cutoff=0.6)
+    return (f"no document has {name} {value!r}; " +
+            (f"nearest: {', '.join(sorted(near)[:NEAREST])}" if near else f"some it has: {', '.join(sorted(have)[:NEAREST])}"))
+
+
+def _suggest(name: str, known: Collection[str]) -> str:
+    near = [k for k in known if k.lower() == name.lower()] or difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def _listed(values: Mapping[str, Collection[str]]) -> list[str]:
+    """The index's field names: the named ones it has in their order, then its metadata keys."""
+    named = [n for n in NAMED if n in values or n in ("id", "title")]
+    return named + sorted(n for n in values if n not in NAMED and not n.startswith("meta."))
+
+
+def _text(value) -> str:
+    """A field value as filters compare text (booleans as true/false)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def allowed_rows(records: Sequence[dict], expr: str | None = None, *, act: str | None = None,
