@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import filters, fusion, index_folder
+from .analysis import shown_in
 from .corpus import Document, fingerprint
 from .hits import Hit, LegHit, results_json, statute_fields
 from .index_folder import library_versions
@@ -236,8 +237,9 @@ class HybridRetriever(Updatable):
         found = {name: p[doc_id] for name, p in places.items() if doc_id in p}
         row = next(iter(found.values()))[0] if found else self.row(doc_id)
         legs = {name: LegHit(leg_rank, float(leg_score)) for name, (_, leg_rank, leg_score) in found.items()}
-        matched = tuple(dict.fromkeys(w for name in self.legs for w in self.leg[name].matched_terms(query, row)))
+        matched = list(dict.fromkeys(w for name in self.legs for w in self.leg[name].matched_terms(query, row)))
         record = self._doc(row)
+        matched = shown_in(matched, f"{record['title']}\n{record['text']}")
         return Hit(rank, doc_id, record["title"], float(score), legs, matched, statute=statute_fields(record))
 
     def _doc(self, row: int) -> dict:
