@@ -122,33 +122,47 @@ class Selection(np.ndarray):
 
 
 class FieldTable:
-    """The documents' fields that filters read (all but the text) and each field's distinct values, so that
-    filtering and facets never hold the corpus text."""
+    """The documents' fields that filters read (all but the text) as columns, one list per field, repeated values
+    shared: filtering and facets never hold the corpus text, nor a dict per document."""
 
     def __init__(self, records: Iterable[dict]):
-        self.records = [{k: v for k, v in r.items() if k != "text"} for r in records]
+        self._columns: dict[str, list] = {}
+        shared: dict = {}  # one object per distinct value of the repeated fields (acts, dates, ...)
+        n = 0
+        for n, record in enumerate(records, start=1):
+            for name, value in record.items():
+                if name == "text":
+                    continue
+                column = self._columns.setdefault(name, [])
+                column.extend([None] * (n - 1 - len(column)))
+                column.append(value if name in ("id", "title") or not isinstance(value, str)
+                              else shared.setdefault(value, value))
+        for column in self._columns.values():
+            column.extend([None] * (n - len(column)))
+        self._n = n
         self._values: dict[str, set[str]] | None = None
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def records(self) -> Iterator[dict]:
+        """Each document's fields as a dict (made as it is read: none are kept)."""
+        columns = list(self._columns.items())
+        for i in range(self._n):
+            yield {name: column[i] for name, column in columns if column[i] is not None}
 
     def values(self) -> dict[str, set[str]]:
         """Each field some document has (metadata keys both as KEY and meta.KEY) -> its distinct values as text."""
         if self._values is None:
-            seen: dict[str, set[str]] = {}
-            for record in self.records:
-                for name, value in _fields_of(record):
-                    seen.setdefault(name, set()).add(_text(value))
+            seen = {name: {_text(v) for v in column if v is not None}
+                    for name, column in self._columns.items() if name != "meta"}
+            for meta in self._columns.get("meta", ()):
+                for key, v in (meta or {}).items():
+                    for name in (f"meta.{key}", *(() if key in self._columns else (key,))):
+                        seen.setdefault(name, set()).add(_text(v))
             self._values = seen
         return self._values
-
-
-def _fields_of(record: dict) -> Iterator[tuple[str, object]]:
-    for name, value in record.items():
-        if name == "meta":
-            for key, v in (value or {}).items():
-                yield f"meta.{key}", v
-                if key not in record:
-                    yield key, v
-        elif value is not None:
-            yield name, value
 
 
 def check_syntax(expr: str | None, as_of: str | None) -> None:
@@ -225,7 +239,7 @@ def _text(value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def allowed_rows(records: Sequence[dict], expr: str | None = None, *, act: str | None = None,
+def allowed_rows(records: Iterable[dict], expr: str | None = None, *, act: str | None = None,
                  jurisdiction: str | None = None, as_of: str | None = None) -> Selection:
     """Sorted rows of `records` (each a document's fields) passing every filter given."""
     tree = _tree(expr) if expr else None
