@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# peak RSS of one filtered query at 100,000 statutes (BM25-only index), this checkout ($1) vs 73051a6 ($2)
+# Peak RSS of one filtered query at 100,000 statutes (BM25-only index): checkout $1 vs checkout $2 (e.g. 73051a6).
+# Run in an empty folder; the corpus and index are made there once (docs/performance.md has the figures).
 set -e
-NEW=$1 OLD=$2 PY=/work/wt/h24b/.venv/bin/python
+NEW=$1 OLD=$2 PY=${PY:-$1/.venv/bin/python}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 [ -f statutes-100k.jsonl ] || PYTHONPATH=$NEW $PY - <<'PY'
 import json
