@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from retrieval import filters, store
-from retrieval.cli import _command_or_query, _repl_help, main, shorten
+from retrieval import cli
+from retrieval.cli import _command_or_query, main
 from retrieval.corpus import Document, read_corpus
 from retrieval.retriever import HybridRetriever
 
@@ -91,8 +92,8 @@ def test_query_text_shows_act_section_and_not_in_force_since(laws, capsys):
 
 # item 6: the prompt and the output
 def test_the_prompt_offers_only_the_modes_the_index_has(laws, tiny_index):
-    assert ":mode hybrid|bm25'" in _repl_help(HybridRetriever.load(laws))
-    assert ":mode hybrid|dense|bm25'" in _repl_help(HybridRetriever.load(tiny_index, load_encoder=False))
+    assert ":mode hybrid|bm25'" in cli._repl_help(HybridRetriever.load(laws))
+    assert ":mode hybrid|dense|bm25'" in cli._repl_help(HybridRetriever.load(tiny_index, load_encoder=False))
 
 
 def test_mode_or_k_alone_shows_the_current_value_and_bad_k_has_one_wording(laws, capsys):
@@ -118,8 +119,8 @@ def test_one_leg_hits_are_labelled_by_their_leg_not_fused(laws, capsys):
 
 def test_titles_are_cut_at_a_word_boundary_with_an_ellipsis():
     title = "Punishment for abetment of an offence where the person abetted does the act with a different intention"
-    assert shorten(title, 70) == "Punishment for abetment of an offence where the person abetted does…"
-    assert shorten("中华人民共和国" * 20, 10) == "中华人民共和国中华…" and shorten("Theft", 70) == "Theft"
+    assert cli.shorten(title, 70) == "Punishment for abetment of an offence where the person abetted does…"
+    assert cli.shorten("中华人民共和国" * 20, 10) == "中华人民共和国中华…" and cli.shorten("Theft", 70) == "Theft"
 
 
 @pytest.mark.parametrize("no_history", [False, True])
