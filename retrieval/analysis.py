@@ -145,6 +145,29 @@ class Analyzer:
         stop = self._stop
         return [(word, token) for word, token in self.segment(text) if word not in stop]
 
+    def reader_terms(self, text: str) -> list[tuple[str, list[str]]]:
+        """(word, its index tokens) pairs to explain a match with: the words a reader sees. Chinese character or
+        n-gram analysis ranks by characters and bigrams, which cross word boundaries (为个), so it is explained
+        by jieba's words instead, and the shorter words a long one is made of (chinese.word_parts); words of two or
+        more characters: one character matches inside unrelated words."""
+        if self.settings.language != "zh" or self.settings.zh_mode not in ("char", "ngram"):
+            return [(word, [token]) for word, token in self.terms(text)]
+        text = unicodedata.normalize("NFKC", text).lower()
+        pieces = chinese.split_articles(text) if self.settings.article_numbers else [(text, None)]
+        out: list[tuple[str, list[str]]] = []
+        for piece, article in pieces:
+            if article:
+                out.append((piece, [article]))
+                continue
+            jieba = chinese.jieba_tokenizer(self.user_words)
+            for whole in jieba.lcut(piece):
+                for word in (whole.strip(), *chinese.word_parts(jieba, whole.strip())):
+                    if word in self._stop or not _HAS_WORD_CHAR.search(word) or (_CJK.match(word) and len(word) < 2):
+                        continue
+                    if tokens := self(word):
+                        out.append((word, tokens))
+        return out
+
     def keeps(self, word: str) -> bool:
         """Whether a segmented word is indexed (it is not a stopword)."""
         return word not in self._stop
@@ -194,6 +217,15 @@ def bm25_fields(documents: Iterable[Document], title: str) -> tuple[Iterator[str
     if title == "join":
         return (d.indexed_text() for d in documents), None
     return (d.text for d in documents), ((d.title for d in documents) if title == "field" else None)
+
+
+def shown_in(words: Sequence[str], text: str) -> tuple[str, ...]:
+    """The matched words to show for a document of `text`: Chinese ones only where the text holds them whole
+    (character n-grams also match a word whose characters stand apart)."""
+    if not any(_CJK.search(w) for w in words):
+        return tuple(words)
+    folded = unicodedata.normalize("NFKC", text).lower()
+    return tuple(w for w in words if not _CJK.search(w) or w in folded)
 
 
 def _char_grams(text: str, bigrams: bool) -> list[str]:

@@ -127,6 +127,21 @@ def jieba_tokenizer(words: tuple[str, ...] = ()):
     return tok
 
 
+def word_parts(tokenizer, word: str) -> list[str]:
+    """The shorter dictionary words inside a word of three or more characters, side by side, left to right, the
+    longest first at each place (个人行为 -> 个人, 行为; 人财物 -> 财物), from jieba's search mode."""
+    if len(word) < 3:
+        return []
+    pieces = [p for p in tokenizer.lcut_for_search(word) if p != word and len(p) > 1]
+    out, at = [], 0
+    while at < len(word):
+        here = [p for p in pieces if word.startswith(p, at)]
+        if here:
+            out.append(max(here, key=len))
+        at += len(out[-1]) if here else 1
+    return out
+
+
 STOPWORD_LISTS = ("bm25s", "legal")
 
 

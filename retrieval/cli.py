@@ -26,6 +26,8 @@ from .milvus import BM25_MODES, TOKEN_ENV, MilvusTarget, collection_base, connec
 from .store import IndexFileError, NotFoundError
 from .stores.faiss import BACKEND_CHOICES, KINDS
 
+HISTORY_LINES = 1000  # queries the interactive prompt's history file keeps
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `retrieval` and `python -m retrieval`."""
@@ -118,6 +120,9 @@ retrieval query index/amend "dowry death" --as-of 2025-01-01 --filter "act in (I
     _rerank_args(q, "rerank the top of the fused list with this cross-encoder (default: the index's reranker, "
                     "if it names one; none: no reranking)")
     live_cli.filter_args(q)
+    q.add_argument("--no-history", action="store_true",
+                   help=f"interactive prompt: keep no history file (default: the last {HISTORY_LINES} queries in "
+                        "$XDG_CACHE_HOME/retrieval/query_history, else ~/.cache/retrieval/query_history)")
     q.set_defaults(func=cmd_query)
 
 
@@ -513,11 +518,13 @@ def _settings(args: argparse.Namespace, prior):
 def cmd_query(args: argparse.Namespace) -> int:
     """One query (printed or as JSON), or an interactive prompt when no text is given."""
     from .languages import default_mode, not_default_note
+    from .filters import check_syntax
     from .retriever import HybridRetriever, check_k, check_query, read_settings
 
     check_k(args.k)
     if args.text is not None:
         check_query(args.text)
+    check_syntax(args.filter, args.as_of)  # before the index and its model load
     settings = read_settings(args.fusion_config) if args.fusion_config else None
     retriever = HybridRetriever.load(args.index, model=args.model, device=args.device, mmap=args.mmap,
                                      dense_backend=args.dense_backend,
@@ -735,22 +742,31 @@ def _perf_live(args: argparse.Namespace) -> int:
 
 
 def _answer(retriever, text: str, args: argparse.Namespace) -> None:
+    from .hits import today
     from .retriever import results_json
 
     t = time.perf_counter()
     rerank, depth = args.reranker or (None, 0)
     hits = retriever.search(text, k=args.k, mode=args.mode, rerank=rerank, rerank_depth=depth, allowed=args.allowed)
     took = time.perf_counter() - t
+    warnings = getattr(args.allowed, "warnings", ())
     if args.json:
-        out = results_json(text, args.mode, retriever.legs, hits, took)
+        out = results_json(text, args.mode, retriever.legs, hits, took, as_of=args.as_of, warnings=warnings)
         if rerank is not None:
             out["rerank"] = {"model": rerank.model_name, "depth": depth}
         print(json.dumps(out, ensure_ascii=False))
         return
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    legs_used = retriever.legs_for(args.mode)
+    day = args.as_of or today()
     for h in hits:
-        legs = "  ".join(f"{leg} #{p.rank} {p.score:.4g}" if (p := h.leg(leg)) else f"{leg} -" for leg in retriever.legs)
-        print(f"{h.rank:>3}. {printable(h.id):<10} {printable(h.title[:70])}")
-        print(f"     fused {(h.first_stage.score if h.first_stage else h.score):.4g}   {legs}")
+        legs = "  ".join(f"{leg} #{p.rank} {p.score:.4g}" if (p := h.leg(leg)) else f"{leg} -" for leg in legs_used)
+        print(f"{h.rank:>3}. {printable(h.id):<10} {printable(shorten(h.title, 70))}")
+        if h.statute:
+            print(f"     {printable(statute_line(h, day))}")
+        fused = f"fused {(h.first_stage.score if h.first_stage else h.score):.4g}   " if len(legs_used) > 1 else ""
+        print(f"     {fused}{legs}")
         if h.first_stage:
             shown = "- (below the rerank depth)" if h.rerank_score is None else f"{h.rerank_score:.6g}"
             print(f"     rerank {shown}   first stage #{h.first_stage.rank}")
@@ -773,18 +789,46 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+def shorten(text: str, width: int) -> str:
+    """`text` in at most `width` characters: cut at a word boundary (within the last half) with an ellipsis."""
+    if len(text) <= width:
+        return text
+    cut = text[:width - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > width // 2 else cut).rstrip(" ,;:.-") + "…"
+
+
+def statute_line(hit, day: str) -> str:
+    """A hit's act, section, jurisdiction and dates in force, and 'not in force since D' when not on `day`."""
+    s = hit.statute
+    where = " ".join(filter(None, (s.get("act"), f"s. {s['section']}" if s.get("section") else None)))
+    parts = [", ".join(filter(None, (where, s.get("jurisdiction"))))]
+    parts.append(" ".join(f"{word} {s[name]}" for word, name in (("from", "valid_from"), ("until", "valid_to"))
+                          if s.get(name)))
+    parts.append(hit.force_note(day) or ("in force" if hit.in_force(day) else ""))
+    return " · ".join(p for p in parts if p)
+
+
+def _history_file() -> Path:
+    """Where the interactive prompt keeps its history (case facts typed there): the user's cache folder."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "retrieval" / "query_history"
+
+
 def _interactive(retriever, args: argparse.Namespace) -> None:
-    """A prompt with line editing and history (readline); ':mode dense' switches mode, ':q' quits."""
+    """A prompt with line editing and history (readline, the last HISTORY_LINES queries unless --no-history);
+    ':mode dense' switches mode, ':q' quits."""
     import readline
 
-    history = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "retrieval" / "query_history"
+    history = None if args.no_history else _history_file()
+    readline.set_history_length(HISTORY_LINES)
     try:
-        history.parent.mkdir(parents=True, exist_ok=True)
-        readline.read_history_file(history)
+        if history is not None:
+            history.parent.mkdir(parents=True, exist_ok=True)
+            readline.read_history_file(history)
     except OSError:
         pass
     print(f"{args.index}: {len(retriever)} documents, legs {', '.join(retriever.legs)}, mode {args.mode}. "
-          f"Type a query; {_REPL_HELP}", file=sys.stderr)
+          f"Type a query; {_repl_help(retriever)}", file=sys.stderr)
     try:
         while True:
             try:
@@ -802,12 +846,17 @@ def _interactive(retriever, args: argparse.Namespace) -> None:
                 print(f"error: {e}", file=sys.stderr)
     finally:
         try:
-            readline.write_history_file(history)
+            if history is not None:
+                readline.write_history_file(history)
+                history.chmod(0o600)  # it holds the facts of cases
         except OSError:
             pass
 
 
-_REPL_HELP = "':mode hybrid|dense|bm25', ':k N' (hits, N >= 1), ':help', ':q' to quit."
+def _repl_help(retriever) -> str:
+    """The prompt's commands, with the modes this index has."""
+    return (f"':mode {'|'.join(retriever.modes())}', ':k N' (hits, N >= 1); ':mode' or ':k' alone shows the current "
+            "value; ':help', ':q' to quit.")
 
 
 def _command_or_query(retriever, line: str, args: argparse.Namespace) -> None:
@@ -820,16 +869,17 @@ def _command_or_query(retriever, line: str, args: argparse.Namespace) -> None:
     name, _, value = line.partition(" ")
     value = value.strip()
     if name == ":help":
-        print(_REPL_HELP, file=sys.stderr)
-    elif name == ":mode" and value:
+        print(_repl_help(retriever), file=sys.stderr)
+    elif name in (":mode", ":k") and not value:
+        print(f"{name[1:]} {args.mode if name == ':mode' else args.k}", file=sys.stderr)
+    elif name == ":mode":
         retriever.legs_for(value)
         args.mode = value
-    elif name == ":k" and value:
+    elif name == ":k":
         try:
-            k = int(value)
+            check_k(int(value))
         except ValueError:
             raise ValueError(f":k needs a whole number >= 1, got {value!r}") from None
-        check_k(k)
-        args.k = k
+        args.k = int(value)
     else:
-        raise ValueError(f"unknown command {line!r}; {_REPL_HELP}")
+        raise ValueError(f"unknown command {line!r}; {_repl_help(retriever)}")

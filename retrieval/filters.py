@@ -17,13 +17,18 @@ valid_from <= D (or none) and D < valid_to (or none); `valid_to` is the first da
 Limits (a request cannot stall the server): an expression is at most MAX_CHARS characters and nests parentheses
 and `not` at most MAX_DEPTH deep; it is read in one pass, and an `or` of equalities on one field is one set look-up
 per document (1,000 such terms are about 14,000 characters). `allowed_rows` stops at a deadline if given.
+
+Checked against the index (`vet`): a field that is neither one of the named fields nor a `meta` key of some
+document is an error naming the fields the index has; an `=` / `in` value (or --act, --jurisdiction) that no
+document has is a warning naming the nearest values it does have.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,9 +36,12 @@ import numpy as np
 from .corpus import META_FIELDS, CorpusError, check_date
 
 Predicate = Callable[[dict], bool]
-FACETS = ("act", "jurisdiction")  # the fields a search page offers as select boxes
+FACETS = ("act", "jurisdiction")  # the fields a search page offers as searchable menus
 MAX_CHARS = 16 * 1024  # characters in one filter expression
 MAX_DEPTH = 64  # parentheses and `not` nested in one another
+NAMED = ("id", "title", *META_FIELDS)  # fields the grammar names: never unknown, whether documents have them or not
+NEAREST = 3  # near values a warning names
+CLOSE_MATCH_LIMIT = 5000  # fields with more distinct values get case-insensitive suggestions only (difflib is slow)
 _TOKEN = re.compile(r"\s*(?:(?P<op><=|>=|!=|=|<|>)|(?P<punct>[(),])|'(?P<sq>[^']*)'|\"(?P<dq>[^\"]*)\"|"
                     r"(?P<word>[^\s(),=<>!'\"]+)|(?P<end>\Z)|(?P<bad>.))", re.S)
 _COMPARE = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
@@ -134,9 +142,11 @@ def _milvus(node: tuple) -> str | None:
 
 class Selection(np.ndarray):
     """Sorted allowed rows, and the same filter as a Milvus expression (`milvus`) when Milvus can evaluate it
-    (the Milvus backend then filters in the search request). Arrays derived from it carry no expression."""
+    (the Milvus backend then filters in the search request), and the filter's warnings for the user (`vet`).
+    Arrays derived from it carry neither."""
 
     milvus: str | None = None
+    warnings: tuple[str, ...] = ()
 
     def __new__(cls, rows, milvus: str | None = None) -> Selection:
         out = np.asarray(rows, dtype=np.int64).view(cls)
@@ -144,10 +154,128 @@ class Selection(np.ndarray):
         return out
 
     def __array_finalize__(self, obj) -> None:
-        self.milvus = None
+        self.milvus, self.warnings = None, ()
 
 
-def allowed_rows(records: Sequence[dict], expr: str | None = None, *, act: str | None = None,
+class FieldTable:
+    """The documents' fields that filters read (all but the text) as columns, one list per field, repeated values
+    shared: filtering and facets never hold the corpus text, nor a dict per document."""
+
+    def __init__(self, records: Iterable[dict]):
+        self._columns: dict[str, list] = {}
+        shared: dict = {}  # one object per distinct value of the repeated fields (acts, dates, ...)
+        n = 0
+        for n, record in enumerate(records, start=1):
+            for name, value in record.items():
+                if name == "text":
+                    continue
+                column = self._columns.setdefault(name, [])
+                column.extend([None] * (n - 1 - len(column)))
+                column.append(value if name in ("id", "title") or not isinstance(value, str)
+                              else shared.setdefault(value, value))
+        for column in self._columns.values():
+            column.extend([None] * (n - len(column)))
+        self._n = n
+        self._values: dict[str, set[str]] | None = None
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def records(self) -> Iterator[dict]:
+        """Each document's fields as a dict (made as it is read: none are kept)."""
+        columns = list(self._columns.items())
+        for i in range(self._n):
+            yield {name: column[i] for name, column in columns if column[i] is not None}
+
+    def values(self) -> dict[str, set[str]]:
+        """Each field some document has (metadata keys both as KEY and meta.KEY) -> its distinct values as text."""
+        if self._values is None:
+            seen = {name: {_text(v) for v in column if v is not None}
+                    for name, column in self._columns.items() if name != "meta"}
+            for meta in self._columns.get("meta", ()):
+                for key, v in (meta or {}).items():
+                    for name in (f"meta.{key}", *(() if key in self._columns else (key,))):
+                        seen.setdefault(name, set()).add(_text(v))
+            self._values = seen
+        return self._values
+
+
+def check_syntax(expr: str | None, as_of: str | None) -> None:
+    """Refuse a filter expression that does not parse or an --as-of that is not a date (before any index loads)."""
+    if expr:
+        _tree(expr)
+    if as_of:
+        in_force(as_of)
+
+
+def vet(expr: str | None, values: Mapping[str, Collection[str]], **equals: str | None) -> list[str]:
+    """Check a filter against the index's fields and values (`FieldTable.values`): FilterError for a field the
+    index does not have, naming those it has; a warning for each value compared with `=` or `in`, or given in
+    `equals` (act=..., jurisdiction=...), that no document has, naming the nearest values it has."""
+    asked = [(name, value) for name, value in equals.items() if value]
+    if expr:
+        tree = _tree(expr)
+        known = set(NAMED) | set(values)
+        unknown = [name for name in dict.fromkeys(_names(tree)) if name not in known]
+        if unknown:
+            raise FilterError(f"filter {expr!r}: no field {unknown[0]!r}{_suggest(unknown[0], known)}; this index's "
+                              f"fields: {', '.join(_listed(values))}")
+        asked += _equalities(tree)
+    return [w for name, value in dict.fromkeys(asked) if (w := _missing_value(name, value, values.get(name, ())))]
+
+
+def _names(node: tuple) -> Iterator[str]:
+    if node[0] in ("or", "and"):
+        for n in node[1]:
+            yield from _names(n)
+    elif node[0] == "not":
+        yield from _names(node[1])
+    else:
+        yield node[1]
+
+
+def _equalities(node: tuple) -> list[tuple[str, str]]:
+    """(field, value) of every `=` and `in` comparison in the tree."""
+    if node[0] in ("or", "and"):
+        return [pair for n in node[1] for pair in _equalities(n)]
+    if node[0] == "not":
+        return _equalities(node[1])
+    if node[0] == "in":
+        return [(node[1], v) for v in node[2]]
+    return [(node[1], node[3])] if node[2] == "=" else []
+
+
+def _missing_value(name: str, value: str, have: Collection[str]) -> str | None:
+    """A warning when no document's `name` equals `value` (as a filter compares), else None."""
+    if value in have or (_number(value) is not None and any(_compare(v, "=", value) for v in have)):
+        return None
+    if not have:
+        return f"no document has a {name} (a filter on {name} = {value!r} matches nothing)"
+    near = [v for v in have if v.lower() == value.lower()]
+    if not near and len(have) <= CLOSE_MATCH_LIMIT:
+        near = difflib.get_close_matches(value, list(have), n=NEAREST, cutoff=0.6)
+    return (f"no document has {name} {value!r}; " +
+            (f"nearest: {', '.join(sorted(near)[:NEAREST])}" if near else f"some it has: {', '.join(sorted(have)[:NEAREST])}"))
+
+
+def _suggest(name: str, known: Collection[str]) -> str:
+    near = [k for k in known if k.lower() == name.lower()] or difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def _listed(values: Mapping[str, Collection[str]]) -> list[str]:
+    """The index's field names: the named ones it has in their order, then its metadata keys."""
+    named = [n for n in NAMED if n in values or n in ("id", "title")]
+    return named + sorted(n for n in values if n not in NAMED and not n.startswith("meta."))
+
+
+def _text(value) -> str:
+    """A field value as filters compare text (booleans as true/false)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def allowed_rows(records: Iterable[dict], expr: str | None = None, *, act: str | None = None,
                  jurisdiction: str | None = None, as_of: str | None = None,
                  deadline: float | None = None) -> Selection:
     """Sorted rows of `records` (each a document's fields) passing every filter given; past `deadline` (a
@@ -160,7 +288,7 @@ def allowed_rows(records: Sequence[dict], expr: str | None = None, *, act: str |
     rows = []
     for i, record in enumerate(records):
         if deadline is not None and not i % 64 and time.monotonic() > deadline:
-            raise FilterTimeout(f"filter evaluation passed its time limit after {i:,} of {len(records):,} documents")
+            raise FilterTimeout(f"filter evaluation passed its time limit after {i:,} documents")
         if all(t(record) for t in tests):
             rows.append(i)
     return Selection(rows, milvus_expression(tree, act, jurisdiction, as_of))

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import filters, fusion, index_folder
+from .analysis import shown_in
 from .corpus import Document, fingerprint
-from .hits import Hit, LegHit, results_json
+from .hits import Hit, LegHit, results_json, statute_fields
 from .index_folder import library_versions
 from .legs import BuildOptions, Leg, Ranking, RowOrder, leg_type
 from .milvus.fusion import server_fuse
@@ -50,8 +51,8 @@ class HybridRetriever(Updatable):
         self.fusion = fusion_config
         self.info = info or {}
         self._rows: dict[str, int] | None = None
-        self._fields: list[dict] | None = None  # each document's fields, read once for filters
-        self._where: dict[tuple, np.ndarray] = {}  # recent filters' allowed rows (where)
+        self._fields: filters.FieldTable | None = None  # each document's fields but its text, read once for filters
+        self._where: dict[tuple, filters.Selection] = {}  # recent filters' allowed rows (where)
         self.fuse_in = "project"  # or "server": a Milvus-backed index fused by Milvus (milvus/fusion.py)
 
     @classmethod
@@ -186,30 +187,47 @@ class HybridRetriever(Updatable):
         return fused_all, places_all
 
     def where(self, expr: str | None = None, *, act: str | None = None, jurisdiction: str | None = None,
-              as_of: str | None = None, deadline: float | None = None) -> np.ndarray:
+              as_of: str | None = None, deadline: float | None = None) -> filters.Selection:
         """Sorted rows of the documents passing a filter expression and/or act, jurisdiction, date in force
-        (filters.py), to pass to `search` as `allowed`. The last WHERE_CACHE filters' rows are kept: evaluating
-        one reads every document's fields (about 0.5 s at 100,000 statutes), and a served index sees the same few.
-        Past `deadline` (time.monotonic()) filters.FilterTimeout; safe to call from several threads."""
-        if self._fields is None:
-            self._fields, self._where = [self._doc(row) for row in range(len(self))], {}
-        fields, cache, key = self._fields, self._where, (expr, act, jurisdiction, as_of)
-        rows = cache.get(key)
+        (filters.py), to pass to `search` as `allowed`; its `warnings` name values no document has (FilterError
+        for a field the index lacks). The last WHERE_CACHE filters' rows are kept: evaluating one reads every
+        document's fields (about 0.5 s at 100,000 statutes), and a served index sees the same few. Past `deadline`
+        (time.monotonic()) filters.FilterTimeout; safe to call from several threads."""
+        table = self.field_table()
+        key = (expr, act, jurisdiction, as_of)
+        rows = self._where.get(key)
         if rows is None:
-            rows = filters.allowed_rows(fields, expr, act=act, jurisdiction=jurisdiction, as_of=as_of,
+            warnings = filters.vet(expr, table.values(), act=act, jurisdiction=jurisdiction)
+            rows = filters.allowed_rows(table.records, expr, act=act, jurisdiction=jurisdiction, as_of=as_of,
                                         deadline=deadline)
+            if not len(rows):
+                warnings.append("no document matches the filters")
+            rows.warnings = tuple(warnings)
             with _WHERE_LOCK:
-                if len(cache) >= WHERE_CACHE:
-                    cache.pop(next(iter(cache)))
-                cache[key] = rows
+                if len(self._where) >= WHERE_CACHE:
+                    self._where.pop(next(iter(self._where)))
+                self._where[key] = rows
         return rows
+
+    def field_table(self) -> filters.FieldTable:
+        """Every document's fields but its text (filters, facets), read once: the texts stay on disk."""
+        with _WHERE_LOCK:
+            if self._fields is None:
+                docs = self._docs
+                records = docs.records() if isinstance(docs, DocumentTable) else (self._doc(r) for r in range(len(self)))
+                self._fields, self._where = filters.FieldTable(records), {}
+            return self._fields
+
+    def modes(self) -> tuple[str, ...]:
+        """The modes a search accepts: 'hybrid' (all legs fused; on a one-leg index, that leg) and each leg."""
+        return (HYBRID, *self.legs)
 
     def legs_for(self, mode: str) -> tuple[str, ...]:
         """The legs a mode uses ('hybrid': all); the one place modes are checked."""
         if mode == HYBRID:
             return self.legs
         if mode not in self.legs:
-            raise ValueError(f"this index has no {mode} leg (modes: hybrid, {', '.join(self.legs)})")
+            raise ValueError(f"this index has no {mode} leg (modes: {', '.join(self.modes())})")
         return (mode,)
 
     def document(self, doc_id: str) -> dict:
@@ -227,8 +245,10 @@ class HybridRetriever(Updatable):
         found = {name: p[doc_id] for name, p in places.items() if doc_id in p}
         row = next(iter(found.values()))[0] if found else self.row(doc_id)
         legs = {name: LegHit(leg_rank, float(leg_score)) for name, (_, leg_rank, leg_score) in found.items()}
-        matched = tuple(dict.fromkeys(w for name in self.legs for w in self.leg[name].matched_terms(query, row)))
-        return Hit(rank, doc_id, self._doc(row)["title"], float(score), legs, matched)
+        matched = list(dict.fromkeys(w for name in self.legs for w in self.leg[name].matched_terms(query, row)))
+        record = self._doc(row)
+        matched = shown_in(matched, f"{record['title']}\n{record['text']}")
+        return Hit(rank, doc_id, record["title"], float(score), legs, matched, statute=statute_fields(record))
 
     def _doc(self, row: int) -> dict:
         if isinstance(self._docs, DocumentTable):

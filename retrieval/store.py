@@ -22,6 +22,7 @@ import shutil
 import stat
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -39,6 +40,7 @@ MANIFEST = "manifest.json"
 PARTIAL = ".partial"  # marker file in a folder that a build is still writing
 CHECKSUM = "manifest_sha256"  # the manifest's own checksum (manifests written before it have none)
 MMAP_MIN_BYTES = 256 << 20  # indexes this large are memory-mapped, not read (docs/performance.md)
+RECORD_CACHE = 4096  # documents a DocumentTable keeps after reading them (hits shown, reranked)
 _GEN = re.compile(r"gen-(\d{6,})")  # always fullmatch: "gen-000001\n" is not a generation
 
 
@@ -452,7 +454,7 @@ class DocumentTable:
         # opened once: texts stay readable after a newer build removes this generation's folder
         self._file = open(self._path, "rb")  # noqa: SIM115 - lives as long as the table
         self._offsets = offsets
-        self._cache: dict[int, dict] = {}
+        self._cache: OrderedDict[int, dict] = OrderedDict()  # the RECORD_CACHE records read last
 
     @classmethod
     def write(cls, folder: Path, documents: Iterable[Document]) -> DocumentTable:
@@ -465,10 +467,14 @@ class DocumentTable:
 
     def __iter__(self) -> Iterator[Document]:
         """The documents in order, read from the file a line at a time (none kept)."""
+        for d in self.records():
+            yield Document(d["id"], d["title"], d["text"])
+
+    def records(self) -> Iterator[dict]:
+        """Each document's stored fields (id, title, text and metadata) in order, a line at a time (none kept)."""
         with open(self._path, "rb") as f:
             for line in f:
-                d = json.loads(line)
-                yield Document(d["id"], d["title"], d["text"])
+                yield json.loads(line)
 
     def __getitem__(self, i: int | slice) -> Document | list[Document]:
         if isinstance(i, slice):
@@ -490,11 +496,16 @@ class DocumentTable:
         return len(self.ids)
 
     def get(self, i: int) -> dict:
-        """Document `i` as {"id", "title", "text"}."""
-        if i not in self._cache:
-            start, end = int(self._offsets[i]), int(self._offsets[i + 1])
-            self._cache[i] = json.loads(os.pread(self._file.fileno(), end - start, start))
-        return self._cache[i]
+        """Document `i` as {"id", "title", "text"} and its metadata; the last RECORD_CACHE read are kept."""
+        cache = self._cache
+        if i in cache:
+            cache.move_to_end(i)
+            return cache[i]
+        start, end = int(self._offsets[i]), int(self._offsets[i + 1])
+        record = cache[i] = json.loads(os.pread(self._file.fileno(), end - start, start))
+        if len(cache) > RECORD_CACHE:
+            cache.popitem(last=False)
+        return record
 
 
 class TableWriter:

@@ -64,8 +64,48 @@ def test_health_names_each_index(client):
     tiny, zh, laws = body["indexes"]
     assert tiny == {"name": "tiny", "documents": 5, "legs": ["dense", "bm25"], "modes": ["hybrid", "dense", "bm25"],
                     "default_mode": "hybrid", "model": "all-MiniLM-L6-v2 (bundled)", "language": "en"}
-    assert (zh["name"], zh["legs"], zh["modes"], zh["model"], zh["language"]) == ("zh", ["bm25"], ["bm25"], None, "zh")
+    assert (zh["name"], zh["legs"], zh["modes"], zh["model"], zh["language"]) == ("zh", ["bm25"], ["hybrid", "bm25"],
+                                                                                   None, "zh")
     assert (laws["name"], laws["documents"]) == ("laws", 8)
+
+
+def test_health_lists_the_modes_the_api_accepts(client):
+    """One list: every mode /api/health names is answered, and the one it does not name is refused."""
+    for ix in client.get("/api/health").json()["indexes"]:
+        for mode in ix["modes"]:
+            assert client.get("/api/search", params={"q": "theft", "index": ix["name"], "mode": mode}).status_code == 200
+        missing = {"hybrid", "dense", "bm25"} - set(ix["modes"])
+        assert all(client.get("/api/search", params={"q": "theft", "index": ix["name"], "mode": m}).status_code == 400
+                   for m in missing)
+
+
+def test_hits_carry_act_section_dates_and_whether_in_force(client):
+    """Without as_of the day is today: the repealed IPC-304B is not in force, its successor BNS-80 is."""
+    hits = {h["id"]: h for h in client.get("/api/search", params={"q": "dowry death", "index": "laws"}).json()["hits"]}
+    ipc, bns = hits["IPC-304B"], hits["BNS-80"]
+    assert (ipc["act"], ipc["section"], ipc["valid_from"], ipc["valid_to"], ipc["in_force"]) == (
+        "IPC", "304B", "1986-11-19", "2024-07-01", False)
+    assert (bns["act"], bns["valid_from"], bns["in_force"], "valid_to" in bns) == ("BNS", "2024-07-01", True, False)
+    then = client.get("/api/search", params={"q": "dowry death", "index": "laws", "as_of": "2020-01-01"}).json()
+    assert [(h["id"], h["in_force"]) for h in then["hits"]][:1] == [("IPC-304B", True)]
+
+
+@pytest.mark.parametrize("params, warning, found", [
+    ({"act": "ipc"}, "no document has act 'ipc'; nearest: IPC", 0),
+    ({"filter": "act in (IPC, 'Theft Act 1986')"}, "no document has act 'Theft Act 1986'; nearest: Theft Act 1968", 2),
+    ({"jurisdiction": "IN", "as_of": "2000-01-01", "act": "BNS"}, "no document matches the filters", 0),
+])
+def test_filter_values_no_document_has_come_with_a_warning(client, params, warning, found):
+    body = client.get("/api/search", params={"q": "dowry death", "index": "laws", **params}).json()
+    assert warning in body["warnings"] and len(body["hits"]) == found
+
+
+def test_an_unknown_filter_field_is_a_400_naming_the_fields(client):
+    response = client.get("/api/search", params={"q": "dowry", "index": "laws", "filter": "Act = IPC"})
+    detail = response.json()["detail"]
+    assert response.status_code == 400 and "no field 'Act' (did you mean 'act'?)" in detail
+    assert "act, jurisdiction, section, valid_from, valid_to" in detail
+    assert "warnings" not in client.get("/api/search", params={"q": "dowry", "index": "laws", "act": "IPC"}).json()
 
 
 def test_search_returns_the_query_json_shape(client):
@@ -260,21 +300,83 @@ def test_page_facets_and_date_in_chromium(url):
             expect(page.locator("body[data-ready]")).to_be_attached()
             expect(page.locator("#act-label")).to_be_hidden()  # the tiny index has no acts
             page.select_option("#index", "laws")
-            expect(page.locator("#act option")).to_have_text(["any", "BNS", "IPC", "Theft Act 1968"])
-            expect(page.locator("#jurisdiction option")).to_have_text(["any", "GB", "IN"])
+            expect(page.locator("#act-list option")).to_have_count(3)
+            assert page.eval_on_selector_all("#act-list option", "os => os.map(o => o.value)") == ["BNS", "IPC", "Theft Act 1968"]
+            assert page.eval_on_selector_all("#jurisdiction-list option", "os => os.map(o => o.value)") == ["GB", "IN"]
             page.fill("#q", "theft of property, murder or death")
-            page.select_option("#act", "IPC")
+            page.fill("#act", "IPC")
             page.keyboard.press("Enter")
             expect(page.locator(".hit .doc-id")).to_have_text(["IPC-302", "IPC-378", "IPC-304B"])
+            expect(page.locator(".hit .statute").first).to_contain_text("not in force since 2024-07-01")
             page.fill("#as-of", "2024-07-01")  # the IPC was repealed that day
             page.locator("#as-of").dispatch_event("change")
             expect(page.locator("#status")).to_contain_text("No statutes found")
-            page.select_option("#act", "")
+            page.fill("#act", "")
+            page.locator("#act").dispatch_event("change")
             expect(page.locator(".hit .doc-id")).to_have_text(["BNS-103", "TA1968-1", "BNS-303", "BNS-80"])
+            expect(page.locator(".hit .statute").first.locator("span")).to_have_text(["BNS s. 103, IN", "from 2024-07-01",
+                                                                                      "in force"])
             assert "as_of=2024-07-01" in page.url and "act=" not in page.url
             page.goto(page.url)  # the filters come back from the address
             expect(page.locator("#as-of")).to_have_value("2024-07-01")
             expect(page.locator("#index")).to_have_value("laws")
+            page.fill("#act", "ipc")  # the act is IPC: the page says so instead of an empty list alone
+            page.keyboard.press("Enter")
+            expect(page.locator("#warnings")).to_contain_text("no document has act 'ipc'; nearest: IPC")
+        finally:
+            browser.close()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+def test_chinese_page_marks_whole_words_in_a_cjk_font(url, tmp_path):
+    """As a reader sees it: a CJK font is installed (.ci/run installs fonts-wqy-zenhei beside chromium), and the
+    snippets mark whole query words, never one character inside an unrelated word (人 in 杀人 for 他人)."""
+    import subprocess
+
+    from playwright.sync_api import expect, sync_playwright
+
+    fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout
+    assert fonts.strip(), "no Chinese font: apt-get install fonts-wqy-zenhei"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 700})
+            page.goto(f"{url}/?" + urlencode({"index": "zh", "q": "盗窃他人财物"}))
+            expect(page.locator(".hit").first.locator(".doc-id")).to_have_text("264")
+            expect(page.locator(".hit .snippet:not(.muted)")).to_have_count(page.locator(".hit").count())
+            marks = page.eval_on_selector_all(".hit .snippet mark", "ms => ms.map(m => m.textContent)")
+            assert {"盗窃", "财物"} <= set(marks) and all(len(m) >= 2 for m in marks), marks
+            page.screenshot(path=tmp_path / "web-zh-words.png")
+        finally:
+            browser.close()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_long_act_menu_does_not_push_the_page_sideways(tmp_path, width):
+    """STARD has 1,338 acts, some 74 characters long: the act field is searchable and the page never scrolls
+    sideways, on a desktop or a phone."""
+    from playwright.sync_api import expect, sync_playwright
+
+    acts = [f"中华人民共和国关于第{i:04d}号特别行政区若干法律适用问题与管理条例的实施细则及补充规定和相关解释说明" for i in range(1338)]
+    assert max(map(len, acts)) >= 50 and len(set(acts)) == 1338
+    acts[0] = "Act " + "x" * 70  # 74 characters
+    docs = [Document(str(i), f"第{i}条", f"盗窃公私财物 {i}", act=act) for i, act in enumerate(acts)]
+    HybridRetriever.build(docs, legs=["bm25"], language="zh", progress=False).save(tmp_path / "acts")
+    app = create_app({"acts": HybridRetriever.load(tmp_path / "acts")})
+    with background(app) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 800})
+            page.goto(f"{base}/?" + urlencode({"q": "盗窃财物"}))
+            expect(page.locator(".hit").first).to_be_visible()
+            expect(page.locator("#act-list option")).to_have_count(1338)
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            page.fill("#act", acts[7])
+            page.keyboard.press("Enter")
+            expect(page.locator(".hit .doc-id")).to_have_text(["7"])
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            page.screenshot(path=tmp_path / f"acts-{width}.png")
         finally:
             browser.close()
 

@@ -111,10 +111,11 @@ class Bm25Leg:
 
     def matched_terms(self, query: str, row: int) -> tuple[str, ...]:
         """Query words whose token document `row` contains, from the postings (no text is re-read, so the cost
-        does not grow with the document's length), in query order."""
-        terms = self.analyzer.terms(query)
-        present = self.index.present(row, [token for _, token in terms])
-        return tuple(dict.fromkeys(word for word, token in terms if token in present))
+        does not grow with the document's length), in query order; Chinese n-grams are explained by the whole words
+        whose every token the document has (Analyzer.reader_terms)."""
+        terms = self.analyzer.reader_terms(query)
+        present = self.index.present(row, list(dict.fromkeys(token for _, tokens in terms for token in tokens)))
+        return tuple(dict.fromkeys(word for word, tokens in terms if all(token in present for token in tokens)))
 
     def info(self) -> dict:
         """The analysis in use (reports)."""

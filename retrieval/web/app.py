@@ -122,7 +122,8 @@ def _search_routes(app: FastAPI, served: Mapping[str, ServedIndex], timeout_s: f
                      as_of: str | None = Query(None, description="only documents in force on this date (YYYY-MM-DD)"),
                      filter: str | None = Query(None, description="filter expression (retrieval/filters.py), e.g. "
                                                                   "act in (IPC, CrPC) and section = 302")) -> dict:
-        """Top-k hits, as `retrieval query --json` prints them: {query, mode, hits, seconds}."""
+        """Top-k hits, as `retrieval query --json` prints them: {query, mode, legs, hits, seconds}, and `warnings`
+        when a filter value matches no document (an unknown filter field is a 400 naming the index's fields)."""
         body = SearchBody(q=q, mode=mode, k=k, index=index, rerank=rerank, act=act, jurisdiction=jurisdiction,
                           as_of=as_of, filter=filter)
         return await _search(request, pick(index), body, timeout_s)
@@ -201,7 +202,8 @@ def _filtered_search(target: ServedIndex, body: SearchBody, deadline: float) -> 
     t = time.perf_counter()
     hits = retriever.search(body.q, k=body.k, mode=body.mode, rerank=reranker, rerank_depth=depth or 1,
                             allowed=allowed)
-    out = results_json(body.q, body.mode, retriever.legs, hits, time.perf_counter() - t)
+    out = results_json(body.q, body.mode, retriever.legs, hits, time.perf_counter() - t, as_of=body.as_of,
+                       warnings=allowed.warnings)
     if reranker is not None:
         out["rerank"] = {"model": reranker.model_name, "depth": depth}
     return out

@@ -38,11 +38,6 @@ class ServedIndex:
         if self.generation is None and self.folder is not None:
             self.generation = current_generation(self.folder)
 
-    def modes(self) -> list[str]:
-        """The modes worth offering: each leg, and hybrid when there are two legs."""
-        legs = list(self.retriever.legs)
-        return ["hybrid", *legs] if len(legs) > 1 else legs
-
     def default_mode(self) -> str:
         """The mode a search without one gets: the index's (languages.default_mode)."""
         return default_mode(self.retriever.info)
@@ -51,7 +46,8 @@ class ServedIndex:
         """What /api/health says about this index, with the corpus's and the model's languages (languages.plan)."""
         info = self.retriever.info
         return {"name": self.name, "documents": len(self.retriever), "legs": list(self.retriever.legs),
-                "modes": self.modes(), "default_mode": self.default_mode(), "model": info.get("dense", {}).get("model"),
+                "modes": list(self.retriever.modes()), "default_mode": self.default_mode(),
+                "model": info.get("dense", {}).get("model"),
                 "language": info.get("bm25", {}).get("analysis", {}).get("language"),
                 **({"languages": info["languages"]} if info.get("languages") else {}),
                 **({"rerank": {"model": self.rerank[0].model_name, "depth": self.rerank[1]}} if self.rerank else {})}
@@ -60,7 +56,7 @@ class ServedIndex:
         """The served documents' distinct acts and jurisdictions (filters.FACETS), read once per retriever."""
         retriever = self.retriever
         if self._facets is None or self._facets[0] is not retriever:
-            self._facets = (retriever, facet_values(retriever.document(doc_id) for doc_id in retriever.ids))
+            self._facets = (retriever, facet_values(retriever.field_table().records))
         return self._facets[1]
 
     def submit(self, query: str, k: int, mode: str, rerank: bool) -> Future:

@@ -6,7 +6,7 @@ const $ = (id) => document.getElementById(id);
 const form = $("search"), input = $("q"), indexSelect = $("index"), modeSet = $("modes"), kSelect = $("k");
 const statusLine = $("status"), results = $("results"), dialog = $("doc");
 const asOfInput = $("as-of");
-const FACETS = ["act", "jurisdiction"];  // select boxes filled from /api/facets; "" is any
+const FACETS = ["act", "jurisdiction"];  // searchable fields (input + datalist) offering /api/facets; "" is any
 const MODE_LABELS = { hybrid: "Hybrid (RRF)", dense: "Dense", bm25: "BM25" };
 const SNIPPET_BEFORE = 90, SNIPPET_LENGTH = 320;
 const EAST_ASIAN = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u;
@@ -35,13 +35,25 @@ function currentIndex() {
 }
 
 function currentMode() {
-  return modeSet.querySelector("input:checked")?.value ?? currentIndex().default_mode ?? currentIndex().modes[0];
+  return modeSet.querySelector("input:checked")?.value ?? preferredMode(currentIndex());
+}
+
+// The modes to offer: hybrid only where there is more than one leg to fuse (on one leg it is that leg).
+function offeredModes(index) {
+  return index.legs.length > 1 ? index.modes : index.modes.filter((m) => m !== "hybrid");
+}
+
+// The index's default mode where it is offered, else the first offered.
+function preferredMode(index) {
+  const modes = offeredModes(index);
+  return modes.includes(index.default_mode) ? index.default_mode : modes[0];
 }
 
 function showModes(index, wanted) {
   modeSet.querySelectorAll("label").forEach((el) => el.remove());
-  const mode = index.modes.includes(wanted) ? wanted : index.default_mode ?? index.modes[0];
-  for (const m of index.modes) {
+  const modes = offeredModes(index);
+  const mode = modes.includes(wanted) ? wanted : preferredMode(index);
+  for (const m of modes) {
     const label = node("label"), radio = node("input");
     Object.assign(radio, { type: "radio", name: "mode", value: m, checked: m === mode });
     label.append(radio, " " + MODE_LABELS[m]);
@@ -50,15 +62,15 @@ function showModes(index, wanted) {
   results.lang = $("doc-text").lang = index.language === "zh" ? "zh-CN" : "en";
 }
 
-// Fill the act and jurisdiction select boxes with the index's values (hidden when it has none), keeping a
-// wanted value that the index has.
+// Offer the index's acts and jurisdictions as the fields' suggestions (a field is hidden when the index has
+// none), keeping a wanted value; a value no statute has is answered with a warning.
 async function showFacets(index, wanted) {
   const query = indexes.length > 1 ? `?index=${encodeURIComponent(index.name)}` : "";
   const values = await api(`/api/facets${query}`).catch(() => ({}));
   for (const name of FACETS) {
-    const select = $(name), choices = values[name] ?? [];
-    select.replaceChildren(new Option("any", ""), ...choices.map((v) => new Option(v, v)));
-    select.value = choices.includes(wanted[name]) ? wanted[name] : "";
+    const choices = values[name] ?? [];
+    $(`${name}-list`).replaceChildren(...choices.map((v) => new Option(v, v)));
+    $(name).value = choices.length ? wanted[name] ?? "" : "";
     $(`${name}-label`).hidden = choices.length === 0;
   }
 }
@@ -125,6 +137,30 @@ function legText(name, leg) {
   return leg.rank === null ? `${name} not in top list` : `${name} #${leg.rank} (${leg.score.toPrecision(4)})`;
 }
 
+function today() {
+  const now = new Date();
+  return new Date(now.getTime() - now.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+}
+
+// The statute's act, section, jurisdiction and dates in force, and "not in force since D" when it is not in force
+// on the day asked (or today); null when the document has none of them.
+function statuteLine(hit) {
+  const where = [hit.act, hit.section && `s. ${hit.section}`].filter(Boolean).join(" ");
+  const parts = [[where, hit.jurisdiction].filter(Boolean).join(", ")];
+  parts.push([hit.valid_from && `from ${hit.valid_from}`, hit.valid_to && `until ${hit.valid_to}`].filter(Boolean).join(" "));
+  if (!parts.some(Boolean) && hit.in_force === undefined) return null;
+  const line = node("p", "statute");
+  for (const part of parts) if (part) line.append(node("span", "", part));
+  if (hit.in_force === false) {
+    const day = asOfInput.value || today();
+    const note = hit.valid_from && day < hit.valid_from ? `not in force until ${hit.valid_from}` : `not in force since ${hit.valid_to}`;
+    line.append(node("span", "not-in-force", note));
+  } else if (hit.in_force) {
+    line.append(node("span", "", "in force"));
+  }
+  return line;
+}
+
 function scoreLine(hit, mode, legs) {
   const line = node("p", "scores");
   const first = hit.first_stage;  // present when reranked: the fused list's rank and score
@@ -132,9 +168,9 @@ function scoreLine(hit, mode, legs) {
     const rerank = hit.rerank_score === null ? "below the rerank depth" : hit.rerank_score.toPrecision(4);
     line.append(node("span", "", `rerank ${rerank}`), node("span", "", `first stage #${first.rank}`));
   }
-  const score = first ? first.score : hit.score;
-  line.append(node("span", "", `${mode === "hybrid" ? "fused" : "score"} ${score.toPrecision(4)}`));
-  for (const leg of mode === "hybrid" ? legs : [mode]) line.append(node("span", "", legText(leg, hit[leg])));
+  const score = first ? first.score : hit.score, used = mode === "hybrid" ? legs : [mode];
+  if (used.length > 1) line.append(node("span", "", `fused ${score.toPrecision(4)}`));
+  for (const leg of used) line.append(node("span", "", legText(leg, hit[leg])));
   return line;
 }
 
@@ -157,6 +193,7 @@ function showStatus(text, isError = false) {
 function render(answer, index, count) {
   const legs = index.legs;
   results.replaceChildren();
+  $("warnings").replaceChildren(...(answer.warnings ?? []).map((w) => node("li", "", `Filter: ${w}`)));
   for (const hit of answer.hits) {
     const pattern = termPattern(hit.matched_terms);
     const item = node("li", "hit");
@@ -164,8 +201,8 @@ function render(answer, index, count) {
     const head = node("div", "hit-head");
     head.append(node("span", "rank", `${hit.rank}.`), node("h3", "", hit.title || hit.id), node("span", "doc-id", hit.id));
     const text = node("p", "snippet muted", "…");
-    const scores = scoreLine(hit, answer.mode, legs);
-    item.append(head, text, scores);
+    const scores = scoreLine(hit, answer.mode, legs), statute = statuteLine(hit);
+    item.append(head, ...(statute ? [statute] : []), text, scores);
     item.addEventListener("click", () => openDocument(item, index.name, hit, pattern, scores));
     results.append(item);
     getDocument(index.name, hit.id).then((doc) => {
@@ -198,6 +235,7 @@ async function search() {
   } catch (err) {
     if (count !== searchCount) return;
     results.replaceChildren();
+    $("warnings").replaceChildren();
     showStatus(err.message, true);
   }
 }
