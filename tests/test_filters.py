@@ -105,6 +105,6 @@ def test_a_long_or_of_equalities_is_one_set_look_up_and_judges_like_each_term():
 
 def test_evaluation_stops_at_its_deadline():
     records = [{"section": str(i)} for i in range(2000)]
-    with pytest.raises(FilterTimeout, match="time limit after 0 of 2,000 documents"):
+    with pytest.raises(FilterTimeout, match="time limit after 0 documents"):
         allowed_rows(records, "section < 5", deadline=time.monotonic() - 1)
     assert len(allowed_rows(records, "section < 5", deadline=time.monotonic() + 60)) == 5
