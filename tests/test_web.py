@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import urllib.error
 import urllib.request
@@ -10,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from project_scripts import load_script
 
 from fastapi.testclient import TestClient
 
@@ -223,10 +223,7 @@ def test_real_server_takes_a_20000_character_cjk_query(url):
 
 def test_short_load_test(url):
     """scripts/load_test.py against the loopback server: 50 requests, 4 at a time, no errors."""
-    spec = importlib.util.spec_from_file_location("load_test", ROOT / "scripts" / "load_test.py")
-    load_test = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(load_test)
-    report = load_test.run(url, requests=50, concurrency=4)
+    report = load_script("load_test").run(url, requests=50, concurrency=4)
     assert (report["requests"], report["errors"]) == (50, 0)
     assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p99"] and report["throughput_rps"] > 0
 
