@@ -94,7 +94,7 @@ def test_rankings_and_filters_equal_the_embedded_backend(uri, encoder, tmp_path)
     loaded.fuse_in = "project"
     for expr, compiled in (("act = IPC and valid_to < 2016-01-01", True), ("act in (IPC, EA) and not act = EA", True),
                            ("valid_from >= 2000-01-01 or jurisdiction != IN", True), ("section != 3", False),
-                           ("meta.year > 1990", False)):
+                           ("id != S1", False)):  # a field Milvus does not hold
         assert bool(loaded.where(expr).milvus) is compiled, expr  # else it goes as the rows it allows
         _same(embedded, loaded, embedded.where(expr), loaded.where(expr))
 

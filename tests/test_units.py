@@ -4,6 +4,7 @@ report files, per-query scoring, settings, the vector store."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -73,12 +74,13 @@ def test_metric_scores_keeps_ranking_metrics_only():
 
 # ---- evaluation/bench.py ----------------------------------------------------------------
 def _cfg(legs, tuned=None):
-    return bench.BenchConfig(data=None, legs=legs, tuned=tuned)
+    data = SimpleNamespace(corpus={"S1": {"title": "Theft", "text": "Whoever commits theft shall be punished."}})
+    return bench.BenchConfig(data=data, legs=legs, tuned=tuned)
 
 
 def test_bench_runs_and_ablation_follow_the_legs():
     assert [r for r, _, _ in bench._run_specs(_cfg(("bm25",)))] == ["bm25"]
-    assert [r for r, _, _ in bench._run_specs(_cfg(("dense", "bm25")))] == ["dense", "bm25", "hybrid"]
+    assert [r for r, _, _ in bench._run_specs(_cfg(("dense", "bm25")))] == ["dense", "bm25", "hybrid", "default"]
     tuned = Settings(FusionConfig("dbsf", weights={"dense": 0.4, "bm25": 0.6}), ChunkSettings(title_weight=0.5),
                      Bm25Params(k1=3.0))
     specs = bench._run_specs(_cfg(("dense", "bm25"), tuned))
