@@ -590,7 +590,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if args.folds == 1 or args.folds < 0:
         raise ValueError(f"--folds must be 0 or >= 2, got {args.folds}")
     data = _bench_data(args)
-    qids = read_query_ids(args.train_queries, data) if args.train_queries else [q for q in data.queries]
+    qids = read_query_ids(args.train_queries, data) if args.train_queries else [q for q in data.queries
+                                                                                  if data.qrels.get(q)]
     if args.max_queries is not None:
         if args.max_queries < 1:
             raise ValueError(f"--max-queries must be >= 1, got {args.max_queries}")

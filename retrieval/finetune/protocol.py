@@ -89,7 +89,9 @@ def _cross_validate(cfg: FinetuneConfig, data, qids: list[str], base: Encoder, w
     """Per fold: train on the other folds, score the fold (dense alone and the nested hybrid); base alongside."""
     tune = replace(cfg.tune, data=data)
     _say("scoring the base model's grid")
+    t = time.perf_counter()
     base_grid = score_grid(tune)
+    base_seconds = time.perf_counter() - t
     folds = [[qids[i] for i in test] for test in fold_split(len(qids), cfg.tune.folds, cfg.tune.seed)]
     per_query: dict[str, dict[str, float]] = {q: {} for q in qids}
     fold_reports = []
@@ -101,7 +103,9 @@ def _cross_validate(cfg: FinetuneConfig, data, qids: list[str], base: Encoder, w
             _say(f"fold {k + 1}/{len(folds)}: done in an earlier run")
         else:
             result = _fit(cfg, data, train_q, base, work / f"fold-{k}", f"fold {k + 1}/{len(folds)}")
+            t = time.perf_counter()
             grid = score_grid(replace(tune, encoder=replace(cfg.tune.encoder, model=str(work / f"fold-{k}" / "model"))))
+            result["scoring_seconds"] = time.perf_counter() - t
             result["test_queries"] = test
             result["scores"] = _fold_scores(base_grid, grid, train_q, test)
             result_file.write_text(json.dumps(result, indent=2), encoding="utf-8")
@@ -115,7 +119,8 @@ def _cross_validate(cfg: FinetuneConfig, data, qids: list[str], base: Encoder, w
                                           for n, s in result["scores"]["per_query"].items()))
     names = list(per_query[qids[0]])
     oof = {n: float(np.mean([per_query[q][n] for q in qids])) for n in names}
-    return {"protocol": _protocol(cfg), "out_of_fold": {**oof, "per_query": per_query}, "folds": fold_reports}
+    return {"protocol": _protocol(cfg), "out_of_fold": {**oof, "per_query": per_query}, "folds": fold_reports,
+            "base_scoring_seconds": base_seconds}
 
 
 def _fold_scores(base: Grid, grid: Grid, train_q: list[str], test: list[str]) -> dict[str, Any]:
