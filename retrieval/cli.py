@@ -1,4 +1,4 @@
-"""Command line: build, query (one-shot or interactive), bench, tune, serve (web app), perf. Parsing and printing only.
+"""Command line: build, query (one-shot or interactive), bench, tune, finetune, serve (web app), perf. Parsing and printing only.
 
 `update` and `delete`, and query's filter options, are in live_cli.py.
 
@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     _query_parser(sub)
     _bench_parser(sub)
     _tune_parser(sub)
+    _finetune_parser(sub)
     _serve_parser(sub)
     _perf_parser(sub)
     live_cli.update_parsers(sub)
@@ -590,19 +591,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     """Cross-validated choice of fusion and chunking settings; writes tune.json, tune.md, fusion.json."""
     from .evaluation.report import tune_markdown
-    from .evaluation.tune import TuneConfig, prompt_presets, run_tune
+    from .evaluation.tune import prompt_presets, run_tune
 
     if args.folds < 2:
         raise ValueError(f"--folds must be >= 2, got {args.folds}")
     data = _bench_data(args)
     if args.folds > len(data.queries):
         raise ValueError(f"--folds {args.folds} is more than the {len(data.queries)} queries")
-    legs = _legs(args)
-    cfg = TuneConfig(data=data, encoder=_encoder_config(args), legs=legs, folds=args.folds,
-                     seed=args.seed, chunking=not args.no_chunking, language=args.language, depth=args.depth,
-                     bm25_backend=args.bm25_backend, analysis=_analysis_overrides(args),
-                     user_words=_user_words(args), dense_backend=args.dense_backend, cache=args.cache,
-                     prompts=prompt_presets(args.prompts.split(",")) if args.prompts else None)
+    cfg = _tune_config(args, data, chunking=not args.no_chunking, depth=args.depth,
+                       prompts=prompt_presets(args.prompts.split(",")) if args.prompts else None)
     report, settings = run_tune(cfg)
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
     out = Path(args.out)
@@ -619,6 +616,78 @@ def cmd_tune(args: argparse.Namespace) -> int:
           + ", ".join(f"{k} {v:.4f}" for k, v in report["single_legs_out_of_fold"].items()))
     print(f"chosen on all queries: {report['chosen']['label']} -> {out / 'fusion.json'}")
     return 0
+
+
+def _tune_config(args: argparse.Namespace, data, **grid):
+    """The tune grid's data, encoder, folds and BM25 options from the command line (tune and finetune)."""
+    from .evaluation.tune import TuneConfig
+
+    return TuneConfig(data=data, encoder=_encoder_config(args), legs=_legs(args), folds=args.folds, seed=args.seed,
+                      language=args.language, bm25_backend=args.bm25_backend, analysis=_analysis_overrides(args),
+                      user_words=_user_words(args), dense_backend=args.dense_backend, cache=args.cache, **grid)
+
+
+# --- finetune (docs/finetune.md) ---------------------------------------------------------------------------
+
+def _finetune_parser(sub) -> None:
+    """Options of the `finetune` command."""
+    from .finetune.train import LOSSES, TrainConfig
+
+    d = TrainConfig()
+    f = sub.add_parser("finetune", help="fine-tune the dense encoder on judged queries, scored out of fold")
+    f.add_argument("--out", required=True, help="new folder for the fine-tuned sentence-transformers model")
+    _data_args(f)
+    _analysis_args(f)
+    f.add_argument("--folds", type=int, default=0, help="k-fold out-of-fold scoring first (0: only train the model)")
+    f.add_argument("--seed", type=int, default=0, help="fold assignment (as tune's) and training seed")
+    f.add_argument("--train-queries", metavar="FILE", help="training query ids, one a line, or a BEIR qrels split "
+                                                           "(default: every judged query)")
+    f.add_argument("--max-queries", type=int, help="only the first N training queries")
+    f.add_argument("--corpus-pairs", action="store_true", help="also train on label-free (title -> text) pairs")
+    f.add_argument("--epochs", type=float, default=d.epochs)
+    f.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    f.add_argument("--train-batch-size", type=int, default=d.batch_size, help="pairs per training batch")
+    f.add_argument("--loss", choices=LOSSES, default=d.loss, help="mnrl, or cached (large batches in little memory)")
+    f.add_argument("--hard-negatives", type=int, default=d.hard_negatives, help="mined per pair (0: in-batch only)")
+    f.add_argument("--validation", type=float, default=d.validation,
+                   help="share of the training queries held out for early stopping (0: none)")
+    f.add_argument("--lora", action="store_true", help="train LoRA adapters (peft), merged into the saved model")
+    f.add_argument("--resume", action="store_true", help="go on from the work folder an interrupted run left")
+    _encoder_args(f)
+    _dense_backend_arg(f)
+    f.set_defaults(func=cmd_finetune)
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """Cross-validated fine-tune of the dense leg, then the final model; writes --out with finetune.json."""
+    from .finetune import FinetuneConfig, TrainConfig, run_finetune
+    from .finetune.pairs import read_query_ids
+
+    if args.folds == 1 or args.folds < 0:
+        raise ValueError(f"--folds must be 0 or >= 2, got {args.folds}")
+    data = _bench_data(args)
+    qids = read_query_ids(args.train_queries, data) if args.train_queries else [q for q in data.queries
+                                                                                  if data.qrels.get(q)]
+    if args.max_queries is not None:
+        if args.max_queries < 1:
+            raise ValueError(f"--max-queries must be >= 1, got {args.max_queries}")
+        qids = qids[:args.max_queries]
+    if args.folds > len(qids):
+        raise ValueError(f"--folds {args.folds} is more than the {len(qids)} training queries")
+    train = TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.train_batch_size,
+                        loss=args.loss, hard_negatives=args.hard_negatives, validation=args.validation,
+                        lora=args.lora, seed=args.seed)
+    cfg = FinetuneConfig(_tune_config(args, data), train, tuple(qids) if args.train_queries or args.max_queries
+                         else None, corpus_pairs=args.corpus_pairs, resume=args.resume)
+    report = run_finetune(cfg, args.out)
+    oof = report.get("out_of_fold")
+    if oof:
+        print(f"{report['task']}: out-of-fold nDCG@10 ({args.folds} folds): " + ", ".join(
+            f"{k} {v:.4f}" for k, v in oof.items() if isinstance(v, float)))
+    print(f"model -> {args.out} ({report['seconds']['total']:.0f}s)")
+    return 0
+
+# --- end finetune ---------------------------------------------------------------------------------------------
 
 
 def _tuned_protocol(path: str | None) -> str | None:

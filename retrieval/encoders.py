@@ -128,6 +128,22 @@ def weights_sha256(model: str) -> str | None:
     return h.hexdigest()
 
 
+def lineage(model: str) -> dict | None:
+    """For a model made by `retrieval finetune`: its base model and that model's weights hash (from the
+    folder's finetune.json); None for any other model."""
+    import json
+
+    folder = model_folder(model)
+    path = folder / "finetune.json" if folder else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        base = json.loads(path.read_text(encoding="utf-8"))["base_model"]
+        return {"base_model": base["model"], "base_weights_sha256": base["weights_sha256"], "finetune": str(path)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"finetune": str(path), "error": "finetune.json unreadable"}
+
+
 def pick_device(device: str | None) -> str:
     """The asked device (a CUDA one that cannot be honoured is a ValueError), else cuda when torch sees one,
     else cpu."""
@@ -268,6 +284,7 @@ class Encoder:
             # the bundled default by name (its folder is found again at load), else the folder or Hub id
             "model": self.model_name if self.model_name == DEFAULT_MODEL else self.model_path,
             "weights_sha256": weights_sha256(self.model_path),
+            "lineage": lineage(self.model_path),
             "dim": self.dim,
             "normalized": True,
             "similarity": "cosine (inner product of unit vectors)",

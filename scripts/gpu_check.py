@@ -8,8 +8,10 @@ weights-hash time, bf16 against fp32 (cosine), sdpa against flash_attention_2 wh
 tokens/s with its utilisation of the card (2 x non-embedding parameters FLOP per token), peak memory of the
 device (faiss's allocations included), single-query latency; with --model PATH, the real weights against
 the model card's example scores; reranker throughput (pairs/s) and peak memory of a random
-Qwen3-Reranker-0.6B-shaped judge in fp16 and bf16 on (AILA query, statute) pairs (GPU only). `--cpu`: the
-same steps on the CPU, tiny. See docs/gpu.md.
+Qwen3-Reranker-0.6B-shaped judge in fp16 and bf16 on (AILA query, statute) pairs (GPU only); a short
+fine-tune (retrieval/finetune): LoRA on the random Qwen3-0.6B-shaped model and a full fine-tune of the bundled
+MiniLM on AILA's (query window, statute) pairs, training tokens/s and peak memory. `--cpu`: the same steps on
+the CPU, tiny. See docs/gpu.md and docs/finetune.md.
 """
 
 from __future__ import annotations
@@ -166,6 +168,7 @@ def main() -> int:
         run.step("model_card", model_card, args.model, device, skip=no_device or (None if args.model else "no --model"))
         run.step("rerank", measure_rerank_throughput, device, cfg, skip=no_device or (
             "CPU dry run: reranker throughput is measured on a GPU only" if args.cpu else None))
+        run.step("finetune", measure_finetune, device, cfg, skip=no_device)
     finally:
         run.summary["ok"] = _ok(run.summary["steps"])
         run.write()
@@ -488,6 +491,51 @@ def measure_rerank_throughput(device: str, cfg: dict, queries: int = 4, statutes
             del reranker
             _free(device)
     return out
+
+
+def measure_finetune(device: str, cfg: dict) -> dict:
+    """One epoch of contrastive training on AILA's (query window, statute) pairs (the builder's sentences without
+    AILA2019_DIR): LoRA on a random Qwen3-Embedding-0.6B-shaped model (tiny with --cpu), then the bundled MiniLM
+    in full; training tokens/s of each (anchor and positive tokens over training seconds)."""
+    from retrieval.finetune.pairs import query_pairs
+    from retrieval.finetune.train import TrainConfig, train
+
+    data = _finetune_data(cfg["texts"])
+    out: dict = {"queries": len(data.queries)}
+    with tempfile.TemporaryDirectory(prefix="gpu-check-finetune-") as tmp:
+        qwen3 = str(build_qwen3_folder(Path(tmp) / "qwen3", shape=cfg["shape"], texts=_texts(cfg["texts"]),
+                                       tokenizer_vocab=cfg["vocab"], device=device))
+        for name, model, lora, length in (("qwen3_lora", qwen3, True, cfg["max_seq_length"] or 512),
+                                          ("minilm_full", None, False, None)):
+            enc = Encoder(EncoderConfig(model=model, device=device, dtype="float32", max_seq_length=length))
+            rows = query_pairs(enc, data, list(data.queries))
+            tokens = int(enc.tokenize(rows.anchors, enc.query_prompt).cut_lengths.sum()
+                         + enc.tokenize(rows.positives).cut_lengths.sum())
+            _sync(device)
+            t = time.perf_counter()
+            log = train(enc.model, rows, None, Path(tmp) / name, TrainConfig(lora=lora, validation=0.0,
+                        batch_size=min(32, len(rows))), enc.query_prompt)
+            _sync(device)
+            seconds = time.perf_counter() - t
+            out[name] = {"pairs": len(rows), "steps": log["steps"], "train_loss": round(log["train_loss"], 4),
+                         "seconds": round(seconds, 2), "tokens_per_second": round(tokens / seconds, 1)}
+            del enc
+            _free(device)
+    out["ok"] = all(out[n]["steps"] > 0 for n in ("qwen3_lora", "minilm_full"))
+    return out
+
+
+def _finetune_data(limit: int | None):
+    """AILA's queries and judgments from AILA2019_DIR, else a query per builder sentence judging that sentence."""
+    from retrieval.evaluation.datasets import RetrievalData, load_aila, subset
+
+    folder = os.environ.get("AILA2019_DIR")
+    if folder and Path(folder).is_dir():
+        data = load_aila(folder)
+        return subset(data, list(data.queries)[: limit // 4 if limit else None])
+    corpus = {f"S{i}": {"title": "", "text": t} for i, t in enumerate(STATUTE_TEXT[:limit])}
+    return RetrievalData("builder", "eng-Latn", corpus, {f"Q{i}": t[:60] for i, t in enumerate(STATUTE_TEXT[:limit])},
+                         {f"Q{i}": {f"S{i}": 1} for i in range(len(corpus))})
 
 
 def _texts(limit: int | None) -> list[str]:

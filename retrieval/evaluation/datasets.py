@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,8 +14,6 @@ from ..languages import analysis_language
 from ..corpus import CorpusError, iter_jsonl
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from mteb.abstasks.retrieval import AbsTaskRetrieval
 
 AILA_TASK = "AILAStatutes"
@@ -124,14 +123,24 @@ def descriptive_stats(data: RetrievalData) -> dict[str, Any]:
     return dict(task._calculate_descriptive_statistics_from_split(SPLIT, hf_subset=SUBSET))
 
 
+def data_fingerprint(data: RetrievalData) -> str:
+    """sha256 of the corpus, queries and judgments: the same data gives the same hex digest."""
+    return hashlib.sha256(json.dumps([data.corpus, data.queries, data.qrels], sort_keys=True).encode()).hexdigest()
+
+
+def subset(data: RetrievalData, query_ids: Iterable[str]) -> RetrievalData:
+    """The same corpus with only these queries and their judgments."""
+    keep = list(query_ids)
+    return RetrievalData(data.name, data.language, data.corpus, {q: data.queries[q] for q in keep},
+                         {q: data.qrels[q] for q in keep if q in data.qrels})
+
+
 def _custom_task(data: RetrievalData) -> AbsTaskRetrieval:
     """A retrieval task for a local data set; a class, as MTEB looks up instruction prompts by task class."""
     from mteb.abstasks.retrieval import AbsTaskRetrieval
     from mteb.abstasks.task_metadata import TaskMetadata
 
-    fingerprint = hashlib.sha256(
-        json.dumps([data.corpus, data.queries, data.qrels], sort_keys=True).encode()
-    ).hexdigest()
+    fingerprint = data_fingerprint(data)
     metadata = TaskMetadata(
         name=data.name,
         description=f"Local retrieval data set {data.name!r}, read from a BEIR-style folder.",

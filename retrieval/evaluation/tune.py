@@ -103,9 +103,28 @@ class Candidate:
         return d
 
 
-def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Score the grid per query, cross-validate, and return (report, settings chosen on all queries)."""
-    t0 = time.perf_counter()
+@dataclass
+class Grid:
+    """Every setting's nDCG@10 per query (candidates x queries), with what was built to score them."""
+
+    qids: list[str]
+    candidates: list[Candidate]
+    matrix: np.ndarray
+    smoothed: np.ndarray  # the rows a choice is made on (matrix itself for plain argmax)
+    encoder: Encoder | None
+    base: HybridRetriever
+    analysis: Any
+    texts: list[str]
+    documents: int
+
+    def choose(self, train: Sequence[str]) -> int:
+        """The setting with the best (smoothed) mean over the `train` queries only; first in grid order on ties."""
+        cols = [self.qids.index(q) for q in train]
+        return int(np.argmax(self.smoothed[:, cols].mean(axis=1)))
+
+
+def score_grid(cfg: TuneConfig) -> Grid:
+    """Build every leg variant once (with cfg.encoder) and score each setting of the grid per query."""
     data = cfg.data
     qids = list(data.queries)
     texts = [data.queries[q] for q in qids]
@@ -128,6 +147,16 @@ def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     candidates, scores = _score_grid(cfg, base, qids, bm25, dense_variants)
     matrix = np.array(scores)  # candidates x queries
     smoothed = smooth_over_weights(candidates, matrix) if cfg.selection == "smooth" else matrix
+    return Grid(qids, candidates, matrix, smoothed, encoder, base, analysis, texts, len(docs))
+
+
+def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Score the grid per query, cross-validate, and return (report, settings chosen on all queries)."""
+    t0 = time.perf_counter()
+    data = cfg.data
+    grid = score_grid(cfg)
+    qids, candidates, matrix, smoothed = grid.qids, grid.candidates, grid.matrix, grid.smoothed
+    encoder, base, analysis, texts = grid.encoder, grid.base, grid.analysis, grid.texts
     oof = cross_validate(matrix, qids, cfg.folds, cfg.seed, select=smoothed)
     plain = cross_validate(matrix, qids, cfg.folds, cfg.seed) if cfg.selection == "smooth" else oof
     best_all = int(np.argmax(smoothed.mean(axis=1)))
@@ -137,7 +166,7 @@ def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         "encoder": encoder.info() if encoder else None,
         "bm25_analysis": analysis.to_dict() if analysis else None,
         "queries": len(qids),
-        "documents": len(docs),
+        "documents": grid.documents,
         "protocol": _protocol(cfg),
         "selection": cfg.selection,
         "out_of_fold": _out_of_fold(oof, plain, qids, candidates),
@@ -189,16 +218,20 @@ def cross_validate(matrix: np.ndarray, qids: Sequence[str], folds: int, seed: in
     """Per fold: the row with the best mean of `select` (default `matrix`) over training columns,
     scored by `matrix` on the held-out columns."""
     select = matrix if select is None else select
-    order = np.random.default_rng(seed).permutation(len(qids))
     per_query: dict[str, float] = {}
     out = []
-    for f, test in enumerate(np.array_split(order, folds)):
-        train = np.setdiff1d(order, test)
+    for f, test in enumerate(fold_split(len(qids), folds, seed)):
+        train = np.setdiff1d(np.arange(len(qids)), test)
         chosen = int(np.argmax(select[:, train].mean(axis=1)))  # first best in grid order on ties
         per_query.update({qids[j]: float(matrix[chosen, j]) for j in test})
         out.append({"fold": f, "chosen": chosen, "train_ndcg_at_10": float(matrix[chosen, train].mean()),
                     "test_ndcg_at_10": float(matrix[chosen, test].mean()), "test_queries": len(test)})
     return {"per_query": per_query, "folds": out}
+
+
+def fold_split(n: int, folds: int, seed: int) -> list[np.ndarray]:
+    """The held-out query positions of each fold: a seeded permutation of 0..n-1 cut into `folds` parts."""
+    return np.array_split(np.random.default_rng(seed).permutation(n), folds)
 
 
 def smooth_over_weights(candidates: list[Candidate], matrix: np.ndarray, width: float = 0.1) -> np.ndarray:
