@@ -634,7 +634,9 @@ def _finetune_parser(sub) -> None:
     from .finetune.train import LOSSES, TrainConfig
 
     d = TrainConfig()
-    f = sub.add_parser("finetune", help="fine-tune the dense encoder on judged queries, scored out of fold")
+    f = command(sub, "finetune", "fine-tune the dense encoder on judged queries, scored out of fold", """
+retrieval finetune --aila-dir "$AILA2019_DIR" --folds 5 --out models/minilm-aila
+retrieval build "$AILA2019_DIR"/Object_statutes --model models/minilm-aila --out index/aila-ft""")
     f.add_argument("--out", required=True, help="new folder for the fine-tuned sentence-transformers model")
     _data_args(f)
     _analysis_args(f)
@@ -644,8 +646,8 @@ def _finetune_parser(sub) -> None:
                                                            "(default: every judged query)")
     f.add_argument("--max-queries", type=int, help="only the first N training queries")
     f.add_argument("--corpus-pairs", action="store_true", help="also train on label-free (title -> text) pairs")
-    f.add_argument("--epochs", type=float, default=d.epochs)
-    f.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    f.add_argument("--epochs", type=float, default=d.epochs, help="passes over the training pairs")
+    f.add_argument("--learning-rate", type=float, default=d.learning_rate, help="AdamW's peak learning rate")
     f.add_argument("--train-batch-size", type=int, default=d.batch_size, help="pairs per training batch")
     f.add_argument("--loss", choices=LOSSES, default=d.loss, help="mnrl, or cached (large batches in little memory)")
     f.add_argument("--hard-negatives", type=int, default=d.hard_negatives, help="mined per pair (0: in-batch only)")
