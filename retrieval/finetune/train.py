@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
 
 from .. import gpu
 from .pairs import Pairs
@@ -90,6 +91,7 @@ def train(model, train_rows: Pairs, val_rows: Pairs | None, work: Path, cfg: Tra
         model=model, args=args, train_dataset=Dataset.from_dict(train_rows.columns()),
         eval_dataset=Dataset.from_dict(val_rows.columns()) if evaluate else None, loss=_loss(model, cfg),
         callbacks=[EarlyStoppingCallback(cfg.patience)] if evaluate else [])
+    trainer.remove_callback(PrinterCallback)  # it prints each log dict on stdout; _LossLine says it on stderr
     trainer.add_callback(_LossLine())
     has_checkpoint = resume and any(work.glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if has_checkpoint else None)
