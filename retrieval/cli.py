@@ -631,7 +631,7 @@ def _tune_config(args: argparse.Namespace, data, **grid):
 
 def _finetune_parser(sub) -> None:
     """Options of the `finetune` command."""
-    from .finetune.train import LOSSES, TrainConfig
+    from .finetune.options import LOSSES, TrainConfig
 
     d = TrainConfig()
     f = command(sub, "finetune", "fine-tune the dense encoder on judged queries, scored out of fold", """

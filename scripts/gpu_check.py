@@ -498,7 +498,8 @@ def measure_finetune(device: str, cfg: dict) -> dict:
     AILA2019_DIR): LoRA on a random Qwen3-Embedding-0.6B-shaped model (tiny with --cpu), then the bundled MiniLM
     in full; training tokens/s of each (anchor and positive tokens over training seconds)."""
     from retrieval.finetune.pairs import query_pairs
-    from retrieval.finetune.train import TrainConfig, train
+    from retrieval.finetune.options import TrainConfig
+    from retrieval.finetune.train import train
 
     data = _finetune_data(cfg["texts"])
     out: dict = {"queries": len(data.queries)}

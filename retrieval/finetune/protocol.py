@@ -30,7 +30,8 @@ from ..encoders import DEFAULT_MODEL, Encoder, EncoderConfig, weights_sha256
 from ..evaluation.datasets import data_fingerprint, subset
 from ..evaluation.tune import Grid, TuneConfig, fold_split, score_grid
 from .pairs import Pairs, check_queries, corpus_pairs, merge, query_pairs, with_hard_negatives
-from .train import TrainConfig, train
+from .options import TrainConfig
+from .train import train
 
 RESULT = "finetune.json"
 
