@@ -188,6 +188,10 @@ class FieldTable:
         for i in range(self._n):
             yield {name: column[i] for name, column in columns if column[i] is not None}
 
+    def facets(self, fields: Sequence[str] = FACETS) -> dict[str, list[str]]:
+        """Each field's distinct values, sorted: the choices a search page offers."""
+        return {name: sorted(self.values().get(name, ())) for name in fields}
+
     def values(self) -> dict[str, set[str]]:
         """Each field some document has (metadata keys both as KEY and meta.KEY) -> its distinct values as text."""
         if self._values is None:
@@ -310,17 +314,6 @@ def milvus_expression(tree: tuple | None, act: str | None, jurisdiction: str | N
 def _quote(value: str) -> str:
     """A Milvus string literal."""
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def facet_values(records: Iterable[dict], fields: Sequence[str] = FACETS) -> dict[str, list[str]]:
-    """Each field's distinct values over `records` (documents' fields), sorted: the choices a search page offers."""
-    seen: dict[str, set[str]] = {name: set() for name in fields}
-    for record in records:
-        for name in fields:
-            value = _field(record, name)
-            if value is not None:
-                seen[name].add(str(value))
-    return {name: sorted(values) for name, values in seen.items()}
 
 
 def in_force(day: str) -> Predicate:

@@ -11,7 +11,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..filters import facet_values
 from ..languages import default_mode
 from ..rerank import Reranker
 from ..retriever import HybridRetriever
@@ -56,7 +55,7 @@ class ServedIndex:
         """The served documents' distinct acts and jurisdictions (filters.FACETS), read once per retriever."""
         retriever = self.retriever
         if self._facets is None or self._facets[0] is not retriever:
-            self._facets = (retriever, facet_values(retriever.field_table().records))
+            self._facets = (retriever, retriever.field_table().facets())
         return self._facets[1]
 
     def submit(self, query: str, k: int, mode: str, rerank: bool) -> Future:
