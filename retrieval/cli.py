@@ -12,19 +12,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
 
 from . import __version__, live_cli
-from .chunking import DOC_AGGREGATIONS
+from .dense.chunking import DOC_AGGREGATIONS
 from .cli_help import command
+from .terminal import printable, shorten
 from .corpus import CorpusError
-from .lexical import ENGINES
+from .lexical.engines import ENGINES
 from .milvus import BM25_MODES, TOKEN_ENV, MilvusTarget, collection_base, connect
-from .store import IndexFileError, NotFoundError
-from .stores.faiss import BACKEND_CHOICES, KINDS
+from .index.format import IndexFileError, NotFoundError
+from .dense.stores.faiss import BACKEND_CHOICES, KINDS
 
 HISTORY_LINES = 1000  # queries the interactive prompt's history file keeps
 
@@ -284,7 +284,7 @@ def _milvus_target(args: argparse.Namespace, name: str):
 
 
 def _analysis_args(p: argparse.ArgumentParser) -> None:
-    from .analysis import TITLE_MODES, ZH_MODES
+    from .lexical.analysis import TITLE_MODES, ZH_MODES
 
     g = p.add_argument_group("BM25 analysis (defaults: the language's, see docs/stard.md for Chinese)")
     g.add_argument("--zh-mode", choices=ZH_MODES,
@@ -311,7 +311,7 @@ def _analysis_overrides(args: argparse.Namespace) -> dict:
 
 def _user_words(args: argparse.Namespace) -> tuple[str, ...]:
     """The words of --user-dict (jieba's extra dictionary), if given."""
-    from .chinese import read_user_dict
+    from .lexical.chinese import read_user_dict
 
     return tuple(read_user_dict(args.user_dict)) if args.user_dict else ()
 
@@ -325,7 +325,7 @@ def _legs(args: argparse.Namespace) -> tuple[str, ...]:
 
 def _analysis_settings(args: argparse.Namespace, texts: list[str]):
     """The BM25 analysis: --language's defaults (auto: identified in the sampled texts) with the options given."""
-    from .analysis import resolve_settings
+    from .lexical.analysis import resolve_settings
 
     return resolve_settings(args.language, texts, **_analysis_overrides(args))
 
@@ -333,7 +333,7 @@ def _analysis_settings(args: argparse.Namespace, texts: list[str]):
 def _language_plan(args: argparse.Namespace, legs: tuple[str, ...], texts: list[str]):
     """(legs to build, the manifest's languages entry): the corpus's and the model's languages, and the default
     mode they give (languages.plan); says the plan's note on one line."""
-    from .encoders import DEFAULT_MODEL
+    from .dense.encoders import DEFAULT_MODEL
     from .languages import identify, model_languages, plan
 
     if "dense" not in legs:
@@ -412,8 +412,8 @@ def _rerank_config(args: argparse.Namespace):
 
 def _encoder_config(args: argparse.Namespace, settings=None):
     """The encoder options; a settings file's query prompt (from `tune --prompts`) unless one is given here."""
-    from .encoders import EncoderConfig
-    from .gpu import check_device
+    from .dense.encoders import EncoderConfig
+    from .dense.gpu import check_device
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -438,7 +438,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .defaults import fusion_prior
     from .languages import parse_languages, sample_texts
     from .retriever import HybridRetriever
-    from .store import check_target
+    from .index.format import check_target
 
     t0 = time.perf_counter()
     if args.workers is not None and args.workers < 1:
@@ -849,24 +849,6 @@ def _answer(retriever, text: str, args: argparse.Namespace) -> None:
     if rerank is not None:
         mode += f", top {depth} reranked by {rerank.model_name}"
     print(f"({len(hits)} hits, {mode}, {took * 1000:.0f} ms)")
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: str) -> str:
-    """A corpus string as the terminal may print it: control characters (ESC, CR, LF, bidi overrides) escaped,
-    so a title cannot colour the screen or forge output lines (--json escapes them already)."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
-
-
-def shorten(text: str, width: int) -> str:
-    """`text` in at most `width` characters: cut at a word boundary (within the last half) with an ellipsis."""
-    if len(text) <= width:
-        return text
-    cut = text[:width - 1]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > width // 2 else cut).rstrip(" ,;:.-") + "…"
 
 
 def statute_line(hit, day: str) -> str:

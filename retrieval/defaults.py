@@ -49,7 +49,7 @@ def model_family(model: str | None) -> str:
     for the bundled all-MiniLM-L6-v2 (None or its name), else UNKNOWN."""
     import json
 
-    from .encoders import DEFAULT_MODEL, model_folder, resolve_model
+    from .dense.encoders import DEFAULT_MODEL, model_folder, resolve_model
 
     name = str(model or DEFAULT_MODEL).lower()
     if QWEN3 in name:

@@ -88,7 +88,7 @@ def model_languages(model: str | None, stated: str | None = None) -> dict:
     """The languages a model reads and where that was read: {"languages": [...], "source": ...}; languages [] when
     not known (then "source" says how to state them)."""
     from .defaults import QWEN3, model_family
-    from .encoders import model_folder, resolve_model
+    from .dense.encoders import model_folder, resolve_model
 
     if stated:
         return {"languages": list(parse_languages(stated)), "source": "--model-languages"}

@@ -56,7 +56,7 @@ def cmd_update(args: argparse.Namespace) -> int:
 
     docs = read_corpus(args.corpus)
     if args.dry_run:
-        from .cli import printable
+        from .terminal import printable
 
         plan = _dry_run(_load(args.index), docs, args.keep_missing)
         for doc_id in plan.added:
@@ -89,7 +89,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def _locked(args: argparse.Namespace, change) -> int:
     """Load, change and save the index under its build lock (a second update waits for the first)."""
-    from .store import index_lock
+    from .index.format import index_lock
 
     t = time.perf_counter()
     with index_lock(args.index):

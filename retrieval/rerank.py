@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .encoders import QWEN3_INSTRUCTIONS, plan_batches, resolve_model, resolve_runtime, unloadable, weights_sha256
+from .dense.encoders import QWEN3_INSTRUCTIONS, plan_batches, resolve_model, resolve_runtime, unloadable, weights_sha256
 
 if TYPE_CHECKING:
     from .hits import Hit

@@ -16,17 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import filters, fusion, index_folder
-from .analysis import shown_in
+from . import filters, fusion
+from .index import folder as index_folder
+from .lexical.analysis import shown_in
 from .corpus import Document, fingerprint
 from .hits import Hit, LegHit, results_json, statute_fields
-from .index_folder import library_versions
+from .index.folder import library_versions
 from .legs import BuildOptions, Leg, Ranking, RowOrder, leg_type
 from .milvus.fusion import server_fuse
 from .rerank import DEFAULT_DEPTH as DEFAULT_RERANK_DEPTH
 from .rerank import rerank_hits
 from .settings import MAX_DEPTH, Bm25Params, FusionConfig, Settings, read_settings
-from .store import DocumentTable, rank_ids
+from .index.format import DocumentTable, rank_ids
 from .updates import Updatable
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import fusion
-from .chunking import ChunkSettings
+from .dense.chunking import ChunkSettings
 
 MAX_DEPTH = 1000  # each leg's list length when no depth is set
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .corpus import META_FIELDS, Document, fingerprint, validate
-from .embedcache import EmbeddingCache
+from .dense.embedcache import EmbeddingCache
 from .legs import BuildOptions, RowOrder, leg_type
 from .settings import Bm25Params
-from .store import NotFoundError, rank_ids
+from .index.format import NotFoundError, rank_ids
 
 
 @dataclass
@@ -130,7 +130,7 @@ def updated_info(info: dict, docs: Sequence[Document], plan: Plan) -> dict:
 
 def _bm25(leg, before, after, order, plan, progress):
     """A BM25 leg built afresh on `after` with the old leg's analysis, user words, engine, k1/b and window."""
-    from .chinese import law_names
+    from .lexical.chinese import law_names
 
     settings, words = leg.analyzer.settings, list(leg.analyzer.user_words)
     if settings.law_names:  # the law names of the old titles are re-derived from the new ones
@@ -146,7 +146,7 @@ def _bm25(leg, before, after, order, plan, progress):
 def _dense(leg, before, after, order, plan, progress):
     """A dense leg over `after`: stored vectors reused by text, only new texts encoded, the store rebuilt."""
     from .legs.dense import DenseLeg
-    from .stores.faiss import FaissStore, StoreParams
+    from .dense.stores.faiss import FaissStore, StoreParams
 
     new_texts, passage_docs, title_docs, title_vectors = _dense_texts(leg, after)
     cache = stored_cache(leg, before)

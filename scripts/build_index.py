@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from retrieval import CorpusError, HybridRetriever, read_corpus
-from retrieval.encoders import EncoderConfig
+from retrieval.dense.encoders import EncoderConfig
 
 
 def main() -> int:

@@ -39,10 +39,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from qwen3_tiny import QWEN3_06B_SHAPE, STATUTE_TEXT, build_qwen3_folder  # noqa: E402
 from tiny_rerankers import build_qwen3_reranker_folder  # noqa: E402
 
-from retrieval import gpu  # noqa: E402
-from retrieval.encoders import Encoder, EncoderConfig, weights_sha256  # noqa: E402
+from retrieval.dense import gpu  # noqa: E402
+from retrieval.dense.encoders import Encoder, EncoderConfig, weights_sha256  # noqa: E402
 from retrieval.rerank import RerankConfig, Reranker  # noqa: E402
-from retrieval.torch_search import TorchExactSearch  # noqa: E402
+from retrieval.dense.torch_search import TorchExactSearch  # noqa: E402
 
 # Qwen3-Reranker-0.6B's config.json differs from the embedding model's only in its position limit.
 QWEN3_RERANKER_06B_SHAPE = {**QWEN3_06B_SHAPE, "max_position_embeddings": 40960}
@@ -271,7 +271,7 @@ def _timed(search, queries: np.ndarray, k: int, ref_scores, ref_rows, exact: boo
 
 def _faiss_searchers(vectors: np.ndarray, device: str) -> dict:
     """faiss flat on the CPU, and faiss-gpu flat and IVF when faiss has a GPU build that passes the test search."""
-    from retrieval.stores.faiss import FaissStore
+    from retrieval.dense.stores.faiss import FaissStore
 
     out = {"faiss flat (cpu)": FaissStore.build(vectors, "flat", backend="faiss").search}
     if gpu.is_cuda(device) and gpu.faiss_gpu_usable(gpu.device_index(device)):
@@ -284,7 +284,7 @@ def _faiss_searchers(vectors: np.ndarray, device: str) -> dict:
 
 def _hnsw_beside(vectors: np.ndarray, queries: np.ndarray, k: int) -> dict:
     """An HNSW index with `auto` backend: it must stay on the CPU even when faiss reports a GPU; recall@k."""
-    from retrieval.stores.faiss import FaissStore
+    from retrieval.dense.stores.faiss import FaissStore
 
     index = FaissStore.build(vectors, "hnsw")
     ref_scores, ref_rows = _exact_top(vectors, queries, k)

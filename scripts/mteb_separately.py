@@ -24,7 +24,7 @@ def main() -> int:
     import mteb
     from sentence_transformers import SentenceTransformer
 
-    from retrieval.encoders import DEFAULT_MODEL, resolve_model
+    from retrieval.dense.encoders import DEFAULT_MODEL, resolve_model
     from retrieval.evaluation.datasets import load_aila, load_aila_from_hub, mteb_task
     from retrieval.evaluation.mteb_reference import mteb_reference_models
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.analysis import Analyzer, AnalyzerSettings
+from retrieval.lexical.analysis import Analyzer, AnalyzerSettings
 from retrieval.corpus import Document
 from retrieval.evaluation.datasets import RetrievalData, load_dataset_folder
-from retrieval.lexical import build_lexical
+from retrieval.lexical.engines import build_lexical
 
 DEPTH = 100
 STOPWORDS = (None, "bm25s", "legal")

@@ -35,7 +35,7 @@ def tiny_docs() -> list[Document]:
 
 @pytest.fixture(scope="session")
 def encoder():
-    from retrieval.encoders import Encoder, EncoderConfig
+    from retrieval.dense.encoders import Encoder, EncoderConfig
 
     return Encoder(EncoderConfig(device="cpu"))
 
@@ -65,7 +65,7 @@ def qwen3_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def qwen3_encoder(qwen3_dir, test_device):
     """The tiny Qwen3 in float32 on the test device, so that results compare to ~1e-5."""
-    from retrieval.encoders import Encoder, EncoderConfig
+    from retrieval.dense.encoders import Encoder, EncoderConfig
 
     return Encoder(EncoderConfig(model=str(qwen3_dir), device=test_device, dtype="float32"))
 

@@ -2,7 +2,7 @@ import bm25s
 import pytest
 import Stemmer
 
-from retrieval.analysis import Analyzer, AnalyzerSettings
+from retrieval.lexical.analysis import Analyzer, AnalyzerSettings
 from retrieval.languages import analysis_language
 
 TEXT = "The accused poured kerosene on his wife; the wives' relatives were running to the police station."

@@ -10,7 +10,7 @@ import pytest
 from retrieval.cli import main
 from retrieval.evaluation.search_model import RetrieverSearch, SharedLegs, run_name
 from retrieval.evaluation.stats import paired_difference
-from retrieval.chunking import ChunkSettings
+from retrieval.dense.chunking import ChunkSettings
 from retrieval.settings import Bm25Params, FusionConfig, Settings
 
 CORPUS = [

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from retrieval import chinese
-from retrieval.analysis import USER_DICT, Analyzer, AnalyzerSettings
+from retrieval.lexical import chinese
+from retrieval.lexical.analysis import USER_DICT, Analyzer, AnalyzerSettings
 from retrieval.cli import main
 from retrieval.corpus import Document
 from retrieval.retriever import HybridRetriever
@@ -84,7 +84,7 @@ def test_jieba_cache_in_user_cache_folder(tmp_path):
     import subprocess
     import sys
 
-    code = "from retrieval.analysis import *; Analyzer(AnalyzerSettings.for_language('zh', zh_mode='accurate'))('合同')"
+    code = "from retrieval.lexical.analysis import *; Analyzer(AnalyzerSettings.for_language('zh', zh_mode='accurate'))('合同')"
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
     assert (tmp_path / "retrieval" / "jieba.cache").stat().st_size > 1_000_000

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from retrieval.chunking import ChunkSettings, aggregate, split, window_size
+from retrieval.dense.chunking import ChunkSettings, aggregate, split, window_size
 
 
 def test_split_by_token_windows_with_overlap(encoder):

@@ -33,7 +33,7 @@ def test_a_hostile_corpus_line_is_one_error_naming_file_line_and_field(tmp_path,
 
 @pytest.mark.parametrize("name", ["nested.jsonl", "surrogate.jsonl"])
 def test_build_and_update_stop_with_exit_2_before_the_model_loads(tmp_path, capsys, monkeypatch, name):
-    import retrieval.encoders as encoders
+    import retrieval.dense.encoders as encoders
 
     def no_model(*a, **k):
         raise AssertionError("the model was loaded before the corpus was checked")

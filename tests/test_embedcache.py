@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from retrieval.embedcache import EmbeddingCache, attach
-from retrieval.encoders import Encoder, EncoderConfig
+from retrieval.dense.embedcache import EmbeddingCache, attach
+from retrieval.dense.encoders import Encoder, EncoderConfig
 
 
 def _counting(encoder) -> list[int]:

@@ -12,7 +12,7 @@ import pytest
 
 from retrieval.cli import main
 from retrieval.retriever import HybridRetriever
-from retrieval.store import CHECKSUM, manifest_checksum
+from retrieval.index.format import CHECKSUM, manifest_checksum
 
 DOCS = [{"id": f"S{i}", "title": f"Section {i}", "text": f"theft of property number {i}"} for i in range(6)]
 

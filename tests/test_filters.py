@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from retrieval.chunking import ChunkSettings
+from retrieval.dense.chunking import ChunkSettings
 from retrieval.corpus import Document
 from retrieval.filters import MAX_CHARS, MAX_DEPTH, FilterError, FilterTimeout, allowed_rows, parse
 from retrieval.retriever import HybridRetriever

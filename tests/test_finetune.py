@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from retrieval.cli import main
-from retrieval.encoders import EncoderConfig
+from retrieval.dense.encoders import EncoderConfig
 from retrieval.evaluation.datasets import RetrievalData
 from retrieval.evaluation.tune import TuneConfig
 from retrieval.finetune import FinetuneConfig, TrainConfig, run_finetune
@@ -55,7 +55,7 @@ def write_beir(folder: Path, qrels: str | None = None) -> Path:
 
 
 def test_each_fold_model_trains_only_on_queries_outside_its_fold(qwen3_dir, tmp_path):
-    from retrieval.encoders import weights_sha256
+    from retrieval.dense.encoders import weights_sha256
 
     out = tmp_path / "ft"
     report = run_finetune(config(qwen3_dir, folds=2), out)
@@ -89,7 +89,7 @@ def test_hard_negatives_are_never_judged_relevant_to_their_query(qwen3_encoder):
 
 
 def test_lora_fine_tune_saves_a_merged_model_that_build_loads_with_its_lineage(qwen3_dir, tmp_path):
-    from retrieval.encoders import weights_sha256
+    from retrieval.dense.encoders import weights_sha256
 
     out = tmp_path / "lora"
     run_finetune(config(qwen3_dir, folds=0, lora=True, lora_rank=4), out)

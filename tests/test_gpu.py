@@ -12,13 +12,13 @@ import pytest
 import torch
 from qwen3_tiny import STATUTE_TEXT
 
-from retrieval import encoders, gpu
-from retrieval.stores import faiss as dense
-from retrieval.batching import plan_batches
+from retrieval.dense import encoders, gpu
+from retrieval.dense.stores import faiss as dense
+from retrieval.dense.tokens import plan_batches
 from retrieval.cli import main
-from retrieval.stores.faiss import FaissStore
-from retrieval.encoders import Encoder, EncoderConfig, query_dtype, weights_sha256
-from retrieval.torch_search import TorchExactSearch
+from retrieval.dense.stores.faiss import FaissStore
+from retrieval.dense.encoders import Encoder, EncoderConfig, query_dtype, weights_sha256
+from retrieval.dense.torch_search import TorchExactSearch
 
 
 def _unit(rng, n, d=16):
@@ -78,7 +78,7 @@ def test_gpu_probe_failure_warns_and_falls_back(monkeypatch, caplog):
     vecs = _unit(np.random.default_rng(2), 300)
     index = FaissStore.build(vecs, "flat", device="cuda")
     assert index.backend == "faiss-gpu"
-    with caplog.at_level(logging.WARNING, logger="retrieval.gpu"):
+    with caplog.at_level(logging.WARNING, logger="retrieval.dense.gpu"):
         scores, rows = index.search(vecs[:5], 4)
     gpu.faiss_gpu_problem.cache_clear()
     assert index.backend == "faiss" and "not using faiss-gpu on cuda:0" in caplog.text
@@ -161,7 +161,7 @@ def test_cuda_oom_halves_the_token_budget_and_replans(qwen3_dir, monkeypatch, ca
 
     monkeypatch.setattr(enc, "_encode_batch", flaky)
     monkeypatch.setattr(gpu, "free_cuda_memory", lambda: freed.append(sys.exc_info()[0]))
-    with caplog.at_level(logging.WARNING, logger="retrieval.encoders"):
+    with caplog.at_level(logging.WARNING, logger="retrieval.dense.encoders"):
         got = enc.encode_documents(texts, progress=False)
     assert np.allclose(got, want, atol=1e-5)
     failures = [i for i, (_, failed) in enumerate(tried) if failed]

@@ -16,7 +16,7 @@ import pytest
 
 from retrieval.cli import main
 from retrieval.retriever import HybridRetriever
-from retrieval.store import (CHECKSUM, IndexFileError, IndexTargetError, data_dir, manifest_checksum, read_manifest,
+from retrieval.index.format import (CHECKSUM, IndexFileError, IndexTargetError, data_dir, manifest_checksum, read_manifest,
                              sha256_file, write_index)
 
 
@@ -155,7 +155,7 @@ def test_a_second_build_can_stop_instead_of_waiting(tmp_path, tiny_docs):
 # 5. a build killed during its write phase leaves a partial folder that the next build removes
 def test_partial_folder_of_a_killed_build_is_removed_by_the_next(tmp_path, tiny_docs):
     path = tmp_path / "ix"
-    code = ("import sys, time\nfrom retrieval.store import write_index\n"
+    code = ("import sys, time\nfrom retrieval.index.format import write_index\n"
             "def fill(f):\n    (f / 'half.bin').write_bytes(b'x')\n    print('writing', flush=True)\n"
             "    time.sleep(60)\n    return {'documents': 1}\n"
             f"write_index({str(path)!r}, fill)\n")

@@ -6,7 +6,7 @@ import pytest
 
 from retrieval.cli import main
 from retrieval.corpus import CorpusError, Document, fingerprint, read_corpus
-from retrieval.store import DocumentTable
+from retrieval.index.format import DocumentTable
 
 BAD = {
     "date.jsonl": (b'{"id":"a","title":"t","text":"x","valid_from":"2019-13-01"}\n',

@@ -103,7 +103,7 @@ def test_passage_leg_is_exact_when_it_fetches_every_passage():
     from retrieval.legs.base import RowOrder
     from retrieval.legs.dense import DenseLeg
     from retrieval.perf import passages
-    from retrieval.stores.faiss import FaissStore
+    from retrieval.dense.stores.faiss import FaissStore
 
     corpus = passages.passage_corpus(500, dim=16)
     qv, owner = passages.query_windows(5, dim=16)

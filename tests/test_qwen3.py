@@ -16,9 +16,9 @@ import torch
 from qwen3_tiny import EOS, PAD, STATUTE_TEXT, build_qwen3_folder
 
 from retrieval.cli import main
-from retrieval.encoders import (QWEN3_INSTRUCTIONS, Encoder, EncoderConfig, plan_batches, qwen3_prompt,
+from retrieval.dense.encoders import (QWEN3_INSTRUCTIONS, Encoder, EncoderConfig, plan_batches, qwen3_prompt,
                                 resolve_query_prompt, weights_sha256)
-from retrieval.gpu import auto_dtype
+from retrieval.dense.gpu import auto_dtype
 from retrieval.retriever import HybridRetriever
 
 QUERY = "The accused set his wife on fire over dowry demands"
@@ -153,7 +153,7 @@ def test_qwen3_cuda_oom_halves_the_batch(qwen3_encoder, monkeypatch, caplog):
         return real(rows, *args)
 
     monkeypatch.setattr(enc, "_encode_batch", flaky)
-    with caplog.at_level(logging.WARNING, logger="retrieval.encoders"):
+    with caplog.at_level(logging.WARNING, logger="retrieval.dense.encoders"):
         got = enc.encode_documents(texts, progress=False)
     assert sizes == [8, 4, 2, 2, 2, 2]  # after each failure the texts left are planned again, half as big
     assert np.allclose(got, want, atol=1e-5)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from retrieval import filters, store
-from retrieval import cli
+from retrieval import filters
+from retrieval.index import format as store
+from retrieval import cli, terminal
 from retrieval.cli import _command_or_query, main
 from retrieval.corpus import Document, read_corpus
 from retrieval.retriever import HybridRetriever
@@ -119,8 +120,8 @@ def test_one_leg_hits_are_labelled_by_their_leg_not_fused(laws, capsys):
 
 def test_titles_are_cut_at_a_word_boundary_with_an_ellipsis():
     title = "Punishment for abetment of an offence where the person abetted does the act with a different intention"
-    assert cli.shorten(title, 70) == "Punishment for abetment of an offence where the person abetted does…"
-    assert cli.shorten("中华人民共和国" * 20, 10) == "中华人民共和国中华…" and cli.shorten("Theft", 70) == "Theft"
+    assert terminal.shorten(title, 70) == "Punishment for abetment of an offence where the person abetted does…"
+    assert terminal.shorten("中华人民共和国" * 20, 10) == "中华人民共和国中华…" and terminal.shorten("Theft", 70) == "Theft"
 
 
 @pytest.mark.parametrize("no_history", [False, True])

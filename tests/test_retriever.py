@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from retrieval.cli import main
-from retrieval.stores.faiss import FaissStore, StoreParams, default_kind
+from retrieval.dense.stores.faiss import FaissStore, StoreParams, default_kind
 from retrieval.retriever import FusionConfig, HybridRetriever
-from retrieval.store import IndexFileError, data_dir, read_manifest
+from retrieval.index.format import IndexFileError, data_dir, read_manifest
 
 
 def test_search_modes_and_hit_fields(tiny_index):
@@ -62,7 +62,7 @@ def test_dense_backend_auto_selection(monkeypatch):
     import faiss
     import torch
 
-    from retrieval.stores import faiss as dense
+    from retrieval.dense.stores import faiss as dense
 
     monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1, raising=False)
     assert dense.resolve_backend("auto") == "faiss-gpu"

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from retrieval.cli import main
 from retrieval.corpus import Document
 from retrieval.retriever import HybridRetriever
-from retrieval.store import read_manifest
+from retrieval.index.format import read_manifest
 from retrieval.web import background, create_app
 from retrieval.web.batching import BatchConfig, Batcher, QueueFull
 from retrieval.web.served import ServedIndex

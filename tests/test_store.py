@@ -3,7 +3,7 @@ import json
 import pytest
 
 from retrieval.retriever import HybridRetriever
-from retrieval.store import MMAP_MIN_BYTES, IndexFileError, IndexTargetError, data_dir, prefers_mmap, read_manifest, write_index
+from retrieval.index.format import MMAP_MIN_BYTES, IndexFileError, IndexTargetError, data_dir, prefers_mmap, read_manifest, write_index
 
 
 def current(path):
@@ -92,7 +92,7 @@ def test_mmap_and_verify_follow_index_size(tmp_path, tiny_docs, monkeypatch):
     HybridRetriever.build(tiny_docs, legs=["bm25"], progress=False).save(tmp_path / "ix")
     manifest = read_manifest(tmp_path / "ix")
     assert not prefers_mmap(manifest)
-    monkeypatch.setattr("retrieval.store.MMAP_MIN_BYTES", 1)
+    monkeypatch.setattr("retrieval.index.format.MMAP_MIN_BYTES", 1)
     assert prefers_mmap(manifest) and MMAP_MIN_BYTES > 1
     f = current(tmp_path / "ix") / "documents.jsonl"
     data = bytearray(f.read_bytes())

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from test_bench import CORPUS, QRELS, QUERIES
 
-from retrieval.chunking import ChunkSettings
+from retrieval.dense.chunking import ChunkSettings
 from retrieval.cli import main
 from retrieval.corpus import Document
 from retrieval.retriever import HybridRetriever

@@ -9,11 +9,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from retrieval.chunking import ChunkSettings
+from retrieval.dense.chunking import ChunkSettings
 from retrieval.evaluation import bench, report, scoring
-from retrieval.lexical import build_lexical, load_lexical
+from retrieval.lexical.engines import build_lexical, load_lexical
 from retrieval.settings import Bm25Params, FusionConfig, Settings, read_settings, write_settings
-from retrieval.stores.faiss import FaissStore
+from retrieval.dense.stores.faiss import FaissStore
 
 DOCS = [["theft", "movabl", "properti"], ["murder", "death"], ["theft", "theft", "robberi"], [], ["cheat"]]
 

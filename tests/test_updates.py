@@ -15,7 +15,7 @@ import pytest
 from retrieval.cli import main
 from retrieval.corpus import Document, read_corpus
 from retrieval.retriever import HybridRetriever
-from retrieval.store import NotFoundError
+from retrieval.index.format import NotFoundError
 
 QUERIES = ["theft of property", "murder with intent", "cheating and forgery", "dowry death of a woman", "trespass"]
 
@@ -111,13 +111,13 @@ def test_cli_update_dry_run_delete_and_filters(tmp_path, capsys):
 
 # Code run before `retrieval update` in a child process: it makes one step slow and touches a flag file when
 # the step starts, so that the test kills the process there.
-SLOW_ENCODING = ("from retrieval.encoders import Encoder\nslow = Encoder.encode_documents\n"
+SLOW_ENCODING = ("from retrieval.dense.encoders import Encoder\nslow = Encoder.encode_documents\n"
                  "def encode(self, texts, progress=True):\n    open(FLAG, 'w').close(); time.sleep(60)\n"
                  "    return slow(self, texts, progress)\nEncoder.encode_documents = encode\n")
-SLOW_FILES = ("import retrieval.store as store\nplain = store.sha256_file\n"  # checksums of the files just written
+SLOW_FILES = ("import retrieval.index.format as store\nplain = store.sha256_file\n"  # checksums of the files just written
               "def sha256_file(path):\n    if '/.tmp-' in str(path):\n        open(FLAG, 'w').close(); time.sleep(60)\n"
               "    return plain(path)\nstore.sha256_file = sha256_file\n")
-SLOW_SWITCH = ("import retrieval.store as store\nplain = store._write_manifest\n"  # generation in place, manifest not
+SLOW_SWITCH = ("import retrieval.index.format as store\nplain = store._write_manifest\n"  # generation in place, manifest not
                "def write_manifest(*args):\n    open(FLAG, 'w').close(); time.sleep(60)\n"
                "    return plain(*args)\nstore._write_manifest = write_manifest\n")
 
@@ -156,7 +156,7 @@ def test_kill_during_update_keeps_the_previous_generation(tmp_path, encoder, ste
 def _leftovers(index) -> set[str]:
     """What an index folder holds besides its manifest's generation and lock: 'partial' for each half-written
     temporary folder (with the partial marker), the name of each generation the manifest does not name."""
-    from retrieval.store import PARTIAL
+    from retrieval.index.format import PARTIAL
 
     current = json.loads((index / "manifest.json").read_text())["generation"]
     out = set()
@@ -169,7 +169,7 @@ def _leftovers(index) -> set[str]:
 
 
 def test_a_second_update_waits_for_the_first(tmp_path):
-    from retrieval.store import index_lock
+    from retrieval.index.format import index_lock
 
     _write(tmp_path / "v1.jsonl", _docs(10))
     ix = tmp_path / "ix"

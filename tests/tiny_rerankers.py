@@ -72,7 +72,7 @@ def _save_classifier(folder: str | Path, config, *, seed: int) -> Path:
     import torch
     from transformers import AutoTokenizer, BertForSequenceClassification
 
-    from retrieval.encoders import resolve_model
+    from retrieval.dense.encoders import resolve_model
 
     minilm = resolve_model(None)
     folder = Path(folder)

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..chunking import ChunkSettings
+from ..dense.chunking import ChunkSettings
 from ..corpus import Document
 from ..defaults import fusion_prior
-from ..embedcache import attach
-from ..encoders import Encoder, EncoderConfig
+from ..dense.embedcache import attach
+from ..dense.encoders import Encoder, EncoderConfig
 from ..rerank import DEFAULT_DEPTH, RerankConfig, Reranker, index_settings
 from ..retriever import LEGS
 from ..settings import Bm25Params, FusionConfig, Settings
@@ -48,7 +48,7 @@ class BenchConfig:
     bm25_backend: str = "bm25s"
     analysis: dict = field(default_factory=dict)  # BM25 analysis options over the language's defaults
     user_words: tuple[str, ...] = ()  # extra words for jieba's dictionary
-    dense_backend: str = "auto"  # dense search (retrieval.stores.faiss.BACKENDS)
+    dense_backend: str = "auto"  # dense search (retrieval.dense.stores.faiss.BACKENDS)
     rerank: RerankConfig | None = None  # adds '<run>+rerank' runs for dense, hybrid and tuned
     rerank_depth: int = DEFAULT_DEPTH
     cache: str | None = None  # folder of the embedding cache (embedcache.attach)

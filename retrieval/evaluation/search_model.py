@@ -13,9 +13,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..analysis import resolve_settings
+from ..lexical.analysis import resolve_settings
 from ..corpus import Document, fingerprint
-from ..encoders import Encoder
+from ..dense.encoders import Encoder
 from ..rerank import Reranker, ordered_scores, rerank_lists
 from ..retriever import HybridRetriever
 from ..settings import Settings

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis import resolve_settings
-from ..chunking import ChunkSettings
+from ..lexical.analysis import resolve_settings
+from ..dense.chunking import ChunkSettings
 from ..corpus import Document
-from ..embedcache import attach
-from ..encoders import QWEN3_INSTRUCTIONS, Encoder, EncoderConfig, qwen3_prompt
+from ..dense.embedcache import attach
+from ..dense.encoders import QWEN3_INSTRUCTIONS, Encoder, EncoderConfig, qwen3_prompt
 from ..retriever import HybridRetriever
 from ..settings import Bm25Params, FusionConfig, Settings
 from .datasets import RetrievalData
@@ -56,7 +56,7 @@ class TuneConfig:
     bm25_backend: str = "bm25s"
     analysis: dict = field(default_factory=dict)  # BM25 analysis options over the language's defaults
     user_words: tuple[str, ...] = ()  # extra words for jieba's dictionary
-    dense_backend: str = "auto"  # dense search (retrieval.stores.faiss.BACKENDS)
+    dense_backend: str = "auto"  # dense search (retrieval.dense.stores.faiss.BACKENDS)
     cache: str | None = None  # folder of the embedding cache (embedcache.attach)
 
 

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..chunking import ChunkSettings
+from ..dense.chunking import ChunkSettings
 from ..corpus import CorpusError, Document
-from ..encoders import Encoder
+from ..dense.encoders import Encoder
 from ..evaluation.datasets import RetrievalData
 from ..legs.dense import split_for
 

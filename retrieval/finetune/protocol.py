@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from ..chunking import ChunkSettings
+from ..dense.chunking import ChunkSettings
 from ..corpus import CorpusError
-from ..encoders import DEFAULT_MODEL, Encoder, EncoderConfig, weights_sha256
+from ..dense.encoders import DEFAULT_MODEL, Encoder, EncoderConfig, weights_sha256
 from ..evaluation.datasets import data_fingerprint, subset
 from ..evaluation.tune import Grid, TuneConfig, fold_split, score_grid
 from .pairs import Pairs, check_queries, corpus_pairs, merge, query_pairs, with_hard_negatives

@@ -16,7 +16,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
-from .. import gpu
+from ..dense import gpu
 from .options import TrainConfig
 from .pairs import Pairs
 

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from ..chunking import ChunkSettings, aggregate, split, window_size
-from ..encoders import Encoder, EncoderConfig, query_dtype, resolve_model, weights_sha256
+from ..dense.chunking import ChunkSettings, aggregate, split, window_size
+from ..dense.encoders import Encoder, EncoderConfig, query_dtype, resolve_model, weights_sha256
 from ..filters import Selection
 from ..settings import SettingsError
-from ..store import IndexFileError
-from ..stores.faiss import FaissStore
+from ..index.format import IndexFileError
+from ..dense.stores.faiss import FaissStore
 from .base import BuildOptions, LoadOptions, Ranking, RowOrder, register_leg
 
 OVERFETCH = 4  # passages retrieved per query window = OVERFETCH x the statutes asked for (docs/performance.md)
@@ -70,7 +70,7 @@ class DenseLeg:
             enc = enc if isinstance(enc, Encoder) else Encoder(enc or EncoderConfig())
             options.timings["model_load_seconds"] = time.perf_counter() - t
             if options.cache is not None and options.vectors is None:
-                from ..embedcache import attach
+                from ..dense.embedcache import attach
 
                 attach(enc, options.cache)
         t = time.perf_counter()
@@ -283,7 +283,7 @@ class DenseLeg:
 def load_store(folder: Path, config: dict, options: LoadOptions):
     """The leg's vector store as saved: FAISS files in `folder`, or a pointer to a Milvus collection."""
     if config.get("store") == "milvus":
-        from ..stores.milvus import MilvusStore
+        from ..milvus.store import MilvusStore
 
         return MilvusStore.load(config)
     return FaissStore.load(folder, config, mmap=options.mmap, backend=options.dense_backend, device=options.device)

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis import Analyzer, AnalyzerSettings, resolve_settings
+from ..lexical.analysis import Analyzer, AnalyzerSettings, resolve_settings
 from ..languages import SAMPLE
-from ..lexical import LexicalIndex, build_bm25, load_lexical, top_positive
+from ..lexical.engines import LexicalIndex, build_bm25, load_lexical, top_positive
 from ..settings import Bm25Params
 from .base import BuildOptions, LoadOptions, Ranking, RowOrder, register_leg
 

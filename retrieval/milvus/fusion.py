@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from . import MilvusSetupError
-from ..stores.milvus import MilvusStore
+from .store import MilvusStore
 from .bm25 import MilvusBm25
 from .collection import BM25, MAX_LIMIT, VECTOR, milvus_errors
 from .expressions import rows_expression

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..analysis import bm25_fields
+from ..lexical.analysis import bm25_fields
 from ..corpus import Document
 from . import MilvusSetupError, MilvusTarget, is_lite
 from .bm25 import MilvusBm25, MilvusTextBm25, analyzer_params
@@ -20,8 +20,8 @@ def publish_legs(target: MilvusTarget, documents: Sequence[Document], legs: Mapp
                  progress: bool = False) -> dict:
     """Write the built `legs` into a new collection, its dense index of `dense_kind` (auto: by size, as the
     embedded store chooses), and point the legs at it (in place); returns build figures."""
-    from ..stores.faiss import default_kind
-    from ..stores.milvus import MilvusStore
+    from ..dense.stores.faiss import default_kind
+    from .store import MilvusStore
 
     unknown = [name for name in legs if name not in LEGS]
     if unknown:

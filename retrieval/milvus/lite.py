@@ -14,7 +14,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..store import IndexFileError
+from ..index.format import IndexFileError
 from ..tempfiles import temp_path
 from . import MilvusSetupError
 

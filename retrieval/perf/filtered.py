@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from ..legs.dense import DenseLeg
 from ..retriever import HYBRID, HybridRetriever
-from ..stores.faiss import FaissStore
+from ..dense.stores.faiss import FaissStore
 from . import synthetic
 from .measure import MB, cpu_seconds, highest_rss, latency, machine, run_context, shared_cpu_note
 

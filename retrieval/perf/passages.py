@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..chunking import ChunkSettings
+from ..dense.chunking import ChunkSettings
 from ..legs.base import RowOrder
 from ..legs.dense import OVERFETCH, DenseLeg
-from ..stores.faiss import FaissStore
+from ..dense.stores.faiss import FaissStore
 from . import synthetic
 from .blocks import embed_block
 from .measure import MB, highest_rss, latency

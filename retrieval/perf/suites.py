@@ -14,8 +14,8 @@ import numpy as np
 from .. import fusion
 from ..corpus import Document, read_corpus
 from ..retriever import HYBRID, HybridRetriever
-from ..stores.faiss import INDEX_FILE, KINDS, FaissStore, StoreParams, default_kind, ivf_nlist
-from ..store import index_bytes, read_manifest, verify_checksums
+from ..dense.stores.faiss import INDEX_FILE, KINDS, FaissStore, StoreParams, default_kind, ivf_nlist
+from ..index.format import index_bytes, read_manifest, verify_checksums
 from .measure import MB, latency, repeated_runs, summarise_runs, timed_run
 
 DEFAULTS = StoreParams()

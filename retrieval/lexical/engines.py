@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from .analysis import Analyzer, bm25_fields
-from .corpus import Document
+from ..corpus import Document
 from .postings import CHUNK_SIZE, Postings, collect, default_workers
 
 ENGINES = ("bm25s", "rank-bm25")
@@ -183,7 +183,7 @@ class Bm25sIndex:
     @classmethod
     def from_postings(cls, postings: Postings, *, k1: float, b: float, method: str = "lucene") -> Bm25sIndex:
         """bm25s's index of collected postings, its weights computed here with NumPy (bm25build)."""
-        from .bm25build import bm25s_model
+        from .weights import bm25s_model
 
         return cls(bm25s_model(postings, k1=k1, b=b, method=method))
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .corpus import Document
-from .gpu import check_device
-from .legs import BuildOptions, LoadOptions, RowOrder, leg_type
-from .milvus.legs import collections_in, collections_of, drop_collections, milvus_backend, previous_collections
-from .settings import FusionConfig, SettingsError
-from .store import (DocumentStream, DocumentTable, IndexFileError, check_count, current_generation, data_dir,
+from .. import __version__
+from ..corpus import Document
+from ..dense.gpu import check_device
+from ..legs import BuildOptions, LoadOptions, RowOrder, leg_type
+from ..milvus.legs import collections_in, collections_of, drop_collections, milvus_backend, previous_collections
+from ..settings import FusionConfig, SettingsError
+from .format import (DocumentStream, DocumentTable, IndexFileError, check_count, current_generation, data_dir,
                     prefers_mmap, read_manifest, verify_checksums, write_index)
 
 LEG_CONFIG = "config.json"  # each leg's own settings, in its folder

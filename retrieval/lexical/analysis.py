@@ -18,8 +18,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import chinese
-from .corpus import Document
-from .languages import analysis_language
+from ..corpus import Document
+from ..languages import analysis_language
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 _HAS_WORD_CHAR = re.compile(r"\w")

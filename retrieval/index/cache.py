@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from .tempfiles import remove_abandoned, temp_path
+from ..tempfiles import remove_abandoned, temp_path
 
 
 def cache_dir() -> Path:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..milvus.collection import MAX_LIMIT, VECTOR, MilvusCollection
-from ..milvus.expressions import rows_expression
-from .faiss import StoreParams
+from .collection import MAX_LIMIT, VECTOR, MilvusCollection
+from .expressions import rows_expression
+from ..dense.stores.faiss import StoreParams
 
 READ_ONLY = "a Milvus-backed index is changed by `update` / `delete` (each writes a new collection)"
 
