@@ -23,6 +23,7 @@ from .terminal import printable, shorten
 from .corpus import CorpusError
 from .lexical.engines import ENGINES
 from .milvus import BM25_MODES, TOKEN_ENV, MilvusTarget, collection_base, connect
+from .milvus.backend import MilvusBackend
 from .index.format import IndexFileError, NotFoundError
 from .dense.stores.faiss import BACKEND_CHOICES, KINDS
 
@@ -271,7 +272,7 @@ def _fusion_in_arg(p: argparse.ArgumentParser, server: str = "server: Milvus fus
 
 
 def _milvus_target(args: argparse.Namespace, name: str):
-    """The Milvus target of --backend milvus (None: embedded); the Milvus flags alone are an error."""
+    """The Milvus backend of --backend milvus (None: embedded); the Milvus flags alone are an error."""
     if args.backend != "milvus":
         if args.uri or args.collection or args.token or args.bm25 != "client":
             raise ValueError("--uri, --token, --collection and --bm25 go with --backend milvus")
@@ -280,7 +281,7 @@ def _milvus_target(args: argparse.Namespace, name: str):
         raise ValueError("--backend milvus needs --uri (a .db path for Milvus Lite, or http://host:19530)")
     target = MilvusTarget(args.uri, args.collection or collection_base(name), args.bm25, args.token)
     connect(target.uri, target.token)  # an unreachable server or a missing extra stops before any encoding
-    return target
+    return MilvusBackend(target)
 
 
 def _analysis_args(p: argparse.ArgumentParser) -> None:
@@ -455,12 +456,12 @@ def cmd_build(args: argparse.Namespace) -> int:
                    user_words=_user_words(args), bm25_backend=args.bm25_backend, dense_kind=args.dense_index,
                    fusion_config=settings.fusion, chunking=settings.chunking, bm25=settings.bm25,
                    dense_backend=args.dense_backend, bm25_workers=args.workers, cache=args.cache,
-                   milvus=_milvus_target(args, Path(args.out).name))
+                   backend=_milvus_target(args, Path(args.out).name))
     if rerank:
         from .rerank import index_settings
 
         rerank = index_settings(*rerank)
-    if "dense" in legs or options["milvus"] is not None:  # Milvus publishes from the documents in memory
+    if "dense" in legs or options["backend"] is not None:  # Milvus publishes from the documents in memory
         fused = prior is not None and len(legs) > 1
         manifest = _build_in_memory(args, settings, options, {"rerank": rerank, "languages": languages,
                                                               "default_fusion": prior.to_dict() if fused else None})

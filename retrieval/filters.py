@@ -109,52 +109,60 @@ def _predicate(node: tuple) -> Predicate:
 
 def _member(name: str, values: Sequence[str]) -> Predicate:
     """`name` equals one of `values` as `_compare` judges "=" (numbers as numbers, else text), by set look-ups."""
-    numbers = {n for v in values if (n := _number(v)) is not None}
-    texts, words = set(values), {v for v in values if _number(v) is None}
+    numbers = {n for v in values if (n := number_of(v)) is not None}
+    texts, words = set(values), {v for v in values if number_of(v) is None}
 
     def test(record: dict) -> bool:
         have = _field(record, name)
         if have is None:
             return False
-        a, text = _number(have), _text(have)
+        a, text = number_of(have), _text(have)
         return (a in numbers or text in words) if a is not None else text in texts
     return test
 
 
-def _milvus(node: tuple) -> str | None:
-    """The node as a Milvus expression over the backend's text columns (absent = ''), or None where Milvus
-    could disagree with `_predicate`: other fields, numbers (compared as numbers here), empty values."""
-    kind = node[0]
-    if kind in ("or", "and"):
-        parts = [_milvus(n) for n in node[1]]
-        return None if None in parts else f" {kind} ".join(f"({p})" for p in parts)
-    if kind == "not":
-        inner = _milvus(node[1])
-        return None if inner is None else f"not ({inner})"
-    name, values = node[1], node[2] if kind == "in" else [node[3]]
-    if name not in META_FIELDS or any(v == "" or _number(v) is not None for v in values):
-        return None
-    if kind == "in":
-        return f"{name} in [{', '.join(map(_quote, values))}]"
-    op = "==" if node[2] == "=" else node[2]
-    return f"{name} {op} {_quote(values[0])}" if op in ("==", "!=") else f'{name} != "" and {name} {op} {_quote(values[0])}'
+@dataclass(frozen=True)
+class Filter:
+    """A parsed filter: the expression's tree and the act / jurisdiction / in-force date asked, for an engine
+    that evaluates filters itself (the Milvus backend compiles it to an expression: milvus/expressions.py)."""
+
+    tree: tuple | None = None
+    act: str | None = None
+    jurisdiction: str | None = None
+    as_of: str | None = None
 
 
-class Selection(np.ndarray):
-    """Sorted allowed rows, and the same filter as a Milvus expression (`milvus`) when Milvus can evaluate it
-    (the Milvus backend then filters in the search request), and the filter's warnings for the user (`vet`).
-    Arrays derived from it carry neither."""
+@dataclass(frozen=True)
+class Selection:
+    """Allowed rows (sorted) and the filter they came from: each engine compiles what it can use (FAISS and bm25s
+    the rows, Milvus the filter), so the filter never rides on an array numpy may copy. `below`: the rows end
+    there (a dense store's statute rows, not its title rows); `warnings`: the filter's notes for the user (`vet`)."""
 
-    milvus: str | None = None
+    rows: np.ndarray
+    filter: Filter | None = None
+    below: int | None = None
     warnings: tuple[str, ...] = ()
 
-    def __new__(cls, rows, milvus: str | None = None) -> Selection:
-        out = np.asarray(rows, dtype=np.int64).view(cls)
-        out.milvus = milvus
-        return out
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rows", np.asarray(self.rows, dtype=np.int64))
 
-    def __array_finalize__(self, obj) -> None:
-        self.milvus, self.warnings = None, ()
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.rows.tolist())
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self.rows if dtype is None else self.rows.astype(dtype)
+
+    def over(self, rows: np.ndarray, below: int | None = None) -> Selection:
+        """The same filter over other rows (a dense store's passage rows of the allowed statutes)."""
+        return Selection(rows, self.filter, below, self.warnings)
+
+
+def selection(allowed: Selection | np.ndarray | Sequence[int] | None) -> Selection | None:
+    """`allowed` as a Selection (plain rows carry no filter)."""
+    return allowed if allowed is None or isinstance(allowed, Selection) else Selection(np.asarray(allowed))
 
 
 class FieldTable:
@@ -252,7 +260,7 @@ def _equalities(node: tuple) -> list[tuple[str, str]]:
 
 def _missing_value(name: str, value: str, have: Collection[str]) -> str | None:
     """A warning when no document's `name` equals `value` (as a filter compares), else None."""
-    if value in have or (_number(value) is not None and any(_compare(v, "=", value) for v in have)):
+    if value in have or (number_of(value) is not None and any(_compare(v, "=", value) for v in have)):
         return None
     if not have:
         return f"no document has a {name} (a filter on {name} = {value!r} matches nothing)"
@@ -295,25 +303,7 @@ def allowed_rows(records: Iterable[dict], expr: str | None = None, *, act: str |
             raise FilterTimeout(f"filter evaluation passed its time limit after {i:,} documents")
         if all(t(record) for t in tests):
             rows.append(i)
-    return Selection(rows, milvus_expression(tree, act, jurisdiction, as_of))
-
-
-def milvus_expression(tree: tuple | None, act: str | None, jurisdiction: str | None, as_of: str | None) -> str | None:
-    """The filter as a Milvus boolean expression over the Milvus backend's statute fields (an absent field is
-    ''); None when no filter is given or Milvus could judge part of it differently (then rows are sent)."""
-    parts = [] if tree is None else [_milvus(tree)]
-    if None in parts or any(_number(v) is not None for v in (act, jurisdiction) if v):
-        return None
-    parts += [f"{name} == {_quote(value)}" for name, value in (("act", act), ("jurisdiction", jurisdiction)) if value]
-    if as_of:
-        day = _quote(as_of)
-        parts.append(f'(valid_from == "" or valid_from <= {day}) and (valid_to == "" or valid_to > {day})')
-    return " and ".join(f"({p})" for p in parts) or None
-
-
-def _quote(value: str) -> str:
-    """A Milvus string literal."""
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return Selection(rows, Filter(tree, act, jurisdiction, as_of) if tree or act or jurisdiction or as_of else None)
 
 
 def in_force(day: str) -> Predicate:
@@ -337,7 +327,7 @@ def _field(record: dict, name: str):
     return record[name] if name in record else meta.get(name)
 
 
-def _number(value) -> float | None:
+def number_of(value) -> float | None:
     if isinstance(value, bool):
         return None
     try:
@@ -347,7 +337,7 @@ def _number(value) -> float | None:
 
 
 def _compare(have, op: str, want: str) -> bool:
-    a, b = _number(have), _number(want)
+    a, b = number_of(have), number_of(want)
     if a is None or b is None:
         a, b = _text(have), want
     return _COMPARE[op](a, b)

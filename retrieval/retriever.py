@@ -9,8 +9,8 @@ and score and the query words that matched, so a user can see why a statute was 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +22,8 @@ from .lexical.analysis import shown_in
 from .corpus import Document, fingerprint
 from .hits import Hit, LegHit, results_json, statute_fields
 from .index.folder import library_versions
-from .legs import BuildOptions, Leg, Ranking, RowOrder, leg_type
-from .milvus.fusion import server_fuse
+from .index.backends import Backend, chosen
+from .legs import BuildOptions, Leg, Ranking, RowOrder, default_legs, leg_type
 from .rerank import DEFAULT_DEPTH as DEFAULT_RERANK_DEPTH
 from .rerank import rerank_hits
 from .settings import MAX_DEPTH, Bm25Params, FusionConfig, Settings, read_settings
@@ -33,7 +33,7 @@ from .updates import Updatable
 if TYPE_CHECKING:
     from .rerank import Reranker
 
-LEGS = ("dense", "bm25")  # the legs `build` makes unless told otherwise
+LEGS = default_legs()  # the legs `build` makes unless told otherwise (registered as defaults)
 HYBRID = "hybrid"
 WHERE_CACHE = 64  # filters whose allowed rows a retriever keeps
 _WHERE_LOCK = threading.Lock()  # where() runs in a server's threads: one cache change at a time
@@ -43,7 +43,8 @@ class HybridRetriever(Updatable):
     """Any set of legs over one corpus, fused by FusionConfig; add / update / delete come from updates.py."""
 
     def __init__(self, docs: DocumentTable | list[Document], legs: Mapping[str, Leg], *,
-                 fusion_config: FusionConfig = FusionConfig(), info: dict | None = None):
+                 fusion_config: FusionConfig = FusionConfig(), info: dict | None = None,
+                 backend: Backend | None = None):
         if not legs:
             raise ValueError("a retriever needs at least one leg")
         self._docs = docs
@@ -54,7 +55,8 @@ class HybridRetriever(Updatable):
         self._rows: dict[str, int] | None = None
         self._fields: filters.FieldTable | None = None  # each document's fields but its text, read once for filters
         self._where: dict[tuple, filters.Selection] = {}  # recent filters' allowed rows (where)
-        self.fuse_in = "project"  # or "server": a Milvus-backed index fused by Milvus (milvus/fusion.py)
+        self.backend = chosen(backend)  # where the legs' engines live (index/backends.py)
+        self.fuse_in = "project"  # or "server": fused by the backend's engine (Backend.fuse)
 
     @classmethod
     def build(cls, documents: Sequence[Document], *, legs: Sequence[str] = LEGS,
@@ -65,16 +67,12 @@ class HybridRetriever(Updatable):
         docs = list(documents)
         opts = BuildOptions(**options)
         order = RowOrder(rank_ids([d.id for d in docs]))
+        backend = chosen(opts.backend)
         built = {name: leg_type(name).build(docs, opts, order) for name in names}
-        if opts.milvus is not None:  # the legs then search a Milvus collection (retrieval/milvus/)
-            from .milvus.legs import publish_legs
-
-            t = time.perf_counter()
-            opts.timings.update(publish_legs(opts.milvus, docs, built, dense_kind=opts.dense_kind,
-                                             progress=opts.progress))
-            opts.timings["milvus_seconds"] = time.perf_counter() - t
+        built, figures = backend.publish(docs, built, dense_kind=opts.dense_kind, progress=opts.progress)
+        opts.timings.update(figures)
         info = {"documents": len(docs), "corpus_fingerprint": fingerprint(docs), "build": opts.timings}
-        return cls(docs, built, fusion_config=fusion_config, info=info)
+        return cls(docs, built, fusion_config=fusion_config, info=info, backend=backend)
 
     @classmethod
     def build_into(cls, path: str | Path, documents: Iterable[Document], *, legs: Sequence[str] = LEGS,
@@ -113,12 +111,13 @@ class HybridRetriever(Updatable):
         return min(self.fusion.depth or MAX_DEPTH, len(self))
 
     def leg_rankings(self, queries: Sequence[str], legs: Sequence[str] | None = None, depth: int | None = None,
-                     allowed: np.ndarray | None = None, inputs: Mapping[str, Mapping] | None = None
+                     allowed: filters.Selection | np.ndarray | None = None, inputs: Mapping[str, Mapping] | None = None
                      ) -> dict[str, list[Ranking]]:
         """Per leg, per query: (row, score) pairs best first, ties by descending doc id; `inputs`: per-leg
         extras (e.g. {"dense": {"vectors": ...}}), `allowed`: sorted document rows to search within."""
         names = _check_legs(legs or self.legs, available=self.legs)
         depth = min(depth or self.depth(), len(self))
+        allowed = filters.selection(allowed)
         return {name: self.leg[name].rank(queries, depth, allowed, **(inputs or {}).get(name, {})) for name in names}
 
     def fuse(self, rankings: Mapping[str, Ranking], mode: str = HYBRID,
@@ -137,7 +136,7 @@ class HybridRetriever(Updatable):
         return fusion.fuse(config.method, lists, weights, config.k)
 
     def search(self, query: str, k: int = 10, mode: str = HYBRID, query_vector: np.ndarray | None = None,
-               allowed: np.ndarray | None = None, rerank: Reranker | None = None,
+               allowed: filters.Selection | np.ndarray | None = None, rerank: Reranker | None = None,
                rerank_depth: int = DEFAULT_RERANK_DEPTH) -> list[Hit]:
         """Top-k Hits for one query; mode 'hybrid' fuses the legs, a leg's name uses that leg alone.
         `query_vector`: the dense leg's query vector, encoded elsewhere."""
@@ -146,7 +145,7 @@ class HybridRetriever(Updatable):
                                 rerank_depth=rerank_depth)[0]
 
     def search_many(self, queries: Sequence[str], k: int = 10, mode: str = HYBRID,
-                    inputs: Mapping[str, Mapping] | None = None, allowed: np.ndarray | None = None,
+                    inputs: Mapping[str, Mapping] | None = None, allowed: filters.Selection | np.ndarray | None = None,
                     rerank: Reranker | None = None, rerank_depth: int = DEFAULT_RERANK_DEPTH) -> list[list[Hit]]:
         """Top-k Hits for each query (each leg ranks the batch at once); with `rerank`, the top `rerank_depth`
         fused hits reordered by the reranker (rerank.rerank_hits), the rest below them."""
@@ -158,13 +157,13 @@ class HybridRetriever(Updatable):
         k_asked = k
         if rerank is not None:
             k = max(k, rerank_depth)  # the reranker reads the top rerank_depth fused hits
-        if mode == HYBRID and self.fuse_in == "server":  # Milvus fuses; the legs' own places are not known
-            fused_all, places_all = server_fuse(self, queries, allowed, inputs), [{}] * len(queries)
+        allowed = filters.selection(allowed)
+        if mode == HYBRID and self.fuse_in == "server":  # the backend fuses; the legs' own places are not known
+            fused_all, places_all = self.backend.fuse(self, queries, allowed, inputs), [{}] * len(queries)
         else:
             fused_all, places_all = self._fused(queries, mode, allowed, inputs, k)
         for leg in self.leg.values():  # a leg may look up what the hits show in one batch (a remote engine)
-            if hasattr(leg, "prefetch"):
-                leg.prefetch([self.row(doc_id) for fused in fused_all for doc_id, _ in fused[:k]])
+            leg.prefetch([self.row(doc_id) for fused in fused_all for doc_id, _ in fused[:k]])
         results = [[self._hit(rank, doc_id, score, places, q) for rank, (doc_id, score) in enumerate(fused[:k], start=1)]
                    for q, fused, places in zip(queries, fused_all, places_all)]
         if rerank is not None:
@@ -172,7 +171,7 @@ class HybridRetriever(Updatable):
             results = [hits[:k_asked] for hits in rerank_hits(queries, results, rerank, rerank_depth, text_of)]
         return results
 
-    def _fused(self, queries: Sequence[str], mode: str, allowed: np.ndarray | None,
+    def _fused(self, queries: Sequence[str], mode: str, allowed: filters.Selection | None,
                inputs: Mapping[str, Mapping] | None, k: int) -> tuple[list, list]:
         """Per query: the fused (doc id, score) list and each leg's {doc id: (row, rank, score)} places. One leg
         alone ranks only the k shown (its top k do not depend on the depth); fusion reads each leg's depth."""
@@ -203,7 +202,7 @@ class HybridRetriever(Updatable):
                                         deadline=deadline)
             if not len(rows):
                 warnings.append("no document matches the filters")
-            rows.warnings = tuple(warnings)
+            rows = replace(rows, warnings=tuple(warnings))
             with _WHERE_LOCK:
                 if len(self._where) >= WHERE_CACHE:
                     self._where.pop(next(iter(self._where)))

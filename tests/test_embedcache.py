@@ -60,12 +60,11 @@ def test_tune_with_cache_encodes_nothing_the_second_time(tmp_path, monkeypatch):
 
 def test_build_with_cache_encodes_only_new_texts_and_seeds_from_an_index(tmp_path, monkeypatch, tiny_docs):
     """`build --cache DIR` twice encodes nothing the second time; a cache seeded from an index's stored vectors
-    (updates.stored_cache, as `perf --updates` seeds one) spares a build every text that index holds."""
+    (DenseLeg.stored_cache, as `perf --updates` seeds one) spares a build every text that index holds."""
     import json
 
     from retrieval.cli import main
     from retrieval.retriever import HybridRetriever
-    from retrieval.updates import stored_cache
 
     corpus = tmp_path / "c.jsonl"
     corpus.write_text("".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}) + "\n" for d in tiny_docs))
@@ -83,7 +82,7 @@ def test_build_with_cache_encodes_only_new_texts_and_seeds_from_an_index(tmp_pat
     assert np.array_equal(a.leg["dense"].store.get(np.arange(len(tiny_docs))),
                           b.leg["dense"].store.get(np.arange(len(tiny_docs))))
 
-    stored_cache(a.leg["dense"], a.documents()).save(tmp_path / "seeded")
+    a.leg["dense"].stored_cache(a.documents()).save(tmp_path / "seeded")
     changed = [*tiny_docs[1:], tiny_docs[0].__class__("new", "New", "A text no index has seen.")]
     corpus.write_text("".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}) + "\n" for d in changed))
     encoded.clear()

@@ -30,7 +30,7 @@ RECORDS = [
     ('act = "IPC"', [0]),
 ])
 def test_grammar(expr, rows):
-    assert allowed_rows(RECORDS, expr).tolist() == rows
+    assert allowed_rows(RECORDS, expr).rows.tolist() == rows
 
 
 @pytest.mark.parametrize("expr, where", [
@@ -44,9 +44,9 @@ def test_parse_errors_name_the_position(expr, where):
 
 
 def test_as_of_act_and_jurisdiction():
-    assert allowed_rows(RECORDS, as_of="2024-07-01").tolist() == [0, 2, 3]  # valid_to is the first day out of force
-    assert allowed_rows(RECORDS, as_of="2024-06-30").tolist() == [0, 1, 3]
-    assert allowed_rows(RECORDS, act="CrPC", jurisdiction="IN").tolist() == [1]
+    assert allowed_rows(RECORDS, as_of="2024-07-01").rows.tolist() == [0, 2, 3]  # valid_to is the first day out of force
+    assert allowed_rows(RECORDS, as_of="2024-06-30").rows.tolist() == [0, 1, 3]
+    assert allowed_rows(RECORDS, act="CrPC", jurisdiction="IN").rows.tolist() == [1]
     with pytest.raises(FilterError, match="as_of is not an ISO date"):
         allowed_rows(RECORDS, as_of="30.06.2024")
 
@@ -70,7 +70,7 @@ def test_filtered_search_returns_k_hits_inside_the_filter(encoder, kind, chunkin
         hits = r.search("murder in section", k=40, mode=mode, allowed=allowed)
         assert len(hits) == 40 and {h.id for h in hits} <= inside, mode
     assert r.search("theft", k=5, allowed=np.zeros(0, np.int64)) == []
-    assert r.where("id = S3").tolist() == [3]
+    assert r.where("id = S3").rows.tolist() == [3]
 
 
 @pytest.mark.parametrize("expr", ["(" * 1000 + "act = IPC" + ")" * 1000, "not " * 1000 + "act = IPC"])
@@ -79,8 +79,8 @@ def test_filters_nested_past_the_depth_limit_are_one_line_errors_not_recursion(e
         parse(expr)
     message = str(e.value)
     assert f"nest more than {MAX_DEPTH} deep" in message and "\n" not in message and len(message) < 300
-    assert allowed_rows(RECORDS, "(" * MAX_DEPTH + "act = IPC" + ")" * MAX_DEPTH).tolist() == [0]
-    assert allowed_rows(RECORDS, "not " * MAX_DEPTH + "act = IPC").tolist() == [0]  # an even count of nots
+    assert allowed_rows(RECORDS, "(" * MAX_DEPTH + "act = IPC" + ")" * MAX_DEPTH).rows.tolist() == [0]
+    assert allowed_rows(RECORDS, "not " * MAX_DEPTH + "act = IPC").rows.tolist() == [0]  # an even count of nots
 
 
 def test_a_filter_over_the_size_limit_is_refused_in_one_line():
@@ -95,12 +95,12 @@ def test_a_long_or_of_equalities_is_one_set_look_up_and_judges_like_each_term():
     t = time.perf_counter()
     rows = allowed_rows(records, terms)
     assert time.perf_counter() - t < 0.5  # was 4.7 s on a 2-core CPU: 1,000 comparisons per document
-    assert rows.tolist() == list(range(7, 3000, 50))
+    assert rows.rows.tolist() == list(range(7, 3000, 50))
     mixed = RECORDS + [{"id": "e", "meta": {"flag": True, "n": 10 ** 400, "x": "nan", "y": 1.0}}]
     for expr in ("section = 302.0 or section = 41 or act = BNS", "flag = true or n = 5", "x = nan or y = 1",
                  "section in (0302, 103) or id = d or id = 'e'"):
         each = [i for i, r in enumerate(mixed) if any(parse(term)(r) for term in expr.split(" or "))]
-        assert allowed_rows(mixed, expr).tolist() == each, expr
+        assert allowed_rows(mixed, expr).rows.tolist() == each, expr
 
 
 def test_evaluation_stops_at_its_deadline():

@@ -1,5 +1,5 @@
-"""A third leg, defined only here, runs through HybridRetriever, save/load, the CLI, bench (MTEB) and the web API
-with no edit to any of them: the Leg protocol is the one seam."""
+"""A third leg, defined only here, runs through HybridRetriever, save/load, update, the CLI, bench (MTEB) and the web
+API with no edit to any of them: the Leg protocol (LegBase's defaults) is the one seam."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from retrieval.cli import main
-from retrieval.legs import Leg, register_leg
+from retrieval.legs import Leg, LegBase, register_leg
 from retrieval.retriever import HybridRetriever
 from test_bench import write_dataset
 
 
 @register_leg("titlewords")
-class TitleWordsLeg:
+class TitleWordsLeg(LegBase):
     """Scores a document by how many query words its title holds (lower-cased whole words)."""
 
     def __init__(self, titles: list[set[str]], order):
@@ -94,6 +94,25 @@ def test_a_new_leg_in_the_web_api(tiny_docs, tmp_path):
     assert [h["id"] for h in body["hits"]] == ["S5"] and body["hits"][0]["titlewords"] == {"rank": 1, "score": 1.0}
     health = client.get("/api/health").json()["indexes"][0]
     assert health["legs"] == ["bm25", "titlewords"] and "titlewords" in health["modes"]
+
+
+def test_a_new_leg_goes_through_update_as_a_fresh_build_would(tiny_docs, tmp_path, capsys):
+    corpus = tmp_path / "c.jsonl"
+    write = lambda docs: corpus.write_text(  # noqa: E731
+        "".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}) + "\n" for d in docs))
+    write(tiny_docs)
+    assert main(["build", str(corpus), "--legs", "bm25,titlewords", "--out", str(tmp_path / "ix")]) == 0
+    renamed = [d.__class__(d.id, "Cheating murder" if d.id == "S1" else d.title, d.text) for d in tiny_docs[:-1]]
+    write(renamed)
+    assert main(["update", str(tmp_path / "ix"), str(corpus)]) == 0
+    capsys.readouterr()
+    assert main(["query", str(tmp_path / "ix"), "cheating murder", "--json", "--mode", "titlewords"]) == 0
+    hits = [h["id"] for h in json.loads(capsys.readouterr().out)["hits"]]
+    fresh = HybridRetriever.build(renamed, legs=["bm25", "titlewords"], progress=False)
+    assert hits == [h.id for h in fresh.search("cheating murder", k=10, mode="titlewords")] and hits[0] == "S1"
+    r = HybridRetriever.build(tiny_docs, legs=["bm25", "titlewords"], progress=False)
+    r.delete(["S1"])
+    assert "S1" not in [h.id for h in r.search("dowry death", k=5, mode="titlewords")] and len(r.leg["titlewords"]) == len(tiny_docs) - 1
 
 
 def test_an_unknown_leg_is_refused(tiny_docs, capsys, tmp_path):

@@ -18,7 +18,9 @@ pytest.importorskip("milvus_lite", reason="Milvus Lite (extra 'milvus-lite', CPU
 from retrieval.cli import main  # noqa: E402
 from retrieval.corpus import Document  # noqa: E402
 from retrieval.milvus import MilvusSetupError, MilvusTarget, connect  # noqa: E402
+from retrieval.milvus.backend import MilvusBackend  # noqa: E402
 from retrieval.milvus.collection import Columns, index_params, publish  # noqa: E402
+from retrieval.milvus.expressions import filter_expression  # noqa: E402
 from retrieval.retriever import HybridRetriever  # noqa: E402
 
 QUERIES = ["theft of property", "murder with intent", "cheating and forgery", "dowry death", "trespass at night"]
@@ -73,7 +75,7 @@ def _same(a: HybridRetriever, b: HybridRetriever, allowed_a=None, allowed_b=None
 def test_rankings_and_filters_equal_the_embedded_backend(uri, encoder, tmp_path):
     docs = _docs()
     embedded = HybridRetriever.build(docs, encoder=encoder, progress=False)
-    built = HybridRetriever.build(docs, encoder=encoder, progress=False, milvus=MilvusTarget(uri, "t"))
+    built = HybridRetriever.build(docs, encoder=encoder, progress=False, backend=MilvusBackend(MilvusTarget(uri, "t")))
     built.save(tmp_path / "ix")
     loaded = HybridRetriever.load(tmp_path / "ix")
     assert loaded.info["backend"]["name"] == "milvus" and "token" not in str(loaded.info["backend"])
@@ -81,7 +83,7 @@ def test_rankings_and_filters_equal_the_embedded_backend(uri, encoder, tmp_path)
     _same(embedded, loaded)
     for kwargs in ({"act": "IPC"}, {"as_of": "2016-06-01"}, {"act": "EA", "as_of": "2010-01-01"}):
         want, got = embedded.where(**kwargs), loaded.where(**kwargs)
-        assert got.milvus  # the filter goes to Milvus as an expression
+        assert filter_expression(got.filter)  # the filter goes to Milvus as an expression
         _same(embedded, loaded, want, got)
         hits = loaded.search("theft", k=len(want) + 5, mode="dense", allowed=got)
         assert len(hits) == len(want)  # every matching statute, and no other
@@ -95,14 +97,14 @@ def test_rankings_and_filters_equal_the_embedded_backend(uri, encoder, tmp_path)
     for expr, compiled in (("act = IPC and valid_to < 2016-01-01", True), ("act in (IPC, EA) and not act = EA", True),
                            ("valid_from >= 2000-01-01 or jurisdiction != IN", True), ("section != 3", False),
                            ("id != S1", False)):  # a field Milvus does not hold
-        assert bool(loaded.where(expr).milvus) is compiled, expr  # else it goes as the rows it allows
+        assert bool(filter_expression(loaded.where(expr).filter)) is compiled, expr  # else it goes as the rows it allows
         _same(embedded, loaded, embedded.where(expr), loaded.where(expr))
 
 
 def test_update_and_delete_write_a_new_collection_equal_to_a_fresh_build(encoder, tmp_path):
     uri = str(tmp_path / "m.db")
     docs = _docs()
-    HybridRetriever.build(docs[:30], encoder=encoder, progress=False, milvus=MilvusTarget(uri, "u")).save(tmp_path / "ix")
+    HybridRetriever.build(docs[:30], encoder=encoder, progress=False, backend=MilvusBackend(MilvusTarget(uri, "u"))).save(tmp_path / "ix")
     first = HybridRetriever.load(tmp_path / "ix").info["backend"]["collection"]
     r = HybridRetriever.load(tmp_path / "ix")
     changed = [replace(d, text=d.text + " Amended by bribery.") if d.id in ("S3", "S4") else d for d in docs[2:]]
@@ -182,7 +184,7 @@ def test_lite_bm25_parameters_take_effect_and_scores_are_positive(tmp_path):
 def test_server_bm25_and_its_difference_are_measurable(encoder, tmp_path):
     docs = _docs()
     r = HybridRetriever.build(docs, encoder=encoder, progress=False, legs=["bm25"],
-                              milvus=MilvusTarget(str(tmp_path / "m.db"), "s", "server"))
+                              backend=MilvusBackend(MilvusTarget(str(tmp_path / "m.db"), "s", "server")))
     hits = r.search("theft of property", k=5, mode="bm25")
     assert hits and all(h.score > 0 for h in hits)
     assert r.leg["bm25"].index.engine == "milvus-server"
@@ -209,7 +211,7 @@ def test_rest_api_serves_a_milvus_index_as_the_embedded_one(encoder, tmp_path):
     docs = _docs()
     HybridRetriever.build(docs, encoder=encoder, progress=False).save(tmp_path / "e")
     HybridRetriever.build(docs, encoder=encoder, progress=False,
-                          milvus=MilvusTarget(str(tmp_path / "m.db"), "w")).save(tmp_path / "m")
+                          backend=MilvusBackend(MilvusTarget(str(tmp_path / "m.db"), "w"))).save(tmp_path / "m")
     client = TestClient(create_app({"e": HybridRetriever.load(tmp_path / "e"),
                                     "m": HybridRetriever.load(tmp_path / "m")}))
     for params in ({"q": "theft of property"}, {"q": "murder", "act": "IPC"}, {"q": "dowry", "as_of": "2016-01-01"},

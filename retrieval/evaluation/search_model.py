@@ -30,7 +30,7 @@ class SharedLegs:
                  language: str = "auto", bm25_backend: str = "bm25s", analysis: dict | None = None,
                  user_words: Sequence[str] = (), dense_backend: str = "auto", milvus: Any = None):
         self.encoder, self.legs = encoder, tuple(legs)
-        self.milvus = milvus  # a milvus.MilvusTarget, or None: embedded
+        self.milvus = milvus  # an index.backends.Backend (e.g. milvus.backend.MilvusBackend), or None: local
         self.dense_backend = dense_backend
         self.language, self.bm25_backend = language, bm25_backend
         self.analysis_options = dict(analysis or {})  # over the language's defaults
@@ -52,7 +52,7 @@ class SharedLegs:
                                         **self.analysis_options) if "bm25" in self.legs else None
             r = HybridRetriever.build(documents, encoder=self.encoder, legs=self.legs, analysis=analysis,
                                       user_words=self.user_words, bm25_backend=self.bm25_backend, chunking=chunking,
-                                      bm25=settings.bm25, dense_backend=self.dense_backend, milvus=self.milvus)
+                                      bm25=settings.bm25, dense_backend=self.dense_backend, backend=self.milvus)
             self._retrievers[key], self._prompts[key] = r, settings.query_prompt
             build = r.info["build"]
             tag = "index" if not (chunking.active or settings.bm25.to_dict()) else "index_tuned"
@@ -64,11 +64,9 @@ class SharedLegs:
         return self._retrievers[key]
 
     def close(self) -> None:
-        """Drop the Milvus collections these runs wrote (an embedded retriever holds nothing outside memory)."""
-        from ..milvus.legs import collections_in, drop_collections
-
+        """Drop what these runs wrote into a backend (Milvus collections; a local retriever holds only memory)."""
         for r in self._retrievers.values():
-            drop_collections(collections_in(r.leg))
+            r.backend.drop(r.backend.held(r.leg))
 
     def analysis(self) -> dict | None:
         """The BM25 analysis settings in use (None before indexing or without BM25)."""
@@ -133,10 +131,8 @@ class RetrieverSearch:
         if self._retriever is None:
             raise RuntimeError("search before index")
         ids, texts = list(queries["id"]), list(queries["text"])
-        if self.mode == SERVER_FUSION:  # fused by Milvus in one hybrid_search per query (milvus/fusion.py)
-            from ..milvus.fusion import server_fuse
-
-            fused = [f[:top_k] for f in server_fuse(self._retriever, texts)]
+        if self.mode == SERVER_FUSION:  # fused by the backend (Milvus: one hybrid_search per query)
+            fused = [f[:top_k] for f in self._retriever.backend.fuse(self._retriever, texts)]
         else:
             rankings = self.shared.rankings(self._retriever, texts)
             fused = [self._retriever.fuse(r, self.mode, self.settings.fusion)[:top_k] for r in rankings]

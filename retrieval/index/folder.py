@@ -19,7 +19,7 @@ from .. import __version__
 from ..corpus import Document
 from ..dense.gpu import check_device
 from ..legs import BuildOptions, LoadOptions, RowOrder, leg_type
-from ..milvus.legs import collections_in, collections_of, drop_collections, milvus_backend, previous_collections
+from .backends import of_manifest
 from ..settings import FusionConfig, SettingsError
 from .format import (DocumentStream, DocumentTable, IndexFileError, check_count, current_generation, data_dir,
                     prefers_mmap, read_manifest, verify_checksums, write_index)
@@ -31,8 +31,8 @@ _LOAD_ATTEMPTS = 5
 def save(retriever, path: str | Path) -> dict:
     """Write a freshly built retriever's index folder; returns the manifest.
 
-    Milvus: the collection this save replaces stays until the next save (a server still on it can reload
-    first); the one that save replaced goes once the index has switched."""
+    A backend's resources (a Milvus collection) this save replaces stay until the next save (a server still on
+    them can reload first); those that save replaced go once the index has switched."""
 
     def fill(folder: Path) -> dict:
         if isinstance(retriever._docs, DocumentTable):
@@ -41,15 +41,16 @@ def save(retriever, path: str | Path) -> dict:
         return save_legs(retriever, folder, Path(path).name, replaced)
 
     before = _previous_manifest(path)
-    replaced = collections_of(before) - collections_in(retriever.leg)
+    old, held = of_manifest(before), retriever.backend.held(retriever.leg)
+    replaced = old.pointed(before) - held
     manifest = write_index(path, fill)
-    drop_collections(previous_collections(before) - collections_in(retriever.leg))
+    old.drop(old.replaced(before) - held)
     return manifest
 
 
 def save_legs(retriever, folder: Path, index_name: str, replaced: set[tuple[str, str]] = frozenset()) -> dict:
-    """Each leg's files in its own sub-folder of the generation `folder`; returns the manifest body (with a
-    Milvus-backed index's `backend` entry, naming the collections this save `replaced`)."""
+    """Each leg's files in its own sub-folder of the generation `folder`; returns the manifest body (with its
+    backend's `backend` entry, naming the resources this save `replaced`)."""
     manifest = {"name": index_name, "documents": len(retriever), "legs": list(retriever.legs),
                 "corpus_fingerprint": retriever.info.get("corpus_fingerprint"), "fusion": retriever.fusion.to_dict(),
                 "build": retriever.info.get("build", {}), "versions": library_versions()}
@@ -62,7 +63,7 @@ def save_legs(retriever, folder: Path, index_name: str, replaced: set[tuple[str,
         config = {"type": name, **leg.save(folder / name)}
         (folder / name / LEG_CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
         manifest[name] = config
-    backend = milvus_backend(manifest, replaced)
+    backend = retriever.backend.entry(manifest, replaced)
     if backend:
         manifest["backend"] = backend
     return manifest
@@ -114,7 +115,7 @@ def _open(cls, folder: Path, manifest: dict, mmap: bool | None, verify: bool | N
     mmap = prefers_mmap(manifest) if mmap is None else mmap
     if (not mmap) if verify is None else verify:
         verify_checksums(folder, manifest)
-    opts = LoadOptions(mmap=mmap, **options)
+    opts = LoadOptions(mmap=mmap, backend=of_manifest(manifest), **options)
     try:
         docs = DocumentTable.load(data, mmap=mmap)
         check_count(str(data / DocumentTable.IDS), len(docs), manifest)
@@ -130,7 +131,7 @@ def _open(cls, folder: Path, manifest: dict, mmap: bool | None, verify: bool | N
         # a damaged file the sizes do not reveal (a memory-mapped load skips the sha256s) fails in its reader
         raise IndexFileError(f"{folder}: cannot load index ({type(e).__name__}: {e})") from None
     fusion_config = fusion_config or FusionConfig.from_dict(manifest.get("fusion", {}))
-    return cls(docs, legs, fusion_config=fusion_config, info=manifest)
+    return cls(docs, legs, fusion_config=fusion_config, info=manifest, backend=opts.backend)
 
 
 def _previous_manifest(path: str | Path) -> dict | None:

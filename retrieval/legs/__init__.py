@@ -1,6 +1,10 @@
 """Retrieval legs behind one protocol (base.Leg): dense (encoder + vector store) and BM25 (analyzer +
-lexical engine). A new leg is a class registered with `register_leg`; nothing else changes."""
+lexical engine). A new leg is a class registered with `register_leg` (LegBase gives the protocol's defaults);
+nothing else changes. The built-in legs register here, after the protocol they import."""
 
-from .base import BuildOptions, Leg, LoadOptions, Ranking, RowOrder, leg_names, leg_type, register_leg
+from .base import (BuildOptions, Leg, LegBase, LoadOptions, Ranking, RowOrder, default_legs, leg_names, leg_type,
+                   register_leg)
+from . import dense, lexical  # noqa: F401,E402  (register the built-in legs)
 
-__all__ = ["BuildOptions", "Leg", "LoadOptions", "Ranking", "RowOrder", "leg_names", "leg_type", "register_leg"]
+__all__ = ["BuildOptions", "Leg", "LegBase", "LoadOptions", "Ranking", "RowOrder", "default_legs", "leg_names",
+           "leg_type", "register_leg"]

@@ -42,6 +42,54 @@ class Leg(Protocol):
         """Write the leg's files into `folder` (its own sub-folder); returns its config for the manifest."""
         ...
 
+    def rebuilt(self, before: Sequence, after: Sequence, order: RowOrder, plan: Any, progress: bool = False) -> Leg:
+        """The leg over the documents `after` from its state over `before` (update, delete); `plan` (an
+        updates.Plan) counts the texts encoded."""
+        ...
+
+    def to_encode(self, before: Sequence, after: Sequence) -> int:
+        """Texts `rebuilt` would send to an encoder (a dry run's count)."""
+        ...
+
+    @property
+    def engine(self) -> Any:
+        """The engine the leg searches (a VectorStore, a lexical engine), which a backend may replace; or None."""
+        ...
+
+    def with_engine(self, engine: Any) -> Leg:
+        """The same leg searching `engine` (a backend's published copy of its own)."""
+        ...
+
+    def prefetch(self, rows: Sequence[int]) -> None:
+        """Look up in one batch what the hits about to be shown need (a remote engine's postings)."""
+        ...
+
+
+class LegBase:
+    """Defaults of the Leg protocol for a leg that holds no engine: no words, rebuilt by building afresh."""
+
+    name: ClassVar[str]
+
+    def matched_terms(self, query: str, row: int) -> tuple[str, ...]:
+        return ()
+
+    def rebuilt(self, before: Sequence, after: Sequence, order: RowOrder, plan: Any, progress: bool = False) -> Leg:
+        """Built afresh over `after` with default options (a leg keeping nothing worth reusing)."""
+        return type(self).build(after, BuildOptions(progress=progress), order)
+
+    def to_encode(self, before: Sequence, after: Sequence) -> int:
+        return 0
+
+    @property
+    def engine(self) -> Any:
+        return None
+
+    def with_engine(self, engine: Any) -> Leg:
+        raise ValueError(f"the {self.name} leg has no engine another backend could hold")
+
+    def prefetch(self, rows: Sequence[int]) -> None:
+        """Nothing to fetch."""
+
 
 @dataclass
 class BuildOptions:
@@ -59,7 +107,7 @@ class BuildOptions:
     bm25_backend: str = "bm25s"
     bm25: Any = None  # Bm25Params
     bm25_workers: int | None = None  # BM25 analysis processes (None: the cores available)
-    milvus: Any = None  # a milvus.MilvusTarget: the built legs are published into a Milvus collection
+    backend: Any = None  # an index.backends.Backend the built legs are published into (None: local files)
     cache: Any = None  # folder of an embedding cache (embedcache.attach): texts found there are not encoded
     progress: bool = True
     timings: dict[str, float] = field(default_factory=dict)  # legs add their build figures here
@@ -76,6 +124,7 @@ class LoadOptions:
     load_encoder: bool = True
     chunking: Any = None  # query-side chunk settings overriding the index's (ChunkSettings)
     bm25: Any = None  # query-side BM25 settings overriding the index's (Bm25Params: query window)
+    backend: Any = None  # the index.backends.Backend whose engines a saved leg's config may point at
 
 
 class RowOrder:
@@ -108,14 +157,17 @@ class RowOrder:
 
 LegType = Any  # a class with build(documents, options, order) and load(folder, config, options, order)
 _REGISTRY: dict[str, LegType] = {}
+_DEFAULT: list[str] = []  # the legs `build` makes unless told otherwise, in registration order
 
 
-def register_leg(name: str) -> Callable[[LegType], LegType]:
-    """Class decorator: make a leg type buildable and loadable by `name`."""
+def register_leg(name: str, *, default: bool = False) -> Callable[[LegType], LegType]:
+    """Class decorator: make a leg type buildable and loadable by `name` (`default`: built unless told otherwise)."""
 
     def add(cls: LegType) -> LegType:
         cls.name = name
         _REGISTRY[name] = cls
+        if default and name not in _DEFAULT:
+            _DEFAULT.append(name)
         return cls
 
     return add
@@ -123,7 +175,6 @@ def register_leg(name: str) -> Callable[[LegType], LegType]:
 
 def leg_type(name: str) -> LegType:
     """The registered leg type called `name`."""
-    _load_builtin()
     if name not in _REGISTRY:
         raise ValueError(f"unknown leg {name!r} (choose from {', '.join(leg_names())})")
     return _REGISTRY[name]
@@ -131,10 +182,9 @@ def leg_type(name: str) -> LegType:
 
 def leg_names() -> tuple[str, ...]:
     """Names of the registered leg types."""
-    _load_builtin()
     return tuple(_REGISTRY)
 
 
-def _load_builtin() -> None:
-    """Register the built-in legs (imported late so a leg module may import this one)."""
-    from . import dense, lexical  # noqa: F401
+def default_legs() -> tuple[str, ...]:
+    """The legs a build makes unless told otherwise."""
+    return tuple(_DEFAULT)

@@ -14,6 +14,7 @@ approximate store only decides which statutes are candidates.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -22,26 +23,30 @@ from typing import Any
 
 import numpy as np
 
+from ..corpus import Document
 from ..dense.chunking import ChunkSettings, aggregate, split, window_size
+from ..dense.embedcache import EmbeddingCache
 from ..dense.encoders import Encoder, EncoderConfig, query_dtype, resolve_model, weights_sha256
-from ..filters import Selection
+from ..dense.stores.base import VectorStore
+from ..filters import Selection, selection
+from ..index.backends import chosen
 from ..settings import SettingsError
 from ..index.format import IndexFileError
 from ..dense.stores.faiss import FaissStore
-from .base import BuildOptions, LoadOptions, Ranking, RowOrder, register_leg
+from .base import BuildOptions, LegBase, LoadOptions, Ranking, RowOrder, register_leg
 
 OVERFETCH = 4  # passages retrieved per query window = OVERFETCH x the statutes asked for (docs/performance.md)
 CACHE_MAX_BYTES = 256 << 20  # keep every passage vector in memory for exact re-scoring up to this size
 PASSAGES_FILE, TITLES_FILE = "passage_docs.npy", "title_docs.npy"
 
 
-@register_leg("dense")
-class DenseLeg:
+@register_leg("dense", default=True)
+class DenseLeg(LegBase):
     """Dense retrieval of statutes by their passages' vectors (see the module docstring)."""
 
     name = "dense"
 
-    def __init__(self, store: FaissStore, order: RowOrder, *, n_docs: int, chunking: ChunkSettings = ChunkSettings(),
+    def __init__(self, store: VectorStore, order: RowOrder, *, n_docs: int, chunking: ChunkSettings = ChunkSettings(),
                  passage_docs: np.ndarray | None = None, title_docs: np.ndarray | None = None,
                  encoder: Encoder | None = None, load_encoder: Callable[[], Encoder] | None = None,
                  model_info: dict | None = None, title_vectors: bool | None = None):
@@ -93,8 +98,8 @@ class DenseLeg:
             title_docs = np.flatnonzero([bool(d.title) for d in docs])
             titles = enc.encode_documents([docs[i].title for i in title_docs], progress=options.progress)
             vectors = np.concatenate([vectors, titles]) if len(titles) else vectors
-        # with a Milvus target the local store is only a hand-over to publish_legs, which builds the asked kind
-        store = FaissStore.build(vectors, "flat" if options.milvus is not None else options.dense_kind,
+        # a publishing backend takes the vectors over from an exact local store and builds the asked kind itself
+        store = FaissStore.build(vectors, chosen(options.backend).handover_kind(options.dense_kind),
                                  backend=options.dense_backend, device=enc.device if enc is not None else None)
         options.timings["dense_seconds"] = time.perf_counter() - t
         return cls(store, order, n_docs=len(docs), chunking=chunking, passage_docs=passage_docs, title_docs=title_docs,
@@ -103,7 +108,10 @@ class DenseLeg:
     @classmethod
     def load(cls, folder: Path, config: dict, options: LoadOptions, order: RowOrder) -> DenseLeg:
         """The leg saved in `folder`; its model is loaded (and checked) when a query first needs it."""
-        store = load_store(folder, config["store"], options)
+        store = chosen(options.backend).open_engine(cls.name, folder, config)
+        if store is None:
+            store = FaissStore.load(folder, config["store"], mmap=options.mmap, backend=options.dense_backend,
+                                    device=options.device)
         passages, titles = (np.load(f, allow_pickle=False) if f.is_file() else None
                             for f in (folder / PASSAGES_FILE, folder / TITLES_FILE))
         built = ChunkSettings.from_dict(config.get("chunking"))
@@ -131,6 +139,62 @@ class DenseLeg:
         return {**info, "store": store, "index": store["kind"], "chunking": self.chunking.to_dict(),
                 "documents": self.n_docs, "passages": {"text": self._text_rows, "titles": len(self.title_docs)},
                 "title_vectors": self.title_vectors}
+
+    def rebuilt(self, before: Sequence[Document], after: Sequence[Document], order: RowOrder, plan: Any,
+                progress: bool = False) -> DenseLeg:
+        """The leg over `after`: stored vectors reused by text, only new texts encoded, the store rebuilt."""
+        new_texts, passage_docs, title_docs, title_vectors = self._texts_of(after)
+        cache = self.stored_cache(before)
+        vectors = cache.encode(lambda: self.encoder, new_texts, progress)
+        if len(title_docs):
+            titles = cache.encode(lambda: self.encoder, [after[i].title for i in title_docs], progress)
+            vectors = np.concatenate([vectors, titles])
+        plan.encoded += cache.encoded
+        return DenseLeg(self.store.rebuilt(vectors), order, n_docs=len(after), chunking=self.chunking,
+                        passage_docs=passage_docs, title_docs=title_docs, load_encoder=lambda: self.encoder,
+                        model_info=self.model_info, title_vectors=title_vectors)
+
+    def to_encode(self, before: Sequence[Document], after: Sequence[Document]) -> int:
+        """Texts (passages, titles) of `after` whose vector the leg does not hold."""
+        texts, _, title_docs, _ = self._texts_of(after)
+        cache = self.stored_cache(before)
+        return len(cache.missing([cache.key(t) for t in [*texts, *(after[i].title for i in title_docs)]]))
+
+    def _texts_of(self, after: Sequence[Document]) -> tuple[list[str], np.ndarray | None, np.ndarray, bool]:
+        """What the leg over `after` encodes: its text rows (windows, cut as the build cut, when chunked), their
+        statutes (None: one row each), the statutes whose titles get vectors, and whether titles get them."""
+        chunking = self.chunking
+        if self.encoder is None if chunking.documents else not self.model_info.get("model"):
+            raise ValueError("this index's dense leg has no model (built from given vectors); rebuild it")
+        texts, passage_docs = [d.indexed_text() for d in after], None
+        if chunking.documents:  # the model's tokenizer
+            texts, passage_docs = split_for(self.encoder, texts, chunking, self.encoder.document_prompt)
+        title_vectors = self.title_vectors or chunking.title_weight > 0
+        title_docs = np.flatnonzero([bool(d.title) for d in after]) if title_vectors else np.zeros(0, dtype=np.int64)
+        return texts, passage_docs, title_docs, title_vectors
+
+    def stored_cache(self, documents: Sequence[Document]) -> EmbeddingCache:
+        """An embedding cache holding the vectors the leg stores, each under the key of the text (passage or
+        title) it was encoded from; `documents` are the leg's documents in row order."""
+        cache = EmbeddingCache.for_model(self.model_info)
+        texts = [d.indexed_text() for d in documents]
+        if self.chunking.documents:  # cut as the build cut (the model's tokenizer)
+            texts = split_for(self.encoder, texts, self.chunking, self.encoder.document_prompt)[0]
+        stored = self.store.get(np.arange(len(self.store)))
+        cache.put(texts, stored[:len(texts)])
+        cache.put([documents[i].title for i in self.title_docs], stored[len(texts):])
+        return cache
+
+    @property
+    def engine(self) -> VectorStore:
+        """The vector store."""
+        return self.store
+
+    def with_engine(self, engine: VectorStore) -> DenseLeg:
+        """The same leg searching another store of the same vectors (a backend's copy)."""
+        out = copy.copy(self)
+        out.store, out._matrix = engine, None
+        return out
 
     def __len__(self) -> int:
         owner = self.passage_docs if self.passage_docs is not None else np.arange(self._text_rows)
@@ -174,9 +238,10 @@ class DenseLeg:
     def rank_vectors(self, qv: np.ndarray, owner: np.ndarray, n_queries: int, depth: int,
                      allowed: np.ndarray | None = None) -> list[Ranking]:
         """Rankings from query (window) vectors `qv`, `owner[i]` the query of vector i (sorted)."""
+        allowed = selection(allowed)
         if not self.passages:
             if len(self.title_docs):  # title rows stay out of a statute-per-row search
-                allowed = np.arange(self.n_docs) if allowed is None else _rows_within(allowed, self.n_docs)
+                allowed = Selection(np.arange(self.n_docs)) if allowed is None else allowed.over(allowed.rows, self.n_docs)
             scores, rows = self.store.search(qv, depth, allowed)
             return [self.order.order(r[r >= 0], s[r >= 0]) for s, r in zip(scores, rows)]
         out = []
@@ -200,10 +265,6 @@ class DenseLeg:
         """(queries x statutes) exact scores from query (window) vectors, `owner[i]` the query of vector i."""
         return self._scores(qv, owner, np.arange(self.n_docs), chunking or self.chunking)
 
-    def matched_terms(self, query: str, row: int) -> tuple[str, ...]:
-        """Dense evidence has no words."""
-        return ()
-
     def _query_windows(self, queries: Sequence[str], chunking: ChunkSettings) -> tuple[np.ndarray, np.ndarray]:
         """Vectors of each query (or of its token windows) and the query each belongs to."""
         if chunking.title_weight > 0 and not self.title_vectors:
@@ -215,17 +276,17 @@ class DenseLeg:
             texts, owner = list(queries), np.arange(len(queries))
         return self.encode_queries(texts), owner
 
-    def _candidates(self, qv: np.ndarray, depth: int, allowed: np.ndarray | None) -> np.ndarray:
+    def _candidates(self, qv: np.ndarray, depth: int, allowed: Selection | None) -> np.ndarray:
         """Statutes with a passage among each query window's top OVERFETCH x depth passages (deeper until there
         are `depth` statutes), sorted; at an exact store, every statute (allowed) when that covers every passage
         or the depth asks for every statute."""
-        everyone = np.arange(self.n_docs) if allowed is None else np.asarray(allowed, dtype=np.int64)
+        everyone = np.arange(self.n_docs) if allowed is None else allowed.rows
         rows = len(self.store)
         fetch = min(rows, OVERFETCH * depth)
         if self.store.exact and (fetch >= rows or depth >= len(everyone)):
             return everyone
         # the rows of the allowed statutes are those its filter selects (a Milvus store takes the filter itself)
-        allowed_rows = None if allowed is None else Selection(self._rows_of(everyone), getattr(allowed, "milvus", None))
+        allowed_rows = None if allowed is None else allowed.over(self._rows_of(everyone))
         limit = rows if allowed_rows is None else len(allowed_rows)
         while True:  # a statute with many passages can fill the list: fetch deeper until `depth` statutes
             _, ids = self.store.search(qv, min(fetch, limit), allowed_rows)
@@ -278,21 +339,6 @@ class DenseLeg:
         """Every store row (passages and title) of `docs`, sorted."""
         title = self._title_row[docs]
         return np.sort(np.concatenate([self._text_rows_of(docs)[0], title[title >= 0]]))
-
-
-def load_store(folder: Path, config: dict, options: LoadOptions):
-    """The leg's vector store as saved: FAISS files in `folder`, or a pointer to a Milvus collection."""
-    if config.get("store") == "milvus":
-        from ..milvus.store import MilvusStore
-
-        return MilvusStore.load(config)
-    return FaissStore.load(folder, config, mmap=options.mmap, backend=options.dense_backend, device=options.device)
-
-
-def _rows_within(allowed: np.ndarray, n: int) -> Selection:
-    """Allowed statute rows as store rows below `n` (the text rows), the filter kept and narrowed to them."""
-    expr = getattr(allowed, "milvus", None)
-    return Selection(allowed, f"({expr}) and row < {n}" if expr else None)
 
 
 def doc_side(c: ChunkSettings) -> tuple:

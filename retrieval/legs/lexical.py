@@ -8,21 +8,26 @@ one issue of a long case description finds its statute.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..corpus import Document
+from ..filters import selection
+from ..index.backends import chosen
 from ..lexical.analysis import Analyzer, AnalyzerSettings, resolve_settings
+from ..lexical.chinese import law_names
 from ..languages import SAMPLE
 from ..lexical.engines import LexicalIndex, build_bm25, load_lexical, top_positive
 from ..settings import Bm25Params
-from .base import BuildOptions, LoadOptions, Ranking, RowOrder, register_leg
+from .base import BuildOptions, LegBase, LoadOptions, Ranking, RowOrder, register_leg
 
 
-@register_leg("bm25")
-class Bm25Leg:
+@register_leg("bm25", default=True)
+class Bm25Leg(LegBase):
     """BM25 over analysed documents (bm25s by default, rank-bm25 as an option)."""
 
     name = "bm25"
@@ -55,11 +60,8 @@ class Bm25Leg:
     def load(cls, folder: Path, config: dict, options: LoadOptions, order: RowOrder) -> Bm25Leg:
         """The leg saved in `folder`; a query-time `options.bm25` may change the query window."""
         settings = AnalyzerSettings.from_dict(config["analysis"])
-        if "milvus" in config:  # the weights live in a Milvus collection (retrieval/milvus/)
-            from ..milvus.bm25 import load_engine
-
-            index = load_engine(folder, config)
-        else:
+        index = chosen(options.backend).open_engine(cls.name, folder, config)  # weights held by a backend
+        if index is None:
             index = load_lexical(folder, config["engine"], config["params"], mmap=options.mmap,
                                  title_weight=settings.title_weight if settings.title == "field" else None)
         window = options.bm25.query_window if options.bm25 is not None else config.get("query_window", 0)
@@ -67,7 +69,7 @@ class Bm25Leg:
 
     def save(self, folder: Path) -> dict:
         """The engine's files and the user dictionary; config: engine, k1/b, analysis, query window."""
-        pointer = self.index.save(folder)  # a Milvus engine returns where its collection is
+        pointer = self.index.save(folder)  # a backend's engine returns where its data is
         self.analyzer.save(folder)
         return {"engine": self.index.engine, "params": self.index.params, "analysis": self.analyzer.settings.to_dict(),
                 "query_window": self.query_window, **({"milvus": pointer} if pointer else {})}
@@ -78,14 +80,16 @@ class Bm25Leg:
     def rank(self, queries: Sequence[str], depth: int, allowed: np.ndarray | None = None,
              **inputs: Any) -> list[Ranking]:
         """Per query, the top-`depth` documents scoring above 0 (inside `allowed` when given)."""
-        if hasattr(self.index, "rank_windows"):  # an engine that ranks itself (Milvus)
-            return self.index.rank_windows(queries, [self.windows(q) for q in queries], depth, allowed, self.order)
+        allowed = selection(allowed)
+        ranked = self.index.rank_windows(queries, [self.windows(q) for q in queries], depth, allowed, self.order)
+        if ranked is not None:  # an engine that ranks itself (a backend's)
+            return ranked
         out = []
         for q in queries:
             scores = self.scores(q)
             if allowed is not None:
                 inside = np.zeros(len(scores), dtype=bool)
-                inside[allowed] = True
+                inside[allowed.rows] = True
                 scores = np.where(inside, scores, 0)
             rows, kept = top_positive(scores, depth, self.order.id_ranks)
             out.append([(int(r), float(s)) for r, s in zip(rows, kept)])
@@ -105,9 +109,30 @@ class Bm25Leg:
         return [tokens[i:i + w] for i in range(0, len(tokens) - w + step, step)]
 
     def prefetch(self, rows: Sequence[int]) -> None:
-        """Let a remote engine fetch the postings of the rows about to be shown in one request (Milvus)."""
-        if hasattr(self.index, "prefetch"):
-            self.index.prefetch(rows)
+        """Let a remote engine fetch the postings of the rows about to be shown in one request."""
+        self.index.prefetch(rows)
+
+    @property
+    def engine(self) -> LexicalIndex:
+        """The lexical engine."""
+        return self.index
+
+    def with_engine(self, engine: LexicalIndex) -> Bm25Leg:
+        """The same analysis and windows over another engine holding the same weights (a backend's copy)."""
+        return Bm25Leg(self.analyzer, engine, self.order, self.query_window)
+
+    def rebuilt(self, before: Sequence[Document], after: Sequence[Document], order: RowOrder, plan: Any,
+                progress: bool = False) -> Bm25Leg:
+        """Built afresh on `after` (BM25 statistics are corpus-wide) with this leg's analysis, user words, engine,
+        k1/b and window; the law names of the old titles are re-derived from the new ones."""
+        settings, words = self.analyzer.settings, list(self.analyzer.user_words)
+        if settings.law_names:
+            derived = {w.strip().lower() for w in law_names(d.title for d in before)}
+            words = [w for w in words if w not in derived]
+        params = Bm25Params(k1=self.index.params.get("k1"), b=self.index.params.get("b"), query_window=self.query_window)
+        options = BuildOptions(analysis=replace(settings, user_dict=None), user_words=words,
+                               bm25_backend=self.index.rebuild_engine, bm25=params, progress=progress)
+        return Bm25Leg.build(after, options, order)
 
     def matched_terms(self, query: str, row: int) -> tuple[str, ...]:
         """Query words whose token document `row` contains, from the postings (no text is re-read, so the cost

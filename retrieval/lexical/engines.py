@@ -7,7 +7,7 @@ retriever ranks and fuses them the same way. Saved as plain arrays and JSON, nev
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sized
+from collections.abc import Iterable, Sequence, Sized
 from pathlib import Path
 from typing import Protocol
 
@@ -21,7 +21,8 @@ ENGINES = ("bm25s", "rank-bm25")
 
 
 class LexicalIndex(Protocol):
-    """A BM25 index: one score per document for a tokenised query."""
+    """A BM25 index: one score per document for a tokenised query. An engine subclasses it for the defaults of
+    what a remote engine may do instead (rank the query windows itself, prefetch the shown rows' postings)."""
 
     engine: str
     params: dict
@@ -30,8 +31,8 @@ class LexicalIndex(Protocol):
         """BM25 score of every document (float32, corpus order)."""
         ...
 
-    def save(self, folder: Path) -> None:
-        """Write the index files into `folder`."""
+    def save(self, folder: Path) -> dict | None:
+        """Write the index files into `folder`; a remote engine returns where its data is (the leg's config)."""
         ...
 
     def present(self, row: int, tokens: list[str]) -> set[str]:
@@ -40,6 +41,19 @@ class LexicalIndex(Protocol):
 
     def __len__(self) -> int:
         ...
+
+    @property
+    def rebuild_engine(self) -> str:
+        """The local engine an update rebuilds this index with (a remote engine's weights are bm25s's)."""
+        return self.engine
+
+    def rank_windows(self, queries: Sequence[str], windows: Sequence[list[list[str]]], depth: int, allowed,
+                     order) -> list[list[tuple[int, float]]] | None:
+        """Per query, its top-`depth` rows ranked by the engine itself (None: the leg ranks `scores`)."""
+        return None
+
+    def prefetch(self, rows: Sequence[int]) -> None:
+        """Fetch the postings of the rows about to be shown in one request (a remote engine; else nothing)."""
 
 
 def build_lexical(token_lists: list[list[str]], engine: str = "bm25s", *, k1: float = 1.5,
@@ -139,7 +153,7 @@ def load_lexical(folder: Path, engine: str, params: dict, *, mmap: bool = False,
     raise ValueError(f"unknown BM25 engine {engine!r} in the index manifest")
 
 
-class TitleFieldIndex:
+class TitleFieldIndex(LexicalIndex):
     """Text BM25 plus title BM25, scores added with a weight: a simple, fast stand-in for BM25F."""
 
     FOLDER = "title"
@@ -166,7 +180,7 @@ class TitleFieldIndex:
         self.title.save(folder / self.FOLDER)
 
 
-class Bm25sIndex:
+class Bm25sIndex(LexicalIndex):
     """bm25s: scores precomputed into a sparse matrix at build time, so a query is a few sums."""
 
     engine = "bm25s"
@@ -235,7 +249,7 @@ class Bm25sIndex:
         self._model.save(str(folder), allow_pickle=False, show_progress=False)
 
 
-class RankBm25Index:
+class RankBm25Index(LexicalIndex):
     """rank-bm25's BM25Okapi (the user's named package): simple, slower, rebuilt on load."""
 
     engine = "rank-bm25"

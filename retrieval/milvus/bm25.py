@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..lexical.engines import LexicalIndex
 from .collection import BM25, MAX_LIMIT, TEXT_BM25, MilvusCollection
 from .expressions import rows_expression
 
@@ -24,11 +25,11 @@ VOCAB_FILE = "milvus_vocab.json"
 PREFETCH_MAX = 10_000  # statutes whose term ids are kept for showing matched words
 
 
-class _MilvusEngine:
+class MilvusEngine(LexicalIndex):
     """What both engines share: the collection, the statute count, saving the pointer."""
 
     engine = ""
-    local_engine = "bm25s"  # how `update` rebuilds the weights before writing the next collection
+    rebuild_engine = "bm25s"  # how `update` rebuilds the weights before writing the next collection
 
     def __init__(self, collection: MilvusCollection, params: dict, n_docs: int):
         self.collection, self.params, self.n_docs = collection, params, n_docs
@@ -68,7 +69,7 @@ class _MilvusEngine:
             limit = min(4 * limit, self.n_docs, MAX_LIMIT)
 
 
-class MilvusBm25(_MilvusEngine):
+class MilvusBm25(MilvusEngine):
     """Client BM25: the project's weights as sparse vectors (rankings equal the embedded leg's)."""
 
     engine = "milvus-client"
@@ -121,7 +122,7 @@ class MilvusBm25(_MilvusEngine):
         return {self.vocab[t]: float(c) for t, c in Counter(tokens).items() if t in self.vocab}
 
 
-class MilvusTextBm25(_MilvusEngine):
+class MilvusTextBm25(MilvusEngine):
     """Server BM25: Milvus analyses the text and scores with its own statistics."""
 
     engine = "milvus-server"
@@ -152,7 +153,7 @@ def analyzer_params(language: str, lite: bool) -> dict:
     return {"tokenizer": "standard", "filter": ["lowercase"]} if lite else {"type": "english"}
 
 
-def load_engine(folder: Path, config: dict) -> _MilvusEngine:
+def load_engine(folder: Path, config: dict) -> MilvusEngine:
     """The engine a BM25 leg config names, on the collection it points at."""
     engines = {cls.engine: cls for cls in (MilvusBm25, MilvusTextBm25)}
     if config["engine"] not in engines:

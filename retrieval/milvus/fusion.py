@@ -30,10 +30,10 @@ def server_fuse(retriever, queries: Sequence[str], allowed: np.ndarray | None = 
     given = (inputs or {}).get("dense", {}).get("vectors")
     vectors = np.asarray(given, np.float32).reshape(len(queries), -1) if given is not None else dense.encode_queries(queries)
     expr = rows_expression(allowed, "doc") or ""
-    collection, out = dense.store.collection, []
+    collection, out = dense.engine.collection, []
     for query, vector in zip(queries, vectors):
         requests = [AnnSearchRequest([vector], VECTOR, {"metric_type": "IP"}, depth, expr=expr)]
-        sparse = bm25.index.query_vector(bm25.windows(query)[0])
+        sparse = bm25.engine.query_vector(bm25.windows(query)[0])
         if sparse:
             requests.append(AnnSearchRequest([sparse], BM25, {"metric_type": "IP"}, depth, expr=expr))
         with milvus_errors(f"hybrid search of {collection.name}"):
@@ -45,8 +45,8 @@ def server_fuse(retriever, queries: Sequence[str], allowed: np.ndarray | None = 
 
 def _legs(retriever):
     dense, bm25 = retriever.leg.get("dense"), retriever.leg.get("bm25")
-    if dense is None or bm25 is None or not isinstance(bm25.index, MilvusBm25) or \
-            not isinstance(dense.store, MilvusStore):
+    if dense is None or bm25 is None or not isinstance(bm25.engine, MilvusBm25) or \
+            not isinstance(dense.engine, MilvusStore):
         raise MilvusSetupError("--fusion server needs a Milvus-backed index with a dense and a client BM25 leg")
     if dense.passages or len(dense.title_docs) or bm25.query_window:
         raise MilvusSetupError("--fusion server needs one row per statute: no chunking, title vectors or query "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -10,18 +11,19 @@ import numpy as np
 from ..lexical.analysis import bm25_fields
 from ..corpus import Document
 from . import MilvusSetupError, MilvusTarget, is_lite
-from .bm25 import MilvusBm25, MilvusTextBm25, analyzer_params
+from ..dense.stores.faiss import default_kind
+from .bm25 import MilvusBm25, MilvusEngine, MilvusTextBm25, analyzer_params
 from .collection import Columns, MilvusCollection, fit_varchar, publish
+from .store import MilvusStore
 
 LEGS = ("dense", "bm25")  # the legs a Milvus collection holds
 
 
 def publish_legs(target: MilvusTarget, documents: Sequence[Document], legs: Mapping, *, dense_kind: str = "auto",
-                 progress: bool = False) -> dict:
+                 progress: bool = False) -> tuple[dict, dict]:
     """Write the built `legs` into a new collection, its dense index of `dense_kind` (auto: by size, as the
-    embedded store chooses), and point the legs at it (in place); returns build figures."""
-    from ..dense.stores.faiss import default_kind
-    from .store import MilvusStore
+    embedded store chooses); returns the legs searching it (each given its Milvus engine) and build figures."""
+    t = time.perf_counter()
 
     unknown = [name for name in legs if name not in LEGS]
     if unknown:
@@ -30,17 +32,17 @@ def publish_legs(target: MilvusTarget, documents: Sequence[Document], legs: Mapp
     columns, vocab, figures = Columns(docs=np.arange(len(documents))), None, {}
     if dense is not None:
         columns.docs = dense.row_docs()
-        columns.vectors = dense.store.get(np.arange(len(dense.store)))
+        columns.vectors = dense.engine.get(np.arange(len(dense.engine)))
         n, dim = columns.vectors.shape
         columns.kind = _kind(default_kind(n, dim) if dense_kind == "auto" else dense_kind)
     if bm25 is not None:
         settings = bm25.analyzer.settings
-        if settings.title == "field" or getattr(bm25.index, "local_engine", bm25.index.engine) != "bm25s":
+        if settings.title == "field" or bm25.engine.rebuild_engine != "bm25s":
             raise MilvusSetupError("the Milvus backend takes BM25 from bm25s with the title joined or left out "
                                    "(not --title field, not rank-bm25)")
-        columns.k1_b = (float(bm25.index.params["k1"]), float(bm25.index.params["b"]))
+        columns.k1_b = (float(bm25.engine.params["k1"]), float(bm25.engine.params["b"]))
         if target.bm25 == "client":
-            vocab, columns.sparse = bm25.index.document_weights()
+            vocab, columns.sparse = bm25.engine.document_weights()
         else:
             fitted = [fit_varchar(t) for t in bm25_fields(documents, settings.title)[0]]
             columns.texts = [text for text, _ in fitted]
@@ -48,13 +50,16 @@ def publish_legs(target: MilvusTarget, documents: Sequence[Document], legs: Mapp
             columns.analyzer = analyzer_params(settings.language, is_lite(target.uri))
     records = [{"id": d.id, **d.metadata()} for d in documents]
     collection = publish(target, target.new_name(), columns, records, progress)
+    out = dict(legs)
     if dense is not None:
-        dense.store = MilvusStore(collection, columns.kind, int(columns.vectors.shape[1]), len(columns.docs))
+        out["dense"] = dense.with_engine(MilvusStore(collection, columns.kind, int(columns.vectors.shape[1]),
+                                                     len(columns.docs)))
     if bm25 is not None:
-        params = dict(bm25.index.params)
-        bm25.index = (MilvusBm25(collection, vocab, params, len(documents)) if target.bm25 == "client"
-                      else MilvusTextBm25(collection, params, len(documents)))
-    return figures
+        params = dict(bm25.engine.params)
+        out["bm25"] = bm25.with_engine(MilvusBm25(collection, vocab, params, len(documents)) if target.bm25 == "client"
+                                       else MilvusTextBm25(collection, params, len(documents)))
+    figures["milvus_seconds"] = time.perf_counter() - t
+    return out, figures
 
 
 def collections_in(legs: Mapping) -> set[tuple[str, str]]:
@@ -67,8 +72,8 @@ def target_of(legs: Mapping) -> MilvusTarget | None:
     for leg in legs.values():
         collection = _collection(leg)
         if collection is not None:
-            engine = getattr(legs.get("bm25"), "index", None)
-            mode = "server" if isinstance(engine, MilvusTextBm25) else "client"
+            bm25 = legs.get("bm25")
+            mode = "server" if bm25 is not None and isinstance(bm25.engine, MilvusTextBm25) else "client"
             return MilvusTarget(collection.uri, base_name(collection.name), mode)
     return None
 
@@ -76,7 +81,7 @@ def target_of(legs: Mapping) -> MilvusTarget | None:
 def dense_kind_of(legs: Mapping) -> str:
     """The dense index kind a Milvus-backed index was published with (its next generation keeps it)."""
     dense = legs.get("dense")
-    return dense.store.kind if dense is not None else "auto"
+    return dense.engine.kind if dense is not None else "auto"
 
 
 def collections_of(manifest: Mapping | None) -> set[tuple[str, str]]:
@@ -121,10 +126,9 @@ def base_name(name: str) -> str:
 
 
 def _collection(leg) -> MilvusCollection | None:
-    for part in (getattr(leg, "store", None), getattr(leg, "index", None)):
-        if isinstance(getattr(part, "collection", None), MilvusCollection):
-            return part.collection
-    return None
+    """The collection a leg's engine searches (None: a local engine)."""
+    engine = leg.engine
+    return engine.collection if isinstance(engine, (MilvusStore, MilvusEngine)) else None
 
 
 def _kind(kind: str) -> str:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .collection import MAX_LIMIT, VECTOR, MilvusCollection
 from .expressions import rows_expression
-from ..dense.stores.faiss import StoreParams
+from ..dense.stores.faiss import FaissStore, StoreParams
 
 READ_ONLY = "a Milvus-backed index is changed by `update` / `delete` (each writes a new collection)"
 
@@ -37,6 +37,10 @@ class MilvusStore:
         """Nothing to write: the config points at the collection."""
         return {"store": "milvus", "kind": self.kind, "dim": self._dim, "rows": self._rows,
                 **self.collection.pointer()}
+
+    def rebuilt(self, vectors: np.ndarray) -> FaissStore:
+        """An exact local store over `vectors`: the hand-over the backend publishes as the next collection."""
+        return FaissStore.build(vectors, "flat")
 
     @property
     def dim(self) -> int:

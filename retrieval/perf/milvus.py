@@ -17,6 +17,7 @@ from .measure import latency, machine
 def measure(sizes: list[int], n_queries: int = 100, repeats: int = 1) -> dict:
     """Per size and backend: build seconds (whole `HybridRetriever.build`), hybrid query latency, dense kind."""
     from ..milvus import MilvusTarget
+    from ..milvus.backend import MilvusBackend
     from ..retriever import HybridRetriever
 
     items = list(zip(synthetic.queries(n_queries), synthetic.query_vectors(n_queries)))
@@ -25,9 +26,9 @@ def measure(sizes: list[int], n_queries: int = 100, repeats: int = 1) -> dict:
         for n in sizes:
             docs, doc_vectors = synthetic.documents(n), synthetic.vectors(n)
             for backend in ("embedded", "milvus"):
-                target = MilvusTarget(str(Path(tmp) / f"m{n}.db"), f"perf{n}") if backend == "milvus" else None
+                target = MilvusBackend(MilvusTarget(str(Path(tmp) / f"m{n}.db"), f"perf{n}")) if backend == "milvus" else None
                 t = time.perf_counter()
-                r = HybridRetriever.build(docs, vectors=doc_vectors, progress=False, milvus=target)
+                r = HybridRetriever.build(docs, vectors=doc_vectors, progress=False, backend=target)
                 build = time.perf_counter() - t
                 lat = latency(lambda qv: r.search(qv[0], k=10, query_vector=qv[1]), items, repeats)
                 rows.append({"passages": n, "backend": backend, "dense_kind": r.leg["dense"].store.kind,

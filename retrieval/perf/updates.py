@@ -67,11 +67,10 @@ def measure(n: int, work: Path, seed: int = 0) -> dict:
 def _seed_cache(index: Path, folder: Path) -> float:
     """Write the vectors stored in `index` to an embedding cache in `folder`; seconds taken."""
     from ..retriever import HybridRetriever
-    from ..updates import stored_cache
 
     t = time.perf_counter()
     retriever = HybridRetriever.load(index)
-    stored_cache(retriever.leg["dense"], retriever.documents()).save(folder)
+    retriever.leg["dense"].stored_cache(retriever.documents()).save(folder)
     return time.perf_counter() - t
 
 

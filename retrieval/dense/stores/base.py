@@ -12,6 +12,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ...filters import Selection
+
 
 @runtime_checkable
 class VectorStore(Protocol):
@@ -41,10 +43,16 @@ class VectorStore(Protocol):
         """Forget the vectors of `ids` (unknown ids are ignored)."""
         ...
 
-    def search(self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
+    def search(self, vectors: np.ndarray, k: int, allowed: Selection | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query vector, best first; id -1 pads short lists. With `allowed` (sorted
-        ids), only those ids are returned, and k of them whenever k are stored."""
+        ids and the filter they came from), only those ids are returned, and k of them whenever k are stored;
+        each store compiles what it uses (FAISS the ids, a remote engine may evaluate the filter itself)."""
+        ...
+
+    def rebuilt(self, vectors: np.ndarray) -> VectorStore:
+        """A store of the same kind over `vectors` (ids 0..n-1), for an update; a backend's store gives a local
+        exact one, which its backend publishes as the next generation."""
         ...
 
     def get(self, ids: np.ndarray) -> np.ndarray:

@@ -144,6 +144,10 @@ class FaissStore:
             np.save(folder / DELETED_FILE, self._deleted, allow_pickle=False)
         return {"store": "faiss", "kind": self.kind, "params": asdict(self.params)}
 
+    def rebuilt(self, vectors: np.ndarray) -> FaissStore:
+        """A store of this kind, search settings and device over `vectors` (an update's)."""
+        return FaissStore.build(vectors, self.kind, params=self.params, device=self.device)
+
     @property
     def dim(self) -> int:
         """Vector dimension."""
