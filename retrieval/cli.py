@@ -10,6 +10,7 @@ one-line message on stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -300,37 +301,6 @@ def _analysis_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--user-dict", help="Chinese, jieba modes: a file of extra words (legal terms), one per line")
 
 
-def _analysis_overrides(args: argparse.Namespace) -> dict:
-    """The BM25 analysis options given on the command line (each overrides the language's default)."""
-    options = {"zh_mode": args.zh_mode, "title": args.title, "title_weight": args.title_weight,
-               "article_numbers": args.article_numbers, "law_names": args.law_names}
-    overrides = {k: v for k, v in options.items() if v is not None}
-    if args.stopwords:
-        overrides["stopwords"] = None if args.stopwords == "none" else args.stopwords
-    return overrides
-
-
-def _user_words(args: argparse.Namespace) -> tuple[str, ...]:
-    """The words of --user-dict (jieba's extra dictionary), if given."""
-    from .lexical.chinese import read_user_dict
-
-    return tuple(read_user_dict(args.user_dict)) if args.user_dict else ()
-
-
-def _legs(args: argparse.Namespace) -> tuple[str, ...]:
-    """--legs as a tuple ('dense,bm25' -> ('dense', 'bm25')); not given: the default legs."""
-    from .retriever import LEGS
-
-    return tuple(leg.strip() for leg in args.legs.split(",") if leg.strip()) if args.legs else LEGS
-
-
-def _analysis_settings(args: argparse.Namespace, texts: list[str]):
-    """The BM25 analysis: --language's defaults (auto: identified in the sampled texts) with the options given."""
-    from .lexical.analysis import resolve_settings
-
-    return resolve_settings(args.language, texts, **_analysis_overrides(args))
-
-
 def _language_plan(args: argparse.Namespace, legs: tuple[str, ...], texts: list[str]):
     """(legs to build, the manifest's languages entry): the corpus's and the model's languages, and the default
     mode they give (languages.plan); says the plan's note on one line."""
@@ -411,24 +381,6 @@ def _rerank_config(args: argparse.Namespace):
                         batch_size=args.rerank_batch_size, instruction=args.rerank_instruction)
 
 
-def _encoder_config(args: argparse.Namespace, settings=None):
-    """The encoder options; a settings file's query prompt (from `tune --prompts`) unless one is given here."""
-    from .dense.encoders import EncoderConfig
-    from .dense.gpu import check_device
-
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.device:
-        check_device(args.device)  # before any reading or loading: a CUDA device that cannot be honoured
-    prompt = args.query_prompt
-    if prompt is None and args.query_instruction is None and settings is not None:
-        prompt = settings.query_prompt
-    return EncoderConfig(model=args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-                         query_prompt=prompt, query_instruction=args.query_instruction,
-                         max_seq_length=args.max_seq_length, attn=args.attn,
-                         max_tokens_per_batch=args.max_tokens_per_batch)
-
-
 def cmd_build(args: argparse.Namespace) -> int:
     """Read and validate the corpus, build the legs, write the index atomically.
 
@@ -440,6 +392,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .languages import parse_languages, sample_texts
     from .retriever import HybridRetriever
     from .index.format import check_target
+    from .spec import IndexSpec
 
     t0 = time.perf_counter()
     if args.workers is not None and args.workers < 1:
@@ -448,23 +401,20 @@ def cmd_build(args: argparse.Namespace) -> int:
         parse_languages(args.model_languages)  # a value that is no language code stops before any reading
     check_target(Path(args.out), corpus=args.corpus)  # before any work: never a user's folder, never the corpus
     prior = None if args.fusion_config else fusion_prior(args.model)  # an untuned index: the model family's prior
-    settings = _settings(args, prior)
+    spec = IndexSpec.from_args(args, _settings(args, prior))
     sample = sample_texts(d.indexed_text() for d in iter_corpus(args.corpus))
-    legs, languages = _language_plan(args, _legs(args), sample)
+    legs, languages = _language_plan(args, spec.legs, sample)
+    spec = dataclasses.replace(spec, legs=legs)
     rerank = _reranker(args)
-    options = dict(legs=legs, analysis=_analysis_settings(args, sample) if "bm25" in legs else None,
-                   user_words=_user_words(args), bm25_backend=args.bm25_backend, dense_kind=args.dense_index,
-                   fusion_config=settings.fusion, chunking=settings.chunking, bm25=settings.bm25,
-                   dense_backend=args.dense_backend, bm25_workers=args.workers, cache=args.cache,
-                   backend=_milvus_target(args, Path(args.out).name))
+    options = spec.build_kwargs(analysis=spec.analysis_for(sample), backend=_milvus_target(args, Path(args.out).name))
     if rerank:
         from .rerank import index_settings
 
         rerank = index_settings(*rerank)
     if "dense" in legs or options["backend"] is not None:  # Milvus publishes from the documents in memory
         fused = prior is not None and len(legs) > 1
-        manifest = _build_in_memory(args, settings, options, {"rerank": rerank, "languages": languages,
-                                                              "default_fusion": prior.to_dict() if fused else None})
+        manifest = _build_in_memory(args, options, {"rerank": rerank, "languages": languages,
+                                                    "default_fusion": prior.to_dict() if fused else None})
     else:
         print(f"reading {args.corpus} as the BM25 leg indexes it", file=sys.stderr)
         manifest = HybridRetriever.build_into(args.out, iter_corpus(args.corpus), rerank=rerank, languages=languages,
@@ -482,17 +432,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_in_memory(args: argparse.Namespace, settings, options: dict, info: dict) -> dict:
+def _build_in_memory(args: argparse.Namespace, options: dict, info: dict) -> dict:
     """The corpus read whole, the legs built from it, the index saved with the manifest entries in `info` (rerank,
     languages, default_fusion; None ones left out); returns its manifest."""
     from .corpus import read_corpus
     from .retriever import HybridRetriever
 
-    # a device that cannot be honoured stops the build first
-    encoder = _encoder_config(args, settings) if "dense" in options["legs"] else None
     docs = read_corpus(args.corpus)
     print(f"read {len(docs)} documents from {args.corpus}", file=sys.stderr)
-    retriever = HybridRetriever.build(docs, encoder=encoder, **options)
+    retriever = HybridRetriever.build(docs, **options)
     retriever.info.update({k: v for k, v in info.items() if v})
     manifest = retriever.save(args.out)
     if "dense" in retriever.leg and retriever.leg["dense"].encoder is not None:
@@ -533,7 +481,6 @@ def cmd_query(args: argparse.Namespace) -> int:
                                      fusion_config=settings.fusion if settings else None,
                                      chunking=settings.chunking if settings else None,
                                      bm25=settings.bm25 if settings else None, verify=args.verify)
-    retriever.fuse_in = args.fusion
     if args.mode is None:
         args.mode = default_mode(retriever.info)
     elif note := not_default_note(retriever.info, args.mode):
@@ -559,15 +506,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .evaluation.bench import BenchConfig, run_bench
     from .evaluation.report import write_report
     from .retriever import read_settings
+    from .spec import IndexSpec
 
-    legs = _legs(args)
-    cfg = BenchConfig(data=_bench_data(args), encoder=_encoder_config(args), legs=legs,
+    cfg = BenchConfig(data=_bench_data(args), spec=IndexSpec.from_args(args),
                       tuned=read_settings(args.fusion_config) if args.fusion_config else None,
-                      tuned_protocol=_tuned_protocol(args.fusion_config),
-                      parity=args.parity, language=args.language, bm25_backend=args.bm25_backend,
-                      dense_backend=args.dense_backend,
-                      analysis=_analysis_overrides(args), user_words=_user_words(args),
-                      rerank=_rerank_config(args), rerank_depth=args.rerank_depth, cache=args.cache,
+                      tuned_protocol=_tuned_protocol(args.fusion_config), parity=args.parity,
+                      rerank=_rerank_config(args), rerank_depth=args.rerank_depth,
                       model_languages=args.model_languages, milvus=_milvus_target(args, "bench"),
                       server_fusion=args.fusion == "server")
     report, results, mteb_json = run_bench(cfg)
@@ -622,10 +566,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def _tune_config(args: argparse.Namespace, data, **grid):
     """The tune grid's data, encoder, folds and BM25 options from the command line (tune and finetune)."""
     from .evaluation.tune import TuneConfig
+    from .spec import IndexSpec
 
-    return TuneConfig(data=data, encoder=_encoder_config(args), legs=_legs(args), folds=args.folds, seed=args.seed,
-                      language=args.language, bm25_backend=args.bm25_backend, analysis=_analysis_overrides(args),
-                      user_words=_user_words(args), dense_backend=args.dense_backend, cache=args.cache, **grid)
+    return TuneConfig(data=data, spec=IndexSpec.from_args(args), folds=args.folds, seed=args.seed, **grid)
 
 
 # --- finetune (docs/finetune.md) ---------------------------------------------------------------------------
@@ -819,7 +762,8 @@ def _answer(retriever, text: str, args: argparse.Namespace) -> None:
 
     t = time.perf_counter()
     rerank, depth = args.reranker or (None, 0)
-    hits = retriever.search(text, k=args.k, mode=args.mode, rerank=rerank, rerank_depth=depth, allowed=args.allowed)
+    hits = retriever.search(text, k=args.k, mode=args.mode, rerank=rerank, rerank_depth=depth, allowed=args.allowed,
+                            fuse_in=args.fusion)
     took = time.perf_counter() - t
     warnings = getattr(args.allowed, "warnings", ())
     if args.json:

@@ -11,10 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .settings import DEFAULT_FUSION, FusionConfig
+from .settings import FusionConfig
 
 QWEN3, MINILM, UNKNOWN = "qwen3-embedding", "all-minilm-l6-v2", "unknown"
-DENSE_LEADS = FusionConfig("rsf", weights={"dense": 1.0, "bm25": 0.2})  # the mirror of DEFAULT_FUSION
+DEFAULT_FUSION = FusionConfig("rsf", weights={"dense": 0.2, "bm25": 1.0})
+"""What `build` stores for the bundled MiniLM (and models without a prior) when no settings file is given: min-max
+score fusion with the dense leg at a fifth of BM25's weight, each leg's whole list (chosen leaving one data set out:
+scripts/default_fusion.py, docs/languages.md)."""
+DENSE_LEADS = FusionConfig(DEFAULT_FUSION.method, weights={"dense": DEFAULT_FUSION.weights["bm25"],
+                                                          "bm25": DEFAULT_FUSION.weights["dense"]})  # its mirror
 _MEASURED = ("measured with the bundled all-MiniLM-L6-v2 on AILA, AILA without titles and a STARD subset, "
              "leave one data set out (scripts/default_fusion.py); tune replaces it")
 PRIORS = {  # family -> (fusion, why); the part before ':' is what `build` says

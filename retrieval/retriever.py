@@ -137,18 +137,20 @@ class HybridRetriever(Updatable):
 
     def search(self, query: str, k: int = 10, mode: str = HYBRID, query_vector: np.ndarray | None = None,
                allowed: filters.Selection | np.ndarray | None = None, rerank: Reranker | None = None,
-               rerank_depth: int = DEFAULT_RERANK_DEPTH) -> list[Hit]:
+               rerank_depth: int = DEFAULT_RERANK_DEPTH, fuse_in: str | None = None) -> list[Hit]:
         """Top-k Hits for one query; mode 'hybrid' fuses the legs, a leg's name uses that leg alone.
-        `query_vector`: the dense leg's query vector, encoded elsewhere."""
+        `query_vector`: the dense leg's query vector, encoded elsewhere; `fuse_in` as in search_many."""
         inputs = None if query_vector is None else {"dense": {"vectors": np.asarray(query_vector).reshape(1, -1)}}
         return self.search_many([query], k, mode, inputs=inputs, allowed=allowed, rerank=rerank,
-                                rerank_depth=rerank_depth)[0]
+                                rerank_depth=rerank_depth, fuse_in=fuse_in)[0]
 
     def search_many(self, queries: Sequence[str], k: int = 10, mode: str = HYBRID,
                     inputs: Mapping[str, Mapping] | None = None, allowed: filters.Selection | np.ndarray | None = None,
-                    rerank: Reranker | None = None, rerank_depth: int = DEFAULT_RERANK_DEPTH) -> list[list[Hit]]:
+                    rerank: Reranker | None = None, rerank_depth: int = DEFAULT_RERANK_DEPTH,
+                    fuse_in: str | None = None) -> list[list[Hit]]:
         """Top-k Hits for each query (each leg ranks the batch at once); with `rerank`, the top `rerank_depth`
-        fused hits reordered by the reranker (rerank.rerank_hits), the rest below them."""
+        fused hits reordered by the reranker (rerank.rerank_hits), the rest below them. `fuse_in` 'server': a
+        Milvus-backed index fused by Milvus, 'project' here (None: the retriever's `fuse_in`)."""
         check_k(k)
         for q in queries:
             check_query(q)
@@ -158,7 +160,7 @@ class HybridRetriever(Updatable):
         if rerank is not None:
             k = max(k, rerank_depth)  # the reranker reads the top rerank_depth fused hits
         allowed = filters.selection(allowed)
-        if mode == HYBRID and self.fuse_in == "server":  # the backend fuses; the legs' own places are not known
+        if mode == HYBRID and (fuse_in or self.fuse_in) == "server":  # the backend fuses; the legs' places are unknown
             fused_all, places_all = self.backend.fuse(self, queries, allowed, inputs), [{}] * len(queries)
         else:
             fused_all, places_all = self._fused(queries, mode, allowed, inputs, k)

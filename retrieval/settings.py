@@ -51,12 +51,6 @@ class FusionConfig:
         return cls(**{k: v for k, v in d.items() if k in keys})
 
 
-DEFAULT_FUSION = FusionConfig("rsf", weights={"dense": 0.2, "bm25": 1.0})
-"""What `build` stores for the bundled MiniLM (and models without a prior, defaults.py) when no settings file is
-given: min-max score fusion with the dense leg at a fifth of BM25's weight, each leg's whole list (chosen leaving
-one data set out: scripts/default_fusion.py, docs/languages.md)."""
-
-
 @dataclass(frozen=True)
 class Bm25Params:
     """BM25 k1 and b (None: MTEB's baseline 1.5 and 0.75) and the query window (0: the whole query)."""

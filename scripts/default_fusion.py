@@ -1,4 +1,4 @@
-"""How the shipped default fusion (settings.DEFAULT_FUSION) was chosen: 97 fusion presets, leave one data set out.
+"""How the shipped default fusion (defaults.DEFAULT_FUSION) was chosen: 97 fusion presets, leave one data set out.
 
     PYTHONPATH=. python scripts/default_fusion.py [--aila-dir DIR] [--stard-dir DIR] [--cache DIR]
                                                   [--scores grid.json] [--json]

@@ -12,6 +12,7 @@ from retrieval.evaluation.search_model import RetrieverSearch, SharedLegs, run_n
 from retrieval.evaluation.stats import paired_difference
 from retrieval.dense.chunking import ChunkSettings
 from retrieval.settings import Bm25Params, FusionConfig, Settings
+from retrieval.spec import IndexSpec
 
 CORPUS = [
     {"id": "d1", "title": "Theft", "text": "Whoever dishonestly takes movable property commits theft."},
@@ -51,7 +52,7 @@ def small_report(dataset, tmp_path_factory) -> Path:
 def test_search_model_is_not_a_cross_encoder_and_names_differ():
     from mteb.models.models_protocols import CrossEncoderProtocol, SearchProtocol
 
-    model = RetrieverSearch(SharedLegs(None, ("bm25",)), "bm25", Settings(), "m")
+    model = RetrieverSearch(SharedLegs(None, IndexSpec(legs=("bm25",))), "bm25", Settings(), "m")
     assert isinstance(model, SearchProtocol) and not isinstance(model, CrossEncoderProtocol)
     assert not hasattr(model, "predict")
     names = {run_name("m", "dense"), run_name("m", "hybrid"), run_name("m", "hybrid", Settings(FusionConfig(k=10))),

@@ -6,7 +6,7 @@ import json
 
 from retrieval.cli import main
 from retrieval.defaults import MINILM, QWEN3, UNKNOWN, fusion_prior
-from retrieval.settings import DEFAULT_FUSION
+from retrieval.defaults import DEFAULT_FUSION
 
 DENSE_LED = {"dense": 1.0, "bm25": 0.2}
 

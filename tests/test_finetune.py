@@ -12,6 +12,7 @@ from retrieval.dense.encoders import EncoderConfig
 from retrieval.evaluation.datasets import RetrievalData
 from retrieval.evaluation.tune import TuneConfig
 from retrieval.finetune import FinetuneConfig, TrainConfig, run_finetune
+from retrieval.spec import IndexSpec
 
 STATUTES = {
     "S1": "Whoever causes the death of a woman within seven years of her marriage by burns commits dowry death.",
@@ -41,7 +42,8 @@ def small_data() -> RetrievalData:
 
 
 def config(model: Path, folds: int, **train) -> FinetuneConfig:
-    tune = TuneConfig(data=small_data(), encoder=EncoderConfig(model=str(model), device="cpu"), folds=folds, **SMALL_GRID)
+    spec = IndexSpec(encoder=EncoderConfig(model=str(model), device="cpu"))
+    tune = TuneConfig(data=small_data(), spec=spec, folds=folds, **SMALL_GRID)
     return FinetuneConfig(tune, TrainConfig(**{"batch_size": 2, "validation": 0.25, **train}))
 
 

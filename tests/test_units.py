@@ -14,6 +14,7 @@ from retrieval.evaluation import bench, report, scoring
 from retrieval.lexical.engines import build_lexical, load_lexical
 from retrieval.settings import Bm25Params, FusionConfig, Settings, read_settings, write_settings
 from retrieval.dense.stores.faiss import FaissStore
+from retrieval.spec import IndexSpec
 
 DOCS = [["theft", "movabl", "properti"], ["murder", "death"], ["theft", "theft", "robberi"], [], ["cheat"]]
 
@@ -75,7 +76,7 @@ def test_metric_scores_keeps_ranking_metrics_only():
 # ---- evaluation/bench.py ----------------------------------------------------------------
 def _cfg(legs, tuned=None):
     data = SimpleNamespace(corpus={"S1": {"title": "Theft", "text": "Whoever commits theft shall be punished."}})
-    return bench.BenchConfig(data=data, legs=legs, tuned=tuned)
+    return bench.BenchConfig(data=data, spec=IndexSpec(legs=legs), tuned=tuned)
 
 
 def test_bench_runs_and_ablation_follow_the_legs():

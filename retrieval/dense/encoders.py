@@ -254,9 +254,9 @@ class Encoder:
         """Unit float32 vectors for documents (with the model's document prompt, usually none)."""
         return self._encode(texts, self.document_prompt, progress)
 
-    def encode_queries(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """Unit float32 vectors for queries, with the query prompt."""
-        return self._encode(texts, self.query_prompt, progress)
+    def encode_queries(self, texts: Sequence[str], progress: bool = False, prompt: str | None = None) -> np.ndarray:
+        """Unit float32 vectors for queries, with `prompt` (None: the encoder's query prompt)."""
+        return self._encode(texts, self.query_prompt if prompt is None else prompt, progress)
 
     def tokenize(self, texts: Sequence[str], prompt: str = "") -> Tokens:
         """prompt + text token ids, cut to max_seq_length; the last call's result is reused for the same texts."""
@@ -410,6 +410,21 @@ class Encoder:
     def _model_config(self, key: str):
         config = getattr(getattr(self.model[0], "auto_model", None), "config", None)
         return getattr(config, key, None)
+
+
+def make_encoder(config: EncoderConfig | None = None, cache: str | Path | None = None,
+                 memo: bool = False) -> Encoder:
+    """The one way an encoder is made for building (build, bench, tune, the dense leg): loaded from `config`, its
+    document vectors kept in the embedding cache folder `cache` (embedcache.attach) when given, and with `memo`
+    each (prompt, text) encoded once in memory (tune's variants re-encode the same texts)."""
+    from .embedcache import attach
+
+    encoder = Encoder(config or EncoderConfig())
+    if memo:
+        encoder.cache = {}
+    if cache is not None:
+        attach(encoder, cache)
+    return encoder
 
 
 def _progress_bar(total: int, show: bool):

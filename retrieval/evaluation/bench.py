@@ -19,11 +19,11 @@ from typing import Any
 from ..dense.chunking import ChunkSettings
 from ..corpus import Document
 from ..defaults import fusion_prior
-from ..dense.embedcache import attach
-from ..dense.encoders import Encoder, EncoderConfig
+from ..dense.encoders import Encoder
 from ..rerank import DEFAULT_DEPTH, RerankConfig, Reranker, index_settings
 from ..retriever import LEGS
 from ..settings import Bm25Params, FusionConfig, Settings
+from ..spec import IndexSpec
 from .datasets import RetrievalData, mteb_task
 from .mteb_reference import QWEN3_MTEB_NAME, mteb_qwen3_model, mteb_reference_models, mteb_reranker
 from .scoring import metric_scores, ndcg_at_10
@@ -39,19 +39,12 @@ class BenchConfig:
     """What one benchmark run evaluates and how."""
 
     data: RetrievalData
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    legs: tuple[str, ...] = LEGS
+    spec: IndexSpec = field(default_factory=IndexSpec)  # model, legs, BM25 analysis, dense search, cache
     tuned: Settings | None = None  # settings from `tune` (--fusion-config)
     tuned_protocol: str | None = None  # how those settings were chosen (from the settings file)
     parity: bool = False
-    language: str = "auto"
-    bm25_backend: str = "bm25s"
-    analysis: dict = field(default_factory=dict)  # BM25 analysis options over the language's defaults
-    user_words: tuple[str, ...] = ()  # extra words for jieba's dictionary
-    dense_backend: str = "auto"  # dense search (retrieval.dense.stores.faiss.BACKENDS)
     rerank: RerankConfig | None = None  # adds '<run>+rerank' runs for dense, hybrid and tuned
     rerank_depth: int = DEFAULT_DEPTH
-    cache: str | None = None  # folder of the embedding cache (embedcache.attach)
     model_languages: str | None = None  # --model-languages: what the model reads, for the 'default' run
     milvus: Any = None  # a milvus.MilvusTarget: the legs search a Milvus collection (dropped at the end)
     server_fusion: bool = False  # with milvus: add a run fused by Milvus (SERVER_FUSION) and compare it
@@ -63,17 +56,13 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
 
     phases: dict[str, float] = {}
     t0 = time.perf_counter()
-    encoder = None
-    if "dense" in cfg.legs:
-        _say(f"loading model {cfg.encoder.model or 'all-MiniLM-L6-v2 (bundled)'}")
-        encoder = Encoder(cfg.encoder)
-        if cfg.cache:
-            attach(encoder, cfg.cache)
+    spec, encoder = cfg.spec, None
+    if spec.dense:
+        _say(f"loading model {spec.encoder.model or 'all-MiniLM-L6-v2 (bundled)'}")
+        encoder = spec.make_encoder()
         phases["model_load_seconds"] = time.perf_counter() - t0
         _say(f"encoder: {encoder.describe()}")
-    shared = SharedLegs(encoder, cfg.legs, language=cfg.language, bm25_backend=cfg.bm25_backend,
-                        analysis=cfg.analysis, user_words=cfg.user_words, dense_backend=cfg.dense_backend,
-                        milvus=cfg.milvus)
+    shared = SharedLegs(encoder, spec, milvus=cfg.milvus)
     label = encoder.model_name if encoder else "bm25"
     reranker = _load_reranker(cfg, phases)
     # MTEB's two-stage parity path reads the first stages' predictions from here
@@ -94,7 +83,7 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
     for run, mode, settings in specs:
         runs[run] = evaluate(run, mode, settings)
         if run == "default":  # what build stores for this model nobody tuned, and why
-            runs[run]["default_fusion"] = {**fusion_prior(cfg.encoder.model).to_dict(), "mode": mode}
+            runs[run]["default_fusion"] = {**fusion_prior(cfg.spec.encoder.model).to_dict(), "mode": mode}
         if run == "tuned":
             runs[run]["settings"] = settings.to_dict()
             runs[run]["protocol"] = cfg.tuned_protocol or "settings from --fusion-config"
@@ -154,8 +143,8 @@ def _setup(cfg: BenchConfig, encoder: Encoder | None, shared: SharedLegs) -> dic
         "query_prompt": encoder.query_prompt if encoder else None,
         "device": encoder.device if encoder else "cpu",
         "encoder": encoder.info() if encoder else None,
-        "legs": list(cfg.legs),
-        "bm25": {"engine": cfg.bm25_backend, "analysis": shared.analysis()},
+        "legs": list(cfg.spec.legs),
+        "bm25": {"engine": cfg.spec.bm25_backend, "analysis": shared.analysis()},
         "truncated": dict(shared.truncated),
     }
 
@@ -163,14 +152,15 @@ def _setup(cfg: BenchConfig, encoder: Encoder | None, shared: SharedLegs) -> dic
 def _run_specs(cfg: BenchConfig) -> list[tuple[str, str, Settings]]:
     """(run, mode, settings): each leg alone, equal-weight RRF of them all, and the tuned settings (which `tune`
     makes for the dense and BM25 legs)."""
-    specs = [(leg, leg, Settings()) for leg in cfg.legs]
-    if len(cfg.legs) > 1:
+    legs = cfg.spec.legs
+    specs = [(leg, leg, Settings()) for leg in legs]
+    if len(legs) > 1:
         specs.append(("hybrid", "hybrid", Settings()))
-        if set(cfg.legs) == set(LEGS):
-            specs.append(("default", default_mode(cfg), Settings(fusion=fusion_prior(cfg.encoder.model).fusion)))
+        if set(legs) == set(LEGS):
+            specs.append(("default", default_mode(cfg), Settings(fusion=fusion_prior(cfg.spec.encoder.model).fusion)))
         if cfg.milvus is not None and cfg.server_fusion:
             specs.append((SERVER_FUSION, SERVER_FUSION, Settings()))
-        if cfg.tuned is not None and set(cfg.legs) == set(LEGS):
+        if cfg.tuned is not None and set(legs) == set(LEGS):
             specs.append(("tuned", "hybrid", cfg.tuned))
     return specs
 
@@ -182,8 +172,9 @@ def default_mode(cfg: BenchConfig) -> str:
 
     texts = sample_texts(Document.from_row(d, v.get("title"), v["text"]).indexed_text()
                          for d, v in cfg.data.corpus.items())
-    chosen = plan(identify(texts), model_languages(cfg.encoder.model, cfg.model_languages), LEGS, False,
-                  cfg.encoder.model or "all-MiniLM-L6-v2")
+    model = cfg.spec.encoder.model
+    chosen = plan(identify(texts), model_languages(model, cfg.model_languages), LEGS, False,
+                  model or "all-MiniLM-L6-v2")
     if chosen.note:
         _say(chosen.note)
     return chosen.default_mode
@@ -207,7 +198,7 @@ def fusion_agreement(project: dict, server: dict, ndcg_project: dict, ndcg_serve
 def _ablation_specs(cfg: BenchConfig) -> list[tuple[str, str, Settings]]:
     """The tuned settings with one part switched back to its default at a time, and each tuned leg alone."""
     t = cfg.tuned
-    if t is None or set(cfg.legs) != set(LEGS):
+    if t is None or set(cfg.spec.legs) != set(LEGS):
         return []
     return [
         ("tuned without chunking or titles", "hybrid", replace(t, chunking=ChunkSettings())),
@@ -301,7 +292,7 @@ def _stock_mteb(cfg: BenchConfig, encoder: Encoder | None, runs: dict) -> dict[s
     out: dict[str, Any] = {"rule": "stock MTEB: BM25 lists every document, those sharing no term with the query "
                                    "(score 0) after the matching ones; this project's runs leave them out"}
     for run in ("bm25", "hybrid"):
-        if run in runs and set(cfg.legs) <= {"dense", "bm25"}:  # MTEB's references are of these two legs
+        if run in runs and set(cfg.spec.legs) <= {"dense", "bm25"}:  # MTEB's references are of these two legs
             _say(f"stock MTEB {run}: {stock[run][0]}")
             out[run] = {"ndcg_at_10": _mteb_ndcg(stock[run][1](), cfg), "mteb_model": stock[run][0]}
     return out

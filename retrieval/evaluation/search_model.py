@@ -10,15 +10,15 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from ..lexical.analysis import resolve_settings
 from ..corpus import Document, fingerprint
 from ..dense.encoders import Encoder
 from ..rerank import Reranker, ordered_scores, rerank_lists
 from ..retriever import HybridRetriever
 from ..settings import Settings
+from ..spec import IndexSpec
 
 SERVER_FUSION = "hybrid-server"  # the mode (and bench run) fused by Milvus (milvus/fusion.py)
 
@@ -26,15 +26,9 @@ SERVER_FUSION = "hybrid-server"  # the mode (and bench run) fused by Milvus (mil
 class SharedLegs:
     """One corpus's legs and the queries' rankings, built on first use and reused by every run."""
 
-    def __init__(self, encoder: Encoder | None, legs: Sequence[str] = ("dense", "bm25"), *,
-                 language: str = "auto", bm25_backend: str = "bm25s", analysis: dict | None = None,
-                 user_words: Sequence[str] = (), dense_backend: str = "auto", milvus: Any = None):
-        self.encoder, self.legs = encoder, tuple(legs)
+    def __init__(self, encoder: Encoder | None, spec: IndexSpec = IndexSpec(), *, milvus: Any = None):
+        self.encoder, self.spec, self.legs = encoder, spec, spec.legs  # encoder: spec.make_encoder()'s, made once
         self.milvus = milvus  # an index.backends.Backend (e.g. milvus.backend.MilvusBackend), or None: local
-        self.dense_backend = dense_backend
-        self.language, self.bm25_backend = language, bm25_backend
-        self.analysis_options = dict(analysis or {})  # over the language's defaults
-        self.user_words = tuple(user_words)
         self.seconds: dict[str, float] = {}
         self.truncated: dict[str, int] = {}
         self._retrievers: dict[str, HybridRetriever] = {}
@@ -48,11 +42,10 @@ class SharedLegs:
                f"{sorted(settings.bm25.to_dict().items())}/{settings.query_prompt}")
         if key not in self._retrievers:
             t = time.perf_counter()
-            analysis = resolve_settings(self.language, [d.indexed_text() for d in documents],
-                                        **self.analysis_options) if "bm25" in self.legs else None
-            r = HybridRetriever.build(documents, encoder=self.encoder, legs=self.legs, analysis=analysis,
-                                      user_words=self.user_words, bm25_backend=self.bm25_backend, chunking=chunking,
-                                      bm25=settings.bm25, dense_backend=self.dense_backend, backend=self.milvus)
+            spec = replace(self.spec, chunking=chunking, bm25=settings.bm25)
+            r = HybridRetriever.build(documents, **spec.build_kwargs(
+                encoder=self.encoder, analysis=spec.analysis_for([d.indexed_text() for d in documents]),
+                backend=self.milvus))
             self._retrievers[key], self._prompts[key] = r, settings.query_prompt
             build = r.info["build"]
             tag = "index" if not (chunking.active or settings.bm25.to_dict()) else "index_tuned"
@@ -80,15 +73,8 @@ class SharedLegs:
         todo = [q for q in dict.fromkeys(queries) if (corpus, q) not in self._rankings]
         if todo:
             t = time.perf_counter()
-            prompt = self._prompts[corpus]
-            default = self.encoder.query_prompt if self.encoder is not None else None
-            if prompt is not None and self.encoder is not None:
-                self.encoder.query_prompt = prompt  # the settings' prompt (from `tune --prompts`) for these queries
-            try:
-                per_leg = retriever.leg_rankings(todo)
-            finally:
-                if self.encoder is not None:
-                    self.encoder.query_prompt = default
+            prompt = self._prompts[corpus]  # the settings' prompt (from `tune --prompts`) for these queries
+            per_leg = retriever.leg_rankings(todo, inputs={"dense": {"prompt": prompt}} if prompt is not None else None)
             for i, q in enumerate(todo):
                 self._rankings[(corpus, q)] = {leg: lists[i] for leg, lists in per_leg.items()}
             self.seconds["query_seconds"] = self.seconds.get("query_seconds", 0.0) + time.perf_counter() - t

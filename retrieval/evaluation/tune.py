@@ -14,18 +14,17 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from ..lexical.analysis import resolve_settings
 from ..dense.chunking import ChunkSettings
 from ..corpus import Document
-from ..dense.embedcache import attach
-from ..dense.encoders import QWEN3_INSTRUCTIONS, Encoder, EncoderConfig, qwen3_prompt
+from ..dense.encoders import QWEN3_INSTRUCTIONS, Encoder, qwen3_prompt
 from ..retriever import HybridRetriever
 from ..settings import Bm25Params, FusionConfig, Settings
+from ..spec import IndexSpec
 from .datasets import RetrievalData
 
 AILA_TRACK_TRAIN = {f"AILA_Q{i}" for i in range(1, 11)}
@@ -36,8 +35,7 @@ class TuneConfig:
     """The search space and protocol of `tune`."""
 
     data: RetrievalData
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    legs: tuple[str, ...] = ("dense", "bm25")
+    spec: IndexSpec = field(default_factory=IndexSpec)  # model, legs, BM25 analysis, dense search, cache
     folds: int = 5
     seed: int = 0
     methods: tuple[str, ...] = ("rrf", "rsf", "dbsf", "convex")
@@ -52,12 +50,6 @@ class TuneConfig:
     prompts: tuple[str, ...] | None = None  # Qwen3 instruction presets to compare; None: the model's prompt only
     selection: str = "smooth"  # "smooth": best after averaging weight neighbours; "best": plain argmax
     depth: int | None = None  # each leg's list length; None: the whole corpus, at most 1000
-    language: str = "auto"
-    bm25_backend: str = "bm25s"
-    analysis: dict = field(default_factory=dict)  # BM25 analysis options over the language's defaults
-    user_words: tuple[str, ...] = ()  # extra words for jieba's dictionary
-    dense_backend: str = "auto"  # dense search (retrieval.dense.stores.faiss.BACKENDS)
-    cache: str | None = None  # folder of the embedding cache (embedcache.attach)
 
 
 @dataclass(frozen=True)
@@ -124,22 +116,16 @@ class Grid:
 
 
 def score_grid(cfg: TuneConfig) -> Grid:
-    """Build every leg variant once (with cfg.encoder) and score each setting of the grid per query."""
+    """Build every leg variant once (from cfg.spec) and score each setting of the grid per query."""
     data = cfg.data
     qids = list(data.queries)
     texts = [data.queries[q] for q in qids]
     docs = [Document.from_row(d, v.get("title"), v["text"]) for d, v in data.corpus.items()]
-    encoder = Encoder(cfg.encoder) if "dense" in cfg.legs else None
-    if encoder is not None:
-        encoder.cache = {}
-        if cfg.cache:
-            attach(encoder, cfg.cache)
+    spec = replace(cfg.spec, encode_titles=cfg.spec.dense)
+    encoder = spec.make_encoder(memo=True)
     _say(f"{data.name}: {len(qids)} queries, {len(docs)} documents; building legs")
-    analysis = (resolve_settings(cfg.language, [d.indexed_text() for d in docs], **cfg.analysis)
-                if "bm25" in cfg.legs else None)
-    base = HybridRetriever.build(docs, encoder=encoder, legs=cfg.legs, analysis=analysis, user_words=cfg.user_words,
-                                 bm25_backend=cfg.bm25_backend, encode_titles=encoder is not None,
-                                 dense_backend=cfg.dense_backend)
+    analysis = spec.analysis_for([d.indexed_text() for d in docs])
+    base = HybridRetriever.build(docs, **spec.build_kwargs(encoder=encoder, analysis=analysis))
     depth = min(cfg.depth, len(docs)) if cfg.depth else base.depth()
     bm25 = _bm25_variants(cfg, base, docs, texts, depth) if analysis else {}
     dense_variants = _dense_variants(cfg, base, encoder, docs, texts, depth) if encoder else {}
@@ -260,25 +246,22 @@ def _dense_variants(cfg: TuneConfig, base: HybridRetriever, encoder: Encoder, do
     chunkings = _chunk_variants(cfg, titled=any(d.title for d in docs))
     doc_side: dict[tuple, HybridRetriever] = {}
     out = {}
-    default_prompt = encoder.query_prompt
-    for prompt in prompts:
-        encoder.query_prompt = default_prompt if prompt is None else prompt
+    for prompt in prompts:  # None: the encoder's own
         for c in chunkings:
             if c.documents:
                 key = (c.window, c.overlap)
                 if key not in doc_side:
-                    doc_side[key] = HybridRetriever.build(docs, encoder=encoder, legs=["dense"], chunking=ChunkSettings(
-                        documents=True, window=c.window, overlap=c.overlap), encode_titles=True, progress=False,
-                        dense_backend=cfg.dense_backend)
+                    chunking = ChunkSettings(documents=True, window=c.window, overlap=c.overlap)
+                    spec = replace(cfg.spec, legs=("dense",), chunking=chunking, encode_titles=True)
+                    doc_side[key] = HybridRetriever.build(docs, **spec.build_kwargs(encoder=encoder, progress=False))
                 r = doc_side[key]
             else:
                 r = base
             leg = r.leg["dense"]
             if c.active:  # exact scores over every passage, re-aggregated per setting (the grid's fast path)
-                out[(prompt, c)] = [leg.order.top(s, depth) for s in leg.exact_scores(texts, c)]
+                out[(prompt, c)] = [leg.order.top(s, depth) for s in leg.exact_scores(texts, c, prompt)]
             else:
-                out[(prompt, c)] = r.leg_rankings(texts, ["dense"], depth)["dense"]
-    encoder.query_prompt = default_prompt
+                out[(prompt, c)] = r.leg_rankings(texts, ["dense"], depth, inputs={"dense": {"prompt": prompt}})["dense"]
     return out
 
 
@@ -302,14 +285,12 @@ def _bm25_variants(cfg: TuneConfig, base: HybridRetriever, docs: list[Document],
     out = {}
     for params in cfg.bm25_params:
         analyzer = base.leg["bm25"].analyzer
-        r = base if not params else HybridRetriever.build(
-            docs, legs=["bm25"], analysis=analyzer.settings, user_words=analyzer.user_words,
-            bm25_backend=cfg.bm25_backend, bm25=Bm25Params.from_dict(params), progress=False)
+        spec = replace(cfg.spec, legs=("bm25",), bm25=Bm25Params.from_dict(params))
+        r = base if not params else HybridRetriever.build(docs, **spec.build_kwargs(
+            analysis=analyzer.settings, user_words=analyzer.user_words, progress=False))
         for window in cfg.bm25_query_windows:
-            r.leg["bm25"].query_window = window
             key = tuple(sorted({**params, **({"query_window": window} if window else {})}.items()))
-            out[key] = r.leg_rankings(texts, ["bm25"], depth)["bm25"]
-    base.leg["bm25"].query_window = 0
+            out[key] = r.leg_rankings(texts, ["bm25"], depth, inputs={"bm25": {"query_window": window}})["bm25"]
     return out
 
 

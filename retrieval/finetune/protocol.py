@@ -26,7 +26,7 @@ import numpy as np
 
 from ..dense.chunking import ChunkSettings
 from ..corpus import CorpusError
-from ..dense.encoders import DEFAULT_MODEL, Encoder, EncoderConfig, weights_sha256
+from ..dense.encoders import DEFAULT_MODEL, Encoder, EncoderConfig, make_encoder, weights_sha256
 from ..evaluation.datasets import data_fingerprint, subset
 from ..evaluation.tune import Grid, TuneConfig, fold_split, score_grid
 from .pairs import Pairs, check_queries, corpus_pairs, merge, query_pairs, with_hard_negatives
@@ -57,7 +57,7 @@ def run_finetune(cfg: FinetuneConfig, out: str | Path) -> dict[str, Any]:
     check_queries(data, qids, "training queries")
     cv_data = subset(data, qids)
     work = _work_folder(out, cfg, qids)
-    base = _load(cfg.tune.encoder)
+    base = _load(cfg.tune.spec.encoder)
     report: dict[str, Any] = {
         "task": data.name,
         "base_model": {"model": base.info()["model"], "weights_sha256": base.info()["weights_sha256"]},
@@ -105,7 +105,7 @@ def _cross_validate(cfg: FinetuneConfig, data, qids: list[str], base: Encoder, w
         else:
             result = _fit(cfg, data, train_q, base, work / f"fold-{k}", f"fold {k + 1}/{len(folds)}")
             t = time.perf_counter()
-            grid = score_grid(replace(tune, encoder=replace(cfg.tune.encoder, model=str(work / f"fold-{k}" / "model"))))
+            grid = score_grid(replace(tune, spec=tune.spec.with_model(str(work / f"fold-{k}" / "model"))))
             result["scoring_seconds"] = time.perf_counter() - t
             result["test_queries"] = test
             result["scores"] = _fold_scores(base_grid, grid, train_q, test)
@@ -161,7 +161,7 @@ def _fit(cfg: FinetuneConfig, data, qids: list[str], base: Encoder, work: Path, 
     rows = _rows(cfg, data, train_q, base, label_free=True)
     val_rows = _rows(cfg, data, val_q, base, label_free=False) if val_q else None
     _say(f"{what}: {len(rows)} training pairs from {len(train_q)} queries, {len(val_q)} validation queries")
-    model = _load(replace(cfg.tune.encoder, dtype="float32")).model
+    model = _load(replace(cfg.tune.spec.encoder, dtype="float32")).model
     work.mkdir(parents=True, exist_ok=True)
     log = train(model, rows, val_rows, work / "checkpoints", cfg.train, base.query_prompt, resume=cfg.resume)
     if base.query_prompt and not base.is_qwen3:
@@ -183,7 +183,7 @@ def _rows(cfg: FinetuneConfig, data, qids: list[str], base: Encoder, label_free:
 def _load(config: EncoderConfig) -> Encoder:
     """The encoder; a model that cannot be found or loaded is one line of bad input."""
     try:
-        return Encoder(config)
+        return make_encoder(config)
     except (OSError, ValueError) as e:
         name = config.model or DEFAULT_MODEL
         raise CorpusError(f"base model {name!r}: cannot be loaded ({str(e).splitlines()[0][:200]})") from None
@@ -200,7 +200,7 @@ def _work_folder(out: Path, cfg: FinetuneConfig, qids: list[str]) -> Path:
     only for the same data and settings."""
     work = out.parent / f".{out.name}.finetune"
     stamp = json.dumps({"data": data_fingerprint(cfg.tune.data), "queries": qids, "train": cfg.train.to_dict(),
-                        "folds": cfg.tune.folds, "seed": cfg.tune.seed, "encoder": repr(cfg.tune.encoder),
+                        "folds": cfg.tune.folds, "seed": cfg.tune.seed, "encoder": repr(cfg.tune.spec.encoder),
                         "corpus_pairs": cfg.corpus_pairs}, sort_keys=True)
     if work.exists():
         if not cfg.resume:

@@ -26,7 +26,7 @@ import numpy as np
 from ..corpus import Document
 from ..dense.chunking import ChunkSettings, aggregate, split, window_size
 from ..dense.embedcache import EmbeddingCache
-from ..dense.encoders import Encoder, EncoderConfig, query_dtype, resolve_model, weights_sha256
+from ..dense.encoders import Encoder, EncoderConfig, make_encoder, query_dtype, resolve_model, weights_sha256
 from ..dense.stores.base import VectorStore
 from ..filters import Selection, selection
 from ..index.backends import chosen
@@ -72,12 +72,8 @@ class DenseLeg(LegBase):
         enc = options.encoder
         if options.vectors is None or enc is not None:
             t = time.perf_counter()
-            enc = enc if isinstance(enc, Encoder) else Encoder(enc or EncoderConfig())
+            enc = enc if isinstance(enc, Encoder) else make_encoder(enc, options.cache if options.vectors is None else None)
             options.timings["model_load_seconds"] = time.perf_counter() - t
-            if options.cache is not None and options.vectors is None:
-                from ..dense.embedcache import attach
-
-                attach(enc, options.cache)
         t = time.perf_counter()
         texts, passage_docs = [d.indexed_text() for d in docs], None
         if chunking.documents:
@@ -213,12 +209,12 @@ class DenseLeg(LegBase):
         return self._encoder
 
     # ---- ranking ------------------------------------------------------------------------
-    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
-        """Query vectors (with the query prompt); needs the encoder."""
+    def encode_queries(self, queries: Sequence[str], prompt: str | None = None) -> np.ndarray:
+        """Query vectors (with `prompt`, None: the encoder's query prompt); needs the encoder."""
         if self.encoder is None:
             raise RuntimeError("this index has no encoder (built from given vectors, or loaded without it): "
                                "pass query vectors")
-        return self.encoder.encode_queries(list(queries))
+        return self.encoder.encode_queries(list(queries), prompt=prompt)
 
     @property
     def passages(self) -> bool:
@@ -226,13 +222,13 @@ class DenseLeg(LegBase):
         return self.chunking.active
 
     def rank(self, queries: Sequence[str], depth: int, allowed: np.ndarray | None = None, *,
-             vectors: np.ndarray | None = None, **inputs: Any) -> list[Ranking]:
+             vectors: np.ndarray | None = None, prompt: str | None = None, **inputs: Any) -> list[Ranking]:
         """Per query, the top-`depth` statutes by dense score (inside `allowed` when given); `vectors`: the
-        queries' vectors encoded elsewhere (one per query)."""
+        queries' vectors encoded elsewhere (one per query); `prompt`: this call's query prompt (None: the encoder's)."""
         if vectors is not None:
             qv, owner = np.asarray(vectors, np.float32).reshape(len(queries), -1), np.arange(len(queries))
         else:
-            qv, owner = self._query_windows(queries, self.chunking)
+            qv, owner = self._query_windows(queries, self.chunking, prompt)
         return self.rank_vectors(qv, owner, len(queries), depth, allowed)
 
     def rank_vectors(self, qv: np.ndarray, owner: np.ndarray, n_queries: int, depth: int,
@@ -252,29 +248,32 @@ class DenseLeg(LegBase):
             out.append(self.order.top(scores, depth, docs))
         return out
 
-    def exact_scores(self, queries: Sequence[str], chunking: ChunkSettings | None = None) -> np.ndarray:
+    def exact_scores(self, queries: Sequence[str], chunking: ChunkSettings | None = None,
+                     prompt: str | None = None) -> np.ndarray:
         """(queries x statutes) exact scores over every passage (tune's fast path). `chunking` may change the
-        query side and the title weight; its document side must be the index's."""
+        query side and the title weight; its document side must be the index's; `prompt` as in `rank`."""
         chunking = chunking or self.chunking
         if doc_side(chunking) != doc_side(self.chunking):
             raise ValueError("document chunking differs from the index's")
-        qv, q_owner = self._query_windows(queries, chunking)
+        qv, q_owner = self._query_windows(queries, chunking, prompt)
         return self.exact_scores_of(qv, q_owner, chunking)
 
     def exact_scores_of(self, qv: np.ndarray, owner: np.ndarray, chunking: ChunkSettings | None = None) -> np.ndarray:
         """(queries x statutes) exact scores from query (window) vectors, `owner[i]` the query of vector i."""
         return self._scores(qv, owner, np.arange(self.n_docs), chunking or self.chunking)
 
-    def _query_windows(self, queries: Sequence[str], chunking: ChunkSettings) -> tuple[np.ndarray, np.ndarray]:
-        """Vectors of each query (or of its token windows) and the query each belongs to."""
+    def _query_windows(self, queries: Sequence[str], chunking: ChunkSettings,
+                       prompt: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of each query (or of its token windows, with `prompt`) and the query each belongs to."""
         if chunking.title_weight > 0 and not self.title_vectors:
             raise ValueError("these settings mix in title vectors, which this index was built without; rebuild "
                              "with them")
         if chunking.queries:
-            texts, owner = split_for(self.encoder, list(queries), chunking, self.encoder.query_prompt)
+            texts, owner = split_for(self.encoder, list(queries), chunking,
+                                     self.encoder.query_prompt if prompt is None else prompt)
         else:
             texts, owner = list(queries), np.arange(len(queries))
-        return self.encode_queries(texts), owner
+        return self.encode_queries(texts, prompt), owner
 
     def _candidates(self, qv: np.ndarray, depth: int, allowed: Selection | None) -> np.ndarray:
         """Statutes with a passage among each query window's top OVERFETCH x depth passages (deeper until there

@@ -77,16 +77,18 @@ class Bm25Leg(LegBase):
     def __len__(self) -> int:
         return len(self.index)
 
-    def rank(self, queries: Sequence[str], depth: int, allowed: np.ndarray | None = None,
-             **inputs: Any) -> list[Ranking]:
-        """Per query, the top-`depth` documents scoring above 0 (inside `allowed` when given)."""
+    def rank(self, queries: Sequence[str], depth: int, allowed: np.ndarray | None = None, *,
+             query_window: int | None = None, **inputs: Any) -> list[Ranking]:
+        """Per query, the top-`depth` documents scoring above 0 (inside `allowed` when given); `query_window`:
+        this call's window (None: the leg's)."""
         allowed = selection(allowed)
-        ranked = self.index.rank_windows(queries, [self.windows(q) for q in queries], depth, allowed, self.order)
+        windows = [self.windows(q, query_window) for q in queries]
+        ranked = self.index.rank_windows(queries, windows, depth, allowed, self.order)
         if ranked is not None:  # an engine that ranks itself (a backend's)
             return ranked
         out = []
-        for q in queries:
-            scores = self.scores(q)
+        for query_windows in windows:
+            scores = self.window_scores(query_windows)
             if allowed is not None:
                 inside = np.zeros(len(scores), dtype=bool)
                 inside[allowed.rows] = True
@@ -95,14 +97,19 @@ class Bm25Leg(LegBase):
             out.append([(int(r), float(s)) for r, s in zip(rows, kept)])
         return out
 
-    def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every document (best window's for a query longer than `query_window` tokens)."""
-        windows = self.windows(query)
+    def scores(self, query: str, query_window: int | None = None) -> np.ndarray:
+        """BM25 score of every document (best window's for a query longer than the window, None: the leg's)."""
+        return self.window_scores(self.windows(query, query_window))
+
+    def window_scores(self, windows: list[list[str]]) -> np.ndarray:
+        """BM25 score of every document for a query's token windows: the best window's."""
         return self.index.scores(windows[0]) if len(windows) == 1 else np.max([self.index.scores(w) for w in windows], axis=0)
 
-    def windows(self, query: str) -> list[list[str]]:
-        """The query's tokens, or its half-overlapping windows of `query_window` tokens when it is longer."""
-        tokens, w = self.analyzer(query), self.query_window
+    def windows(self, query: str, query_window: int | None = None) -> list[list[str]]:
+        """The query's tokens, or its half-overlapping windows of `query_window` tokens (None: the leg's) when it
+        is longer."""
+        tokens = self.analyzer(query)
+        w = self.query_window if query_window is None else query_window
         if not w or len(tokens) <= w:
             return [tokens]
         step = max(1, w // 2)
