@@ -155,3 +155,21 @@ def test_bad_fine_tune_input_is_one_line_and_exit_2(case, message, qwen3_dir, tm
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
     if case == "out-exists":
         assert (tmp_path / "ft" / "mine.txt").read_text() == "keep"
+
+
+def test_cuda_out_of_memory_in_training_halves_the_batch_and_goes_on(qwen3_dir, tmp_path, monkeypatch):
+    import torch
+    from sentence_transformers import SentenceTransformerTrainer
+
+    real, batches = SentenceTransformerTrainer.train, []
+
+    def tight_memory(self, *args, **kwargs):
+        batches.append(self.args.per_device_train_batch_size)
+        if self.args.per_device_train_batch_size > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(SentenceTransformerTrainer, "train", tight_memory)
+    report = run_finetune(config(qwen3_dir, folds=0, batch_size=4), tmp_path / "ft")
+    assert batches == [4, 2] and report["final"]["batch_size"] == 2 and report["final"]["steps"] > 0
+    assert json.loads((tmp_path / "ft" / "finetune.json").read_text())["final"]["batch_size"] == 2
