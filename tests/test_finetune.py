@@ -173,3 +173,26 @@ def test_cuda_out_of_memory_in_training_halves_the_batch_and_goes_on(qwen3_dir, 
     report = run_finetune(config(qwen3_dir, folds=0, batch_size=4), tmp_path / "ft")
     assert batches == [4, 2] and report["final"]["batch_size"] == 2 and report["final"]["steps"] > 0
     assert json.loads((tmp_path / "ft" / "finetune.json").read_text())["final"]["batch_size"] == 2
+
+
+def test_fold_scores_come_from_bench_scorer_and_equal_mteb_evaluate(qwen3_dir, monkeypatch):
+    import retrieval.evaluation.tune as tune
+    from retrieval.dense.chunking import ChunkSettings
+    from retrieval.evaluation import scoring
+    from retrieval.evaluation.bench import BenchConfig, run_bench
+    from retrieval.finetune.protocol import _dense_row
+
+    scorers = []
+
+    def counted(qrels):
+        scorers.append(qrels)
+        return scoring.ndcg_at_10_scorer(qrels)
+
+    monkeypatch.setattr(tune, "ndcg_at_10_scorer", counted)
+    encoder = EncoderConfig(model=str(qwen3_dir), device="cpu")
+    grid = tune.score_grid(TuneConfig(data=small_data(), encoder=encoder, folds=2, **SMALL_GRID))
+    assert scorers  # the grid (and so every fold of finetune) is scored by evaluation/scoring.py, as bench is
+    report, _, _ = run_bench(BenchConfig(data=small_data(), encoder=encoder))
+    dense = grid.matrix[_dense_row(grid, ChunkSettings())]
+    assert dense.mean() == pytest.approx(report["runs"]["dense"]["ndcg_at_10"], abs=1e-4)  # MTEB's own figure
+    assert dense.tolist() == pytest.approx([report["per_query"]["dense"][q] for q in grid.qids], abs=1e-4)

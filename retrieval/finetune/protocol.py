@@ -1,8 +1,8 @@
 """`finetune`: k-fold out-of-fold scoring of fine-tuned dense legs, then the final model on every training query.
 
 Fold k's model trains on the other folds' queries only (less a validation share, for early stopping), and
-fold k's queries are scored with it by the tune grid (retrieval/evaluation/tune.py: pytrec_eval's nDCG@10,
-the measure mteb.evaluate reports). The nested hybrid takes, per fold, the grid setting with the best mean on
+fold k's queries are scored with it by the tune grid (retrieval/evaluation/tune.py: nDCG@10 by
+evaluation/scoring.py, bench's scorer, which gives mteb.evaluate's figures; tests/test_finetune.py checks them). The nested hybrid takes, per fold, the grid setting with the best mean on
 that fold's training queries, so neither the weights nor the fusion ever saw the scored fold. The folds are
 tune's (fold_split, same seed), so the base model's nested hybrid is `tune`'s out-of-fold figure.
 
