@@ -157,3 +157,44 @@ def test_bad_fine_tune_input_is_one_line_and_exit_2(case, message, qwen3_dir, tm
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
     if case == "out-exists":
         assert (tmp_path / "ft" / "mine.txt").read_text() == "keep"
+
+
+def test_cuda_out_of_memory_in_training_halves_the_batch_and_goes_on(qwen3_dir, tmp_path, monkeypatch):
+    import torch
+    from sentence_transformers import SentenceTransformerTrainer
+
+    real, batches = SentenceTransformerTrainer.train, []
+
+    def tight_memory(self, *args, **kwargs):
+        batches.append(self.args.per_device_train_batch_size)
+        if self.args.per_device_train_batch_size > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(SentenceTransformerTrainer, "train", tight_memory)
+    report = run_finetune(config(qwen3_dir, folds=0, batch_size=4), tmp_path / "ft")
+    assert batches == [4, 2] and report["final"]["batch_size"] == 2 and report["final"]["steps"] > 0
+    assert json.loads((tmp_path / "ft" / "finetune.json").read_text())["final"]["batch_size"] == 2
+
+
+def test_fold_scores_come_from_bench_scorer_and_equal_mteb_evaluate(qwen3_dir, monkeypatch):
+    import retrieval.evaluation.tune as tune
+    from retrieval.dense.chunking import ChunkSettings
+    from retrieval.evaluation import scoring
+    from retrieval.evaluation.bench import BenchConfig, run_bench
+    from retrieval.finetune.protocol import _dense_row
+
+    scorers = []
+
+    def counted(qrels):
+        scorers.append(qrels)
+        return scoring.ndcg_at_10_scorer(qrels)
+
+    monkeypatch.setattr(tune, "ndcg_at_10_scorer", counted)
+    spec = IndexSpec(encoder=EncoderConfig(model=str(qwen3_dir), device="cpu"))
+    grid = tune.score_grid(TuneConfig(data=small_data(), spec=spec, folds=2, **SMALL_GRID))
+    assert scorers  # the grid (and so every fold of finetune) is scored by evaluation/scoring.py, as bench is
+    report, _, _ = run_bench(BenchConfig(data=small_data(), spec=spec))
+    dense = grid.matrix[_dense_row(grid, ChunkSettings())]
+    assert dense.mean() == pytest.approx(report["runs"]["dense"]["ndcg_at_10"], abs=1e-4)  # MTEB's own figure
+    assert dense.tolist() == pytest.approx([report["per_query"]["dense"][q] for q in grid.qids], abs=1e-4)

@@ -6,7 +6,7 @@ and cross-validated tuning, where calling the full MTEB evaluation per setting i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 K_VALUES = (1, 3, 5, 10, 20, 100, 1000)
 REPORT_METRICS = ("ndcg", "map", "recall", "precision", "mrr")
@@ -14,12 +14,22 @@ REPORT_METRICS = ("ndcg", "map", "recall", "precision", "mrr")
 
 def ndcg_at_10(results: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]]) -> dict[str, float]:
     """nDCG@10 of each judged query (a query missing from `results` scores 0, as in MTEB)."""
+    return ndcg_at_10_scorer(qrels)(results)
+
+
+def ndcg_at_10_scorer(qrels: Mapping[str, Mapping[str, int]]) -> Callable[[Mapping[str, Mapping[str, float]]],
+                                                                          dict[str, float]]:
+    """`ndcg_at_10` against these judgments, read once (tune scores thousands of runs against the same qrels)."""
     import pytrec_eval
 
     judged = {q: dict(r) for q, r in qrels.items() if r}
-    run = {q: dict(results.get(q, {})) for q in judged}
-    scores = pytrec_eval.RelevanceEvaluator(judged, {"ndcg_cut.10"}).evaluate(run)
-    return {q: scores.get(q, {}).get("ndcg_cut_10", 0.0) for q in judged}
+    evaluator = pytrec_eval.RelevanceEvaluator(judged, {"ndcg_cut.10"})
+
+    def score(results: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+        scores = evaluator.evaluate({q: dict(results.get(q, {})) for q in judged})
+        return {q: scores.get(q, {}).get("ndcg_cut_10", 0.0) for q in judged}
+
+    return score
 
 
 def metric_scores(scores: Mapping[str, object]) -> dict[str, float]:

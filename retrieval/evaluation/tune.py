@@ -1,7 +1,8 @@
 """Choose fusion and long-text settings without test leakage: k-fold cross-validation over queries.
 
 Every leg variant is computed once (texts encoded once, BM25 scored once); every setting in
-the grid is then scored per query with MTEB's nDCG@10 (pytrec_eval). For each fold the
+the grid is then scored per query with MTEB's nDCG@10 (pytrec_eval, through evaluation/scoring.py as
+bench's per-query scores are). For each fold the
 setting with the best mean over the *training* queries is chosen and scored on the held-out
 queries only, so no query's labels choose the setting that scores it. The out-of-fold mean
 over all queries is the number to quote. Single legs are in the grid, so fusion is chosen
@@ -26,6 +27,7 @@ from ..retriever import HybridRetriever
 from ..settings import Bm25Params, FusionConfig, Settings
 from ..spec import IndexSpec
 from .datasets import RetrievalData
+from .scoring import ndcg_at_10_scorer
 
 AILA_TRACK_TRAIN = {f"AILA_Q{i}" for i in range(1, 11)}
 
@@ -309,15 +311,11 @@ def _fusions(cfg: TuneConfig) -> list[FusionConfig]:
 
 def _score_grid(cfg: TuneConfig, base: HybridRetriever, qids: list[str], bm25: dict[tuple, list], dense_variants):
     """nDCG@10 per query of every candidate, fused exactly as HybridRetriever.fuse does at query time."""
-    import pytrec_eval
-
-    qrels = {q: dict(r) for q, r in cfg.data.qrels.items() if r}
-    evaluator = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"})
+    scorer = ndcg_at_10_scorer({q: cfg.data.qrels.get(q, {}) for q in qids})  # bench's scorer (MTEB's measure)
 
     def score(rankings_per_query: list[dict], fusion: FusionConfig) -> list[float]:
-        run = {q: dict(base.fuse(r, "hybrid", fusion)[:10]) for q, r in zip(qids, rankings_per_query)}
-        res = evaluator.evaluate(run)
-        return [res.get(q, {}).get("ndcg_cut_10", 0.0) for q in qids]
+        res = scorer({q: dict(base.fuse(r, "hybrid", fusion)[:10]) for q, r in zip(qids, rankings_per_query)})
+        return [res.get(q, 0.0) for q in qids]
 
     candidates: list[Candidate] = []
     scores: list[list[float]] = []

@@ -1,8 +1,8 @@
 """`finetune`: k-fold out-of-fold scoring of fine-tuned dense legs, then the final model on every training query.
 
 Fold k's model trains on the other folds' queries only (less a validation share, for early stopping), and
-fold k's queries are scored with it by the tune grid (retrieval/evaluation/tune.py: pytrec_eval's nDCG@10,
-the measure mteb.evaluate reports). The nested hybrid takes, per fold, the grid setting with the best mean on
+fold k's queries are scored with it by the tune grid (retrieval/evaluation/tune.py: nDCG@10 by
+evaluation/scoring.py, bench's scorer, which gives mteb.evaluate's figures; tests/test_finetune.py checks them). The nested hybrid takes, per fold, the grid setting with the best mean on
 that fold's training queries, so neither the weights nor the fusion ever saw the scored fold. The folds are
 tune's (fold_split, same seed), so the base model's nested hybrid is `tune`'s out-of-fold figure.
 
@@ -31,7 +31,7 @@ from ..evaluation.datasets import data_fingerprint, subset
 from ..evaluation.tune import Grid, TuneConfig, fold_split, score_grid
 from .pairs import Pairs, check_queries, corpus_pairs, merge, query_pairs, with_hard_negatives
 from .options import TrainConfig
-from .train import train
+from .train import train_fitting
 
 RESULT = "finetune.json"
 
@@ -161,9 +161,9 @@ def _fit(cfg: FinetuneConfig, data, qids: list[str], base: Encoder, work: Path, 
     rows = _rows(cfg, data, train_q, base, label_free=True)
     val_rows = _rows(cfg, data, val_q, base, label_free=False) if val_q else None
     _say(f"{what}: {len(rows)} training pairs from {len(train_q)} queries, {len(val_q)} validation queries")
-    model = _load(replace(cfg.tune.spec.encoder, dtype="float32")).model
     work.mkdir(parents=True, exist_ok=True)
-    log = train(model, rows, val_rows, work / "checkpoints", cfg.train, base.query_prompt, resume=cfg.resume)
+    model, log = train_fitting(lambda: _load(replace(cfg.tune.spec.encoder, dtype="float32")).model, rows, val_rows,
+                               work / "checkpoints", cfg.train, base.query_prompt, resume=cfg.resume)
     if base.query_prompt and not base.is_qwen3:
         model.prompts["query"] = base.query_prompt
     model.save(str(work / "model"))

@@ -10,7 +10,10 @@ loads like any sentence-transformers model.
 
 from __future__ import annotations
 
+import shutil
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -19,6 +22,28 @@ from transformers.trainer_callback import PrinterCallback
 from ..dense import gpu
 from .options import TrainConfig
 from .pairs import Pairs
+
+
+def train_fitting(load_model: Callable[[], object], train_rows: Pairs, val_rows: Pairs | None, work: Path,
+                  cfg: TrainConfig, query_prompt: str, resume: bool = False) -> tuple[object, dict]:
+    """`train` a model from `load_model`; after a CUDA out-of-memory error, again on a fresh model with half the
+    batch (as the encoder halves its batches) until one fits. Returns the model and the log, with the batch used."""
+    while True:
+        model = load_model()
+        try:
+            return model, {**train(model, train_rows, val_rows, work, cfg, query_prompt, resume),
+                           "batch_size": cfg.batch_size}
+        except RuntimeError as e:  # torch.cuda.OutOfMemoryError is one, as are cuBLAS's
+            if cfg.batch_size < 4 or not gpu.is_oom(e):
+                raise
+        del model
+        gpu.free_cuda_memory()  # outside the except block, whose traceback held the batch's tensors
+        shutil.rmtree(work, ignore_errors=True)  # checkpoints of the larger batch cannot be resumed
+        cfg = replace(cfg, batch_size=cfg.batch_size // 2, mini_batch_size=max(1, cfg.mini_batch_size // 2))
+        resume = False
+        print(f"[finetune] CUDA out of memory: training again from the base model with batches of {cfg.batch_size} "
+              "(a lower --train-batch-size, or --loss cached, avoids this)", file=sys.stderr, flush=True)
+
 
 def train(model, train_rows: Pairs, val_rows: Pairs | None, work: Path, cfg: TrainConfig, query_prompt: str,
           resume: bool = False) -> dict:
