@@ -111,7 +111,7 @@ def test_an_interrupted_fine_tune_leaves_no_model_and_resume_goes_on(qwen3_dir, 
     out, real, calls = tmp_path / "ft", protocol.score_grid, []
 
     def interrupted(cfg):
-        calls.append(cfg.encoder.model)
+        calls.append(cfg.spec.encoder.model)
         if len(calls) == 3:  # base grid, fold 0's grid, then fold 1's
             raise KeyboardInterrupt
         return real(cfg)

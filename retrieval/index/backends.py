@@ -23,7 +23,7 @@ Resources = set[tuple[str, str]]  # what an index points at outside its folder, 
 class Backend:
     """The local backend: every engine is a leg's own files; nothing is published, held outside or fused."""
 
-    name = "local"
+    name = "embedded"  # the CLI's --backend embedded
 
     @classmethod
     def opened(cls, manifest: Mapping) -> Backend:
