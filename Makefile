@@ -35,6 +35,8 @@ $(STAMP): pyproject.toml
 	touch $@
 
 test: $(STAMP)
+	$(BIN)/ruff check retrieval tests scripts
+	$(BIN)/ruff format --check retrieval tests scripts
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

@@ -240,10 +240,6 @@ class Bm25sIndex(LexicalIndex):
         rows = [dict(zip(tokens[order[a:b]].tolist(), data[order[a:b]].tolist())) for a, b in zip(bounds, bounds[1:])]
         return {str(k): int(v) for k, v in self._model.vocab_dict.items()}, rows
 
-    def vocabulary_size(self) -> int:
-        """Number of distinct tokens indexed."""
-        return len(self._model.vocab_dict)
-
     def save(self, folder: Path) -> None:
         """bm25s's own format: CSC arrays as .npy plus vocab and params JSON."""
         self._model.save(str(folder), allow_pickle=False, show_progress=False)
