@@ -36,10 +36,10 @@ def start(address: str | None) -> dict:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     import ray.data
 
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
     return ray.cluster_resources()
 
 
@@ -56,7 +56,8 @@ class _Actor:
             torch.set_num_threads(threads)
             self.encoder, self.error = Encoder(replace(config, device="cuda" if ray.get_gpu_ids() else "cpu")), ""
         except Exception as e:  # noqa: BLE001 - sent back with the node's name, the build stops on it
-            self.encoder, self.error = None, f"Ray worker on node {self.node}: model {config.model or 'bundled'}: {e}"
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            self.encoder, self.error = None, f"Ray worker on node {self.node}: model {config.model or 'bundled'}: {reason}"
 
     def __call__(self, batch: dict) -> dict:
         shards = list(batch["shard"])
