@@ -14,7 +14,7 @@ FAISS ?= cpu
 TORCH ?= torch==2.13.0
 # Milvus: the client always; the embedded engine (Milvus Lite, which brings faiss-cpu) on CPU installs only
 MILVUS ?= $(if $(filter cpu,$(FAISS)),milvus-lite,milvus)
-EXTRAS ?= $(FAISS),bench,web,dev,$(MILVUS)
+EXTRAS ?= $(FAISS),bench,web,dev,ray,$(MILVUS)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(FAISS)
 BENCH_OUT ?= results/aila-minilm

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__, live_cli
+from . import __version__, distributed_cli, live_cli
 from .dense.chunking import DOC_AGGREGATIONS
 from .cli_help import command
 from .terminal import printable, shorten
@@ -94,6 +94,7 @@ retrieval build docs/examples/statutes-v1.jsonl --out index/amend --legs bm25"""
                    help="encode long texts as token windows for the dense leg (default: none, or the settings file's)")
     b.add_argument("--chunk-agg", choices=DOC_AGGREGATIONS, help="chunk-to-statute aggregation")
     _encoder_args(b)
+    distributed_cli.add_args(b)
     _dense_backend_arg(b)
     _rerank_args(b, "name this reranker in the index: queries rerank with it unless --rerank none")
     _backend_args(b)
@@ -438,11 +439,15 @@ def _build_in_memory(args: argparse.Namespace, options: dict, info: dict) -> dic
     from .corpus import read_corpus
     from .retriever import HybridRetriever
 
+    spread = distributed_cli.Spread(args, args.out)  # a device that cannot be honoured stops the build first
+    if "dense" in options["legs"]:
+        options = {**options, "encoder": spread.encoder(options["encoder"])}
     docs = read_corpus(args.corpus)
     print(f"read {len(docs)} documents from {args.corpus}", file=sys.stderr)
     retriever = HybridRetriever.build(docs, **options)
     retriever.info.update({k: v for k, v in info.items() if v})
     manifest = retriever.save(args.out)
+    spread.finish()
     if "dense" in retriever.leg and retriever.leg["dense"].encoder is not None:
         print(f"encoder: {retriever.leg['dense'].encoder.describe()}", file=sys.stderr)
     return manifest

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from . import distributed_cli
 from .cli_help import command
 
 
@@ -42,6 +43,7 @@ retrieval update index/amend docs/examples/statutes-v2.jsonl""")
     u.add_argument("--keep-missing", action="store_true", help="keep documents the corpus no longer has")
     u.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     u.add_argument("--json", action="store_true", help="print the plan as JSON")
+    distributed_cli.add_args(u)
     u.set_defaults(func=cmd_update)
     d = command(sub, "delete", "remove documents from an index by id", """
 retrieval delete index/amend IPC-124A""")
@@ -54,6 +56,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     """Read the corpus, plan against the index, and (unless --dry-run) write the updated index's next generation."""
     from .corpus import read_corpus
 
+    spread = distributed_cli.Spread(args, args.index)  # devices or Ray that cannot be used stop it first
     docs = read_corpus(args.corpus)
     if args.dry_run:
         from .terminal import printable
@@ -67,7 +70,9 @@ def cmd_update(args: argparse.Namespace) -> int:
             print(f"- {printable(doc_id)}")
         _report(plan, args, "plan (dry run, nothing written): ")
         return 0
-    return _locked(args, lambda r: r.update_to(docs, keep_missing=args.keep_missing, progress=True))
+    code = _locked(args, lambda r: spread.retriever(r).update_to(docs, keep_missing=args.keep_missing, progress=True))
+    spread.finish()
+    return code
 
 
 def _dry_run(retriever, docs: list, keep_missing: bool):
