@@ -18,15 +18,15 @@ import time
 from pathlib import Path
 
 from . import __version__, distributed_cli, live_cli
-from .dense.chunking import DOC_AGGREGATIONS
 from .cli_help import command
-from .terminal import printable, shorten
 from .corpus import CorpusError
+from .dense.chunking import DOC_AGGREGATIONS
+from .dense.stores.faiss import BACKEND_CHOICES, KINDS
+from .index.format import IndexFileError, NotFoundError
 from .lexical.engines import ENGINES
 from .milvus import BM25_MODES, TOKEN_ENV, MilvusTarget, collection_base, connect
 from .milvus.backend import MilvusBackend
-from .index.format import IndexFileError, NotFoundError
-from .dense.stores.faiss import BACKEND_CHOICES, KINDS
+from .terminal import printable, shorten
 
 HISTORY_LINES = 1000  # queries the interactive prompt's history file keeps
 
@@ -390,9 +390,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     """
     from .corpus import iter_corpus
     from .defaults import fusion_prior
+    from .index.format import check_target
     from .languages import parse_languages, sample_texts
     from .retriever import HybridRetriever
-    from .index.format import check_target
     from .spec import IndexSpec
 
     t0 = time.perf_counter()
@@ -472,8 +472,8 @@ def _settings(args: argparse.Namespace, prior):
 
 def cmd_query(args: argparse.Namespace) -> int:
     """One query (printed or as JSON), or an interactive prompt when no text is given."""
-    from .languages import default_mode, not_default_note
     from .filters import check_syntax
+    from .languages import default_mode, not_default_note
     from .retriever import HybridRetriever, check_k, check_query, read_settings
 
     check_k(args.k)

@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import filters, fusion
-from .index import folder as index_folder
-from .lexical.analysis import shown_in
 from .corpus import Document, fingerprint
 from .hits import Hit, LegHit, results_json, statute_fields
-from .index.folder import library_versions
+from .index import folder as index_folder
 from .index.backends import Backend, chosen
+from .index.folder import library_versions
+from .index.format import DocumentTable, rank_ids
 from .legs import BuildOptions, Leg, Ranking, RowOrder, default_legs, leg_type
+from .lexical.analysis import shown_in
 from .rerank import DEFAULT_DEPTH as DEFAULT_RERANK_DEPTH
 from .rerank import rerank_hits
 from .settings import MAX_DEPTH, Bm25Params, FusionConfig, Settings, read_settings
-from .index.format import DocumentTable, rank_ids
 from .updates import Updatable
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from .corpus import META_FIELDS, Document, fingerprint, validate
 from .index.backends import Backend, chosen
-from .legs import RowOrder
 from .index.format import NotFoundError, rank_ids
+from .legs import RowOrder
 
 
 @dataclass

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.index.format import read_manifest
 from retrieval.lexical.analysis import AnalyzerSettings
 from retrieval.lexical.engines import build_lexical
 from retrieval.retriever import HybridRetriever
-from retrieval.index.format import read_manifest
 
 
 def seconds(fn, repeat: int = 1) -> tuple[float, object]:

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.lexical.analysis import resolve_settings
 from retrieval.corpus import Document
 from retrieval.dense.embedcache import attach
 from retrieval.dense.encoders import Encoder, EncoderConfig
 from retrieval.evaluation.datasets import RetrievalData, load_aila
 from retrieval.evaluation.scoring import ndcg_at_10
 from retrieval.evaluation.variants import aila_without_titles, stard_subset
+from retrieval.lexical.analysis import resolve_settings
 from retrieval.retriever import HybridRetriever
 from retrieval.settings import FusionConfig
 

@@ -41,8 +41,8 @@ from tiny_rerankers import build_qwen3_reranker_folder  # noqa: E402
 
 from retrieval.dense import gpu  # noqa: E402
 from retrieval.dense.encoders import Encoder, EncoderConfig, weights_sha256  # noqa: E402
-from retrieval.rerank import RerankConfig, Reranker  # noqa: E402
 from retrieval.dense.torch_search import TorchExactSearch  # noqa: E402
+from retrieval.rerank import RerankConfig, Reranker  # noqa: E402
 
 # Qwen3-Reranker-0.6B's config.json differs from the embedding model's only in its position limit.
 QWEN3_RERANKER_06B_SHAPE = {**QWEN3_06B_SHAPE, "max_position_embeddings": 40960}
@@ -497,8 +497,8 @@ def measure_finetune(device: str, cfg: dict) -> dict:
     """One epoch of contrastive training on AILA's (query window, statute) pairs (the builder's sentences without
     AILA2019_DIR): LoRA on a random Qwen3-Embedding-0.6B-shaped model (tiny with --cpu), then the bundled MiniLM
     in full; training tokens/s of each (anchor and positive tokens over training seconds)."""
-    from retrieval.finetune.pairs import query_pairs
     from retrieval.finetune.options import TrainConfig
+    from retrieval.finetune.pairs import query_pairs
     from retrieval.finetune.train import train
 
     data = _finetune_data(cfg["texts"])

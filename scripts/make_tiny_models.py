@@ -20,8 +20,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from qwen3_tiny import build_qwen3_folder  # noqa: E402
-from tiny_rerankers import (build_cross_encoder_folder, build_minilm_cross_encoder_folder,  # noqa: E402
-                            build_qwen3_reranker_folder)
+from tiny_rerankers import build_cross_encoder_folder, build_minilm_cross_encoder_folder, build_qwen3_reranker_folder  # noqa: E402
 
 BUILDERS = {"qwen3-embedding": build_qwen3_folder, "qwen3-reranker": build_qwen3_reranker_folder,
             "cross-encoder": build_cross_encoder_folder}

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.lexical.analysis import Analyzer, AnalyzerSettings
 from retrieval.corpus import Document
 from retrieval.evaluation.datasets import RetrievalData, load_dataset_folder
+from retrieval.lexical.analysis import Analyzer, AnalyzerSettings
 from retrieval.lexical.engines import build_lexical
 
 DEPTH = 100

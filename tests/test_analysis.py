@@ -2,8 +2,8 @@ import bm25s
 import pytest
 import Stemmer
 
-from retrieval.lexical.analysis import Analyzer, AnalyzerSettings
 from retrieval.languages import analysis_language
+from retrieval.lexical.analysis import Analyzer, AnalyzerSettings
 
 TEXT = "The accused poured kerosene on his wife; the wives' relatives were running to the police station."
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from retrieval.cli import main
+from retrieval.dense.chunking import ChunkSettings
 from retrieval.evaluation.search_model import RetrieverSearch, SharedLegs, run_name
 from retrieval.evaluation.stats import paired_difference
-from retrieval.dense.chunking import ChunkSettings
 from retrieval.settings import Bm25Params, FusionConfig, Settings
 from retrieval.spec import IndexSpec
 

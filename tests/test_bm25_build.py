@@ -7,13 +7,13 @@ import bm25s
 import numpy as np
 import pytest
 
-from retrieval.lexical.analysis import Analyzer, AnalyzerSettings
 from retrieval.cli import main
 from retrieval.corpus import CorpusError, Document, fingerprint
+from retrieval.index.format import DocumentStream, DocumentTable, data_dir, rank_ids, read_manifest
+from retrieval.lexical.analysis import Analyzer, AnalyzerSettings
 from retrieval.lexical.engines import Bm25sIndex, build_bm25, load_lexical, top_positive
 from retrieval.perf import synthetic
 from retrieval.retriever import HybridRetriever
-from retrieval.index.format import DocumentStream, DocumentTable, data_dir, rank_ids, read_manifest
 
 ARRAYS = ("data", "indices", "indptr")
 

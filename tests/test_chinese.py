@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from retrieval.lexical import chinese
-from retrieval.lexical.analysis import USER_DICT, Analyzer, AnalyzerSettings
 from retrieval.cli import main
 from retrieval.corpus import Document
+from retrieval.lexical import chinese
+from retrieval.lexical.analysis import USER_DICT, Analyzer, AnalyzerSettings
 from retrieval.retriever import HybridRetriever
 
 ZH = [

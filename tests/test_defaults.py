@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 from retrieval.cli import main
-from retrieval.defaults import MINILM, QWEN3, UNKNOWN, fusion_prior
-from retrieval.defaults import DEFAULT_FUSION
+from retrieval.defaults import DEFAULT_FUSION, MINILM, QWEN3, UNKNOWN, fusion_prior
 
 DENSE_LED = {"dense": 1.0, "bm25": 0.2}
 

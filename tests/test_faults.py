@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from retrieval.cli import main
-from retrieval.retriever import HybridRetriever
 from retrieval.index.format import CHECKSUM, manifest_checksum
+from retrieval.retriever import HybridRetriever
 
 DOCS = [{"id": f"S{i}", "title": f"Section {i}", "text": f"theft of property number {i}"} for i in range(6)]
 

@@ -5,8 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from retrieval.dense.chunking import ChunkSettings
 from retrieval.corpus import Document
+from retrieval.dense.chunking import ChunkSettings
 from retrieval.filters import MAX_CHARS, MAX_DEPTH, FilterError, FilterTimeout, allowed_rows, parse
 from retrieval.retriever import HybridRetriever
 

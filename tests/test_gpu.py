@@ -12,12 +12,12 @@ import pytest
 import torch
 from qwen3_tiny import STATUTE_TEXT
 
-from retrieval.dense import encoders, gpu
-from retrieval.dense.stores import faiss as dense
-from retrieval.dense.tokens import plan_batches
 from retrieval.cli import main
-from retrieval.dense.stores.faiss import FaissStore
+from retrieval.dense import encoders, gpu
 from retrieval.dense.encoders import Encoder, EncoderConfig, query_dtype, weights_sha256
+from retrieval.dense.stores import faiss as dense
+from retrieval.dense.stores.faiss import FaissStore
+from retrieval.dense.tokens import plan_batches
 from retrieval.dense.torch_search import TorchExactSearch
 
 

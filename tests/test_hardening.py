@@ -15,9 +15,17 @@ from pathlib import Path
 import pytest
 
 from retrieval.cli import main
+from retrieval.index.format import (
+    CHECKSUM,
+    IndexFileError,
+    IndexTargetError,
+    data_dir,
+    manifest_checksum,
+    read_manifest,
+    sha256_file,
+    write_index,
+)
 from retrieval.retriever import HybridRetriever
-from retrieval.index.format import (CHECKSUM, IndexFileError, IndexTargetError, data_dir, manifest_checksum, read_manifest,
-                             sha256_file, write_index)
 
 
 def _bm25_index(docs, path: Path) -> dict:

@@ -68,7 +68,7 @@ def test_build_of_chinese_statutes_with_the_english_model_names_the_mismatch_and
     corpus.write_text("".join(json.dumps({"id": str(i), "title": "", "text": t}) + "\n" for i, t in enumerate(ZH)),
                       encoding="utf-8")
     assert main(["build", str(corpus), "--out", str(tmp_path / "ix")]) == 0
-    lines = [l for l in capsys.readouterr().err.splitlines() if "language:" in l]
+    lines = [line for line in capsys.readouterr().err.splitlines() if "language:" in line]
     assert len(lines) == 1 and "zh" in lines[0] and "en" in lines[0]
     manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
     assert manifest["legs"] == ["bm25"] and manifest["languages"]["default_mode"] == "bm25"
@@ -88,7 +88,7 @@ def test_explicit_legs_build_both_but_hybrid_says_why_it_is_not_the_default(tmp_
     assert main(["query", str(tmp_path / "ix"), "个体工商户", "--json", "--mode", "hybrid"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["mode"] == "hybrid"
-    assert len([l for l in err.splitlines() if "not this index's default" in l]) == 1
+    assert len([line for line in err.splitlines() if "not this index's default" in line]) == 1
 
 
 def test_an_english_build_stores_the_default_fusion_and_a_bad_language_code_exits_2(tmp_path, capsys):

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_bench import write_dataset
 
 from retrieval.cli import main
 from retrieval.legs import Leg, LegBase, register_leg
 from retrieval.retriever import HybridRetriever
-from test_bench import write_dataset
 
 
 @register_leg("titlewords")

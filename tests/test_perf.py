@@ -100,10 +100,10 @@ def test_perf_passages_small_run_and_report_block(tmp_path):
 def test_passage_leg_is_exact_when_it_fetches_every_passage():
     import numpy as np
 
+    from retrieval.dense.stores.faiss import FaissStore
     from retrieval.legs.base import RowOrder
     from retrieval.legs.dense import DenseLeg
     from retrieval.perf import passages
-    from retrieval.dense.stores.faiss import FaissStore
 
     corpus = passages.passage_corpus(500, dim=16)
     qv, owner = passages.query_windows(5, dim=16)

@@ -16,8 +16,15 @@ import torch
 from qwen3_tiny import EOS, PAD, STATUTE_TEXT, build_qwen3_folder
 
 from retrieval.cli import main
-from retrieval.dense.encoders import (QWEN3_INSTRUCTIONS, Encoder, EncoderConfig, plan_batches, qwen3_prompt,
-                                resolve_query_prompt, weights_sha256)
+from retrieval.dense.encoders import (
+    QWEN3_INSTRUCTIONS,
+    Encoder,
+    EncoderConfig,
+    plan_batches,
+    qwen3_prompt,
+    resolve_query_prompt,
+    weights_sha256,
+)
 from retrieval.dense.gpu import auto_dtype
 from retrieval.retriever import HybridRetriever
 

@@ -14,8 +14,17 @@ from fastapi.testclient import TestClient
 from tiny_rerankers import build_cross_encoder_folder, build_qwen3_reranker_folder
 
 from retrieval.cli import main
-from retrieval.rerank import (JUDGE_PREFIX, JUDGE_SUFFIX, RERANK_INSTRUCTIONS, Reranked, RerankConfig, Reranker,
-                              judge_text, ordered_scores, rerank_order)
+from retrieval.rerank import (
+    JUDGE_PREFIX,
+    JUDGE_SUFFIX,
+    RERANK_INSTRUCTIONS,
+    RerankConfig,
+    Reranked,
+    Reranker,
+    judge_text,
+    ordered_scores,
+    rerank_order,
+)
 from retrieval.retriever import HybridRetriever
 from retrieval.web import create_app
 from retrieval.web.server import index_rerankers

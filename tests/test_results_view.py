@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from retrieval import filters
-from retrieval.index import format as store
-from retrieval import cli, terminal
+from retrieval import cli, filters, terminal
 from retrieval.cli import _command_or_query, main
 from retrieval.corpus import Document, read_corpus
+from retrieval.index import format as store
 from retrieval.retriever import HybridRetriever
 
 ROOT = Path(__file__).resolve().parents[1]

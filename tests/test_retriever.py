@@ -5,8 +5,8 @@ import pytest
 
 from retrieval.cli import main
 from retrieval.dense.stores.faiss import FaissStore, StoreParams, default_kind
-from retrieval.retriever import FusionConfig, HybridRetriever
 from retrieval.index.format import IndexFileError, data_dir, read_manifest
+from retrieval.retriever import FusionConfig, HybridRetriever
 
 
 def test_search_modes_and_hit_fields(tiny_index):

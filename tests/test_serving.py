@@ -18,13 +18,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from project_scripts import load_script
 from fastapi.testclient import TestClient
+from project_scripts import load_script
 
 from retrieval.cli import main
 from retrieval.corpus import Document
-from retrieval.retriever import HybridRetriever
 from retrieval.index.format import read_manifest
+from retrieval.retriever import HybridRetriever
 from retrieval.web import background, create_app
 from retrieval.web.batching import BatchConfig, Batcher, QueueFull
 from retrieval.web.served import ServedIndex

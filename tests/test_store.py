@@ -2,8 +2,16 @@ import json
 
 import pytest
 
+from retrieval.index.format import (
+    MMAP_MIN_BYTES,
+    IndexFileError,
+    IndexTargetError,
+    data_dir,
+    prefers_mmap,
+    read_manifest,
+    write_index,
+)
 from retrieval.retriever import HybridRetriever
-from retrieval.index.format import MMAP_MIN_BYTES, IndexFileError, IndexTargetError, data_dir, prefers_mmap, read_manifest, write_index
 
 
 def current(path):

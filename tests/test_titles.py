@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from test_bench import CORPUS, QRELS, QUERIES
 
-from retrieval.dense.chunking import ChunkSettings
 from retrieval.cli import main
 from retrieval.corpus import Document
+from retrieval.dense.chunking import ChunkSettings
 from retrieval.retriever import HybridRetriever
 
 TITLED = {"none": set(), "some": {"d2", "d4"}, "all": {"d1", "d2", "d3", "d4"}}

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from retrieval.dense.chunking import ChunkSettings
+from retrieval.dense.stores.faiss import FaissStore
 from retrieval.evaluation import bench, report, scoring
 from retrieval.lexical.engines import build_lexical, load_lexical
 from retrieval.settings import Bm25Params, FusionConfig, Settings, read_settings, write_settings
-from retrieval.dense.stores.faiss import FaissStore
 from retrieval.spec import IndexSpec
 
 DOCS = [["theft", "movabl", "properti"], ["murder", "death"], ["theft", "theft", "robberi"], [], ["cheat"]]

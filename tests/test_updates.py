@@ -14,8 +14,8 @@ import pytest
 
 from retrieval.cli import main
 from retrieval.corpus import Document, read_corpus
-from retrieval.retriever import HybridRetriever
 from retrieval.index.format import NotFoundError
+from retrieval.retriever import HybridRetriever
 
 QUERIES = ["theft of property", "murder with intent", "cheating and forgery", "dowry death of a woman", "trespass"]
 

@@ -9,9 +9,8 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from project_scripts import load_script
-
 from fastapi.testclient import TestClient
+from project_scripts import load_script
 
 from retrieval.cli import main
 from retrieval.corpus import Document, read_corpus

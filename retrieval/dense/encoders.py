@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..index.cache import read_json, write_json
 from . import gpu
 from .tokens import Tokens, batch_tokens, pad, plan_batches, special_tail, tokenize
-from ..index.cache import read_json, write_json
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from .devices import worker_config
-from .encoders import Encoder
 from .embedcache import EmbeddingCache
+from .encoders import Encoder
 from .shards import Shards, plan_blocks
 
 INSTALL = "--ray needs Ray: pip install '.[ray]' (or pip install 'ray[data]')"

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..dense.chunking import ChunkSettings
 from ..corpus import Document
 from ..defaults import fusion_prior
+from ..dense.chunking import ChunkSettings
 from ..dense.encoders import Encoder
 from ..rerank import DEFAULT_DEPTH, RerankConfig, Reranker, index_settings
 from ..retriever import LEGS

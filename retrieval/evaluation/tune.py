@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..dense.chunking import ChunkSettings
 from ..corpus import Document
+from ..dense.chunking import ChunkSettings
 from ..dense.encoders import QWEN3_INSTRUCTIONS, Encoder, qwen3_prompt
 from ..retriever import HybridRetriever
 from ..settings import Bm25Params, FusionConfig, Settings

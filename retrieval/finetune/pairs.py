@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..dense.chunking import ChunkSettings
 from ..corpus import CorpusError, Document
+from ..dense.chunking import ChunkSettings
 from ..dense.encoders import Encoder
 from ..evaluation.datasets import RetrievalData
 from ..legs.dense import split_for

@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from ..dense.chunking import ChunkSettings
 from ..corpus import CorpusError
+from ..dense.chunking import ChunkSettings
 from ..dense.encoders import DEFAULT_MODEL, Encoder, EncoderConfig, make_encoder, weights_sha256
 from ..evaluation.datasets import data_fingerprint, subset
 from ..evaluation.tune import Grid, TuneConfig, fold_split, score_grid
-from .pairs import Pairs, check_queries, corpus_pairs, merge, query_pairs, with_hard_negatives
 from .options import TrainConfig
+from .pairs import Pairs, check_queries, corpus_pairs, merge, query_pairs, with_hard_negatives
 from .train import train_fitting
 
 RESULT = "finetune.json"

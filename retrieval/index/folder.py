@@ -19,10 +19,20 @@ from .. import __version__
 from ..corpus import Document
 from ..dense.gpu import check_device
 from ..legs import BuildOptions, LoadOptions, RowOrder, leg_type
-from .backends import of_manifest
 from ..settings import FusionConfig, SettingsError
-from .format import (DocumentStream, DocumentTable, IndexFileError, check_count, current_generation, data_dir,
-                    prefers_mmap, read_manifest, verify_checksums, write_index)
+from .backends import of_manifest
+from .format import (
+    DocumentStream,
+    DocumentTable,
+    IndexFileError,
+    check_count,
+    current_generation,
+    data_dir,
+    prefers_mmap,
+    read_manifest,
+    verify_checksums,
+    write_index,
+)
 
 LEG_CONFIG = "config.json"  # each leg's own settings, in its folder
 _LOAD_ATTEMPTS = 5

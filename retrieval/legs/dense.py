@@ -28,11 +28,11 @@ from ..dense.chunking import ChunkSettings, aggregate, split, window_size
 from ..dense.embedcache import EmbeddingCache
 from ..dense.encoders import Encoder, EncoderConfig, make_encoder, query_dtype, resolve_model, weights_sha256
 from ..dense.stores.base import VectorStore
+from ..dense.stores.faiss import FaissStore
 from ..filters import Selection, selection
 from ..index.backends import chosen
-from ..settings import SettingsError
 from ..index.format import IndexFileError
-from ..dense.stores.faiss import FaissStore
+from ..settings import SettingsError
 from .base import BuildOptions, LegBase, LoadOptions, Ranking, RowOrder, register_leg
 
 OVERFETCH = 4  # passages retrieved per query window = OVERFETCH x the statutes asked for (docs/performance.md)

@@ -8,8 +8,8 @@ one issue of a long case description finds its statute.
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,9 @@ import numpy as np
 from ..corpus import Document
 from ..filters import selection
 from ..index.backends import chosen
+from ..languages import SAMPLE
 from ..lexical.analysis import Analyzer, AnalyzerSettings, resolve_settings
 from ..lexical.chinese import law_names
-from ..languages import SAMPLE
 from ..lexical.engines import LexicalIndex, build_bm25, load_lexical, top_positive
 from ..settings import Bm25Params
 from .base import BuildOptions, LegBase, LoadOptions, Ranking, RowOrder, register_leg

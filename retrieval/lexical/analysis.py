@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
 
-from . import chinese
 from ..corpus import Document
 from ..languages import analysis_language
+from . import chinese
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 _HAS_WORD_CHAR = re.compile(r"\w")

@@ -13,8 +13,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .analysis import Analyzer, bm25_fields
 from ..corpus import Document
+from .analysis import Analyzer, bm25_fields
 from .postings import CHUNK_SIZE, Postings, collect, default_workers
 
 ENGINES = ("bm25s", "rank-bm25")

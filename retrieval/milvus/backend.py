@@ -11,8 +11,16 @@ from ..index.backends import Backend, Resources
 from . import MilvusSetupError, MilvusTarget
 from .bm25 import load_engine
 from .fusion import server_fuse
-from .legs import (collections_in, collections_of, dense_kind_of, drop_collections, milvus_backend, previous_collections,
-                   publish_legs, target_of)
+from .legs import (
+    collections_in,
+    collections_of,
+    dense_kind_of,
+    drop_collections,
+    milvus_backend,
+    previous_collections,
+    publish_legs,
+    target_of,
+)
 from .store import MilvusStore
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..corpus import META_FIELDS
-from ..index.format import IndexFileError
 from ..dense.stores.faiss import StoreParams
+from ..index.format import IndexFileError
 from . import MilvusSetupError, MilvusTarget, connect, is_lite
 
 PLACEHOLDER = {4_294_967_294: 1e-30}  # the sparse vector of rows without BM25 weights: no query has term 2^32 - 2

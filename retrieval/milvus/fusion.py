@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from . import MilvusSetupError
-from .store import MilvusStore
 from .bm25 import MilvusBm25
 from .collection import BM25, MAX_LIMIT, VECTOR, milvus_errors
 from .expressions import rows_expression
+from .store import MilvusStore
 
 
 def server_fuse(retriever, queries: Sequence[str], allowed: np.ndarray | None = None,

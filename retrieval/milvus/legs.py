@@ -8,10 +8,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..lexical.analysis import bm25_fields
 from ..corpus import Document
-from . import MilvusSetupError, MilvusTarget, is_lite
 from ..dense.stores.faiss import default_kind
+from ..lexical.analysis import bm25_fields
+from . import MilvusSetupError, MilvusTarget, is_lite
 from .bm25 import MilvusBm25, MilvusEngine, MilvusTextBm25, analyzer_params
 from .collection import Columns, MilvusCollection, fit_varchar, publish
 from .store import MilvusStore

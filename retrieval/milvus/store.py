@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dense.stores.faiss import FaissStore, StoreParams
 from .collection import MAX_LIMIT, VECTOR, MilvusCollection
 from .expressions import rows_expression
-from ..dense.stores.faiss import FaissStore, StoreParams
 
 READ_ONLY = "a Milvus-backed index is changed by `update` / `delete` (each writes a new collection)"
 

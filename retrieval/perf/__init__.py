@@ -16,10 +16,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..dense.stores import faiss as dense
 from ..index import format as store
 from ..legs.dense import DenseLeg
 from ..lexical.postings import default_workers
-from ..dense.stores import faiss as dense
 from ..retriever import HybridRetriever, library_versions
 from . import bm25_build, report, suites, synthetic
 from .measure import MB, cpu_seconds, highest_rss, machine, other_cpu_share, return_freed_memory

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..index.format import prefers_mmap, rank_ids
 from ..lexical.engines import top_positive
 from ..retriever import HybridRetriever
-from ..index.format import prefers_mmap, rank_ids
 from . import synthetic
 from .measure import MB, latency
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from ..dense.stores.faiss import FaissStore
 from ..legs.dense import DenseLeg
 from ..retriever import HYBRID, HybridRetriever
-from ..dense.stores.faiss import FaissStore
 from . import synthetic
 from .measure import MB, cpu_seconds, highest_rss, latency, machine, run_context, shared_cpu_note
 

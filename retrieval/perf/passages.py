@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ..dense.chunking import ChunkSettings
+from ..dense.stores.faiss import FaissStore
 from ..legs.base import RowOrder
 from ..legs.dense import OVERFETCH, DenseLeg
-from ..dense.stores.faiss import FaissStore
 from . import synthetic
 from .blocks import embed_block
 from .measure import MB, highest_rss, latency

@@ -13,9 +13,9 @@ import numpy as np
 
 from .. import fusion
 from ..corpus import Document, read_corpus
-from ..retriever import HYBRID, HybridRetriever
 from ..dense.stores.faiss import INDEX_FILE, KINDS, FaissStore, StoreParams, default_kind, ivf_nlist
 from ..index.format import index_bytes, read_manifest, verify_checksums
+from ..retriever import HYBRID, HybridRetriever
 from .measure import MB, latency, repeated_runs, summarise_runs, timed_run
 
 DEFAULTS = StoreParams()

@@ -11,8 +11,8 @@ import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ..retriever import HybridRetriever
 from ..index.format import current_generation
+from ..retriever import HybridRetriever
 from .metrics import escape_label
 from .served import ServedIndex
 

@@ -11,10 +11,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..index.format import current_generation
 from ..languages import default_mode
 from ..rerank import Reranker
 from ..retriever import HybridRetriever
-from ..index.format import current_generation
 from .batching import BatchConfig, Batcher, needs_encoder
 
 
