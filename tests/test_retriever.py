@@ -186,3 +186,15 @@ def test_bm25_leg_lists_only_documents_with_a_matching_term(tiny_docs):
 def _unit_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
     v = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_a_per_query_prompt_or_window_is_an_argument_and_changes_nothing_shared(tiny_index):
+    r = HybridRetriever.load(tiny_index)
+    dense, bm25 = r.leg["dense"], r.leg["bm25"]
+    prompt, window = dense.encoder.query_prompt, bm25.query_window
+    query = "punishment for theft of movable property taken out of possession"
+    plain = r.leg_rankings([query])
+    asked = r.leg_rankings([query], inputs={"dense": {"prompt": "query: "}, "bm25": {"query_window": 2}})
+    assert asked["dense"] != plain["dense"] and asked["bm25"] != plain["bm25"]  # the call's settings were used
+    assert (dense.encoder.query_prompt, bm25.query_window) == (prompt, window)  # and nothing shared was edited
+    assert r.leg_rankings([query]) == plain
