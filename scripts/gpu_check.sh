@@ -28,5 +28,20 @@ if [ -n "$wheels" ]; then
   export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+# Several GPUs seen: encode 512 texts on cuda:0,cuda:1 (--devices, docs/distributed.md) against one GPU.
+if [ "$("$py" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)" -ge 2 ]; then
+  timeout 120 "$py" - <<'PY' || echo "two-device check failed" >&2
+import numpy as np
+from retrieval.dense.devices import attach
+from retrieval.dense.encoders import Encoder, EncoderConfig
+texts = [f"statute {i}: " + "whoever causes harm " * (i % 40) for i in range(512)]
+enc = Encoder(EncoderConfig(device="cuda:0"))
+one = enc.encode_documents(texts, progress=False)
+pool = attach(enc, ["cuda:0", "cuda:1"])
+two = enc.encode_documents(texts, progress=False)
+pool.finish()
+print(f"two-device check: max |cuda:0,cuda:1 - cuda:0| = {np.abs(two - one).max():.2e}")
+PY
+fi
 # The script keeps its own time budget (540 s on a GPU) and writes its JSON after every step; this is the backstop.
 exec timeout 590 "$py" scripts/gpu_check.py "${args[@]}"
