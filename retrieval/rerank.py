@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .dense.encoders import QWEN3_INSTRUCTIONS, plan_batches, resolve_model, resolve_runtime, unloadable, weights_sha256
+from .dense.encoders import QWEN3_INSTRUCTIONS, load_model, plan_batches, resolve_model, weights_sha256
 
 if TYPE_CHECKING:
     from .hits import Hit
@@ -97,12 +97,8 @@ class Reranker:
             raise ValueError(f"rerank batch size must be >= 1, got {config.batch_size}")
         self.config = config
         self.model_name, self.model_path = config.model, resolve_model(config.model)
-        self.device, self.dtype, self.token_budget, model_kwargs = resolve_runtime(
-            config.device, config.dtype, config.attn, config.max_tokens_per_batch)
-        try:
-            self.model = CrossEncoder(self.model_path, device=self.device, model_kwargs=model_kwargs)
-        except OSError as e:
-            raise unloadable(config.model, "reranker", e) from None
+        self.model, self.device, self.dtype, self.token_budget = load_model(
+            CrossEncoder, self.model_path, config, config.model, "reranker")
         self.is_judge = self.model[0].transformer_task == "text-generation"
         if self.model.num_labels != 1:
             raise ValueError(f"{config.model}: a reranker must give one score per pair; this model has "

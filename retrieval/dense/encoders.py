@@ -205,6 +205,18 @@ def resolve_runtime(device: str | None, dtype: str, attn: str | None,
     return device, dtype, pick_token_budget(max_tokens_per_batch, device), model_kwargs
 
 
+def load_model(model_class: type, path: str, config, name: str, what: str) -> tuple[object, str, str, int | None]:
+    """`model_class` (SentenceTransformer, CrossEncoder) loaded from `path` where and how `config` (device, dtype,
+    attn, max_tokens_per_batch) says; returns (model, device, dtype, token budget); one line naming `name` when the
+    model cannot be loaded."""
+    device, dtype, budget, model_kwargs = resolve_runtime(config.device, config.dtype, config.attn,
+                                                          config.max_tokens_per_batch)
+    try:
+        return model_class(path, device=device, model_kwargs=model_kwargs), device, dtype, budget
+    except OSError as e:
+        raise unloadable(name, what, e) from None
+
+
 class Encoder:
     """A loaded sentence-transformers model with its query prompt fixed at load time."""
 
@@ -214,12 +226,8 @@ class Encoder:
         self.config = config
         self.model_path = resolve_model(config.model)
         self.model_name = DEFAULT_MODEL if config.model in (None, DEFAULT_MODEL) else config.model
-        self.device, self.dtype, self.token_budget, model_kwargs = resolve_runtime(
-            config.device, config.dtype, config.attn, config.max_tokens_per_batch)
-        try:
-            self.model = SentenceTransformer(self.model_path, device=self.device, model_kwargs=model_kwargs)
-        except OSError as e:
-            raise unloadable(self.model_name, "model", e) from None
+        self.model, self.device, self.dtype, self.token_budget = load_model(
+            SentenceTransformer, self.model_path, config, self.model_name, "model")
         if config.max_seq_length:
             self.model.max_seq_length = config.max_seq_length
         self.is_qwen3 = self._model_config("model_type") == "qwen3"
