@@ -144,6 +144,7 @@ retrieval bench --dataset DIR --fusion-config results/tune/fusion.json --parity 
     be.add_argument("--parity", action="store_true", help="also run MTEB's own dense, BM25 and HybridSearch")
     be.add_argument("--trec-runs", action="store_true", help="also write each run as a TREC run file")
     _encoder_args(be)
+    distributed_cli.add_args(be)
     _dense_backend_arg(be)
     _rerank_args(be, "add runs dense+rerank, hybrid+rerank (and tuned+rerank) reranked by this cross-encoder")
     _backend_args(be)
@@ -165,6 +166,7 @@ retrieval tune --dataset DIR --folds 3 --out results/tune   # DIR: corpus.jsonl,
     t.add_argument("--prompts", help="Qwen3 instruction presets to compare, e.g. mteb,legal,none")
     t.add_argument("--depth", type=int, help="each leg's candidate list length (default: whole corpus, at most 1000)")
     _encoder_args(t)
+    distributed_cli.add_args(t)
     _dense_backend_arg(t)
     t.set_defaults(func=cmd_tune)
 
@@ -441,7 +443,7 @@ def _build_in_memory(args: argparse.Namespace, options: dict, info: dict) -> dic
 
     spread = distributed_cli.Spread(args, args.out)  # a device that cannot be honoured stops the build first
     if "dense" in options["legs"]:
-        options = {**options, "encoder": spread.encoder(options["encoder"])}
+        options = {**options, "encoder": spread.encoder(options["encoder"], options["cache"])}
     docs = read_corpus(args.corpus)
     print(f"read {len(docs)} documents from {args.corpus}", file=sys.stderr)
     retriever = HybridRetriever.build(docs, **options)
@@ -513,13 +515,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .retriever import read_settings
     from .spec import IndexSpec
 
-    cfg = BenchConfig(data=_bench_data(args), spec=IndexSpec.from_args(args),
+    spread = distributed_cli.Spread(args, args.out)  # --ray's shards: OUT.shards beside the report folder
+    cfg = BenchConfig(data=_bench_data(args), spec=spread.spec(IndexSpec.from_args(args)),
                       tuned=read_settings(args.fusion_config) if args.fusion_config else None,
                       tuned_protocol=_tuned_protocol(args.fusion_config), parity=args.parity,
                       rerank=_rerank_config(args), rerank_depth=args.rerank_depth,
                       model_languages=args.model_languages, milvus=_milvus_target(args, "bench"),
                       server_fusion=args.fusion == "server")
     report, results, mteb_json = run_bench(cfg)
+    spread.finish()
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
     write_report(Path(args.out), report, results, mteb_json, trec_runs=args.trec_runs)
     print(f"{report['task']}: {report['queries']} queries, {report['documents']} documents, model {report['model']}")
@@ -545,12 +549,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     if args.folds < 2:
         raise ValueError(f"--folds must be >= 2, got {args.folds}")
+    spread = distributed_cli.Spread(args, args.out)
     data = _bench_data(args)
     if args.folds > len(data.queries):
         raise ValueError(f"--folds {args.folds} is more than the {len(data.queries)} queries")
     cfg = _tune_config(args, data, chunking=not args.no_chunking, depth=args.depth,
                        prompts=prompt_presets(args.prompts.split(",")) if args.prompts else None)
-    report, settings = run_tune(cfg)
+    report, settings = run_tune(dataclasses.replace(cfg, spec=spread.spec(cfg.spec)))
+    spread.finish()
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""The command-line side of distributed encoding: `--devices` and `--ray` on the commands that encode documents.
+"""The command-line side of distributed encoding: `--devices` and `--ray` on the commands that encode documents
+(build, update, bench, tune).
 
 `--devices` spreads the encoding over processes of this machine (dense/devices.py); `--ray` over a Ray cluster
 (dense/ray_encode.py), its finished blocks kept as shards in `INDEX.shards/` beside the index until the index is
@@ -48,29 +49,37 @@ class Spread:
             if importlib.util.find_spec("ray") is None:
                 raise ValueError(INSTALL)
 
-    def encoder(self, encoder):
-        """`encoder` (an Encoder or EncoderConfig; None: no dense leg) with its document encoding routed as asked:
-        a loaded Encoder when routed, else as given."""
-        if encoder is None or not (self.devices or self.ray):
-            return encoder
-        from .dense.encoders import Encoder
-
-        encoder = encoder if isinstance(encoder, Encoder) else Encoder(encoder)
+    def route(self, encoder) -> None:
+        """Route a loaded Encoder's document encoding as asked (nothing when neither flag is given)."""
         if self.devices:
             from .dense.devices import attach
 
             self.routed = attach(encoder, self.devices)
-        else:
+        elif self.ray:
             from .dense.ray_encode import attach
 
             self.routed = attach(encoder, None if self.ray == LOCAL else self.ray, shard_folder(self.index))
-        return encoder
+
+    def encoder(self, config, cache: str | None = None):
+        """`config` (an EncoderConfig; None: no dense leg) as a loaded Encoder routed as asked, the embedding cache
+        `cache` over the routing (only the texts it lacks reach the workers); as given when not routed."""
+        if config is None or not (self.devices or self.ray):
+            return config
+        from .dense.encoders import make_encoder
+
+        return make_encoder(config, cache, route=self.route)
+
+    def spec(self, spec):
+        """An IndexSpec whose encoder (bench, tune: spec.make_encoder) is routed as asked."""
+        from dataclasses import replace
+
+        return replace(spec, route=self.route) if self.devices or self.ray else spec
 
     def retriever(self, retriever):
         """A loaded index's dense encoder routed as asked (for `update`); returns the retriever."""
         leg = retriever.leg.get("dense")
-        if leg is not None and (self.devices or self.ray) and leg.encoder is not None:
-            self.encoder(leg.encoder)
+        if leg is not None and leg.encoder is not None:
+            self.route(leg.encoder)
         return retriever
 
     def finish(self) -> None:

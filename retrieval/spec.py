@@ -11,7 +11,7 @@ every command builds the same index from the same spec. To add a build option: a
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 
 from .dense.chunking import ChunkSettings
@@ -43,6 +43,8 @@ class IndexSpec:
     encode_titles: bool | None = None  # None: when the chunk settings weigh titles
     backend: str = "embedded"  # or "milvus" (the target itself is given to build_kwargs)
     cache: str | None = None  # folder of the embedding cache (embedcache.attach)
+    # who encodes the documents (distributed_cli.Spread.route, --devices/--ray): not a setting, the vectors are the same
+    route: Callable[[Encoder], None] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, settings: Settings | None = None) -> IndexSpec:
@@ -76,8 +78,9 @@ class IndexSpec:
         return "dense" in self.legs
 
     def make_encoder(self, memo: bool = False) -> Encoder | None:
-        """The spec's encoder with its embedding cache (None without a dense leg); `memo`: see encoders.make_encoder."""
-        return make_encoder(self.encoder, self.cache, memo) if self.dense else None
+        """The spec's encoder, routed and with its embedding cache (None without a dense leg); `memo`: see
+        encoders.make_encoder."""
+        return make_encoder(self.encoder, self.cache, memo, self.route) if self.dense else None
 
     def analysis_for(self, texts: Sequence[str]) -> AnalyzerSettings | None:
         """The BM25 analysis: the language's defaults (auto: identified in `texts`) with the spec's options; None

@@ -5,6 +5,7 @@ one-line errors."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -101,6 +102,26 @@ def test_a_ray_encoding_killed_after_two_shards_resumes_encoding_only_the_rest(l
     assert not (tmp_path / "shards").exists()  # the shards go once the index that used them is saved
 
 
+def test_a_ray_actor_that_dies_on_its_first_block_is_restarted_and_its_block_retried(local_ray, small_batches, texts,
+                                                                                     tmp_path, monkeypatch):
+    one = _fresh(small_batches).encode_documents(texts, progress=False)
+    died = tmp_path / "died"
+
+    class DiesOnItsFirstBlock(ray_encode._Actor):  # defined here: Ray ships it to the workers by value
+        def __call__(self, batch: dict) -> dict:
+            if not died.exists():
+                died.touch()
+                os._exit(1)  # the worker process is gone, as when a node is lost or the process killed
+            return super().__call__(batch)
+
+    monkeypatch.setattr(ray_encode, "_Actor", DiesOnItsFirstBlock)
+    routed = ray_encode.RayEncoder(small_batches, None, tmp_path / "shards")
+    vectors = routed.encode(texts)
+    assert died.exists()  # an actor did die mid-encoding
+    assert np.abs(vectors - one).max() < 1e-6
+    assert routed.encoded == len(set(texts))
+
+
 def test_a_ray_worker_that_cannot_load_the_model_names_the_node_and_the_path(local_ray, tmp_path, texts):
     folder = tmp_path / "model"
     shutil.copytree(resolve_model(None), folder)
@@ -154,3 +175,54 @@ def test_devices_that_are_no_devices_are_one_line_errors(value):
 
 def test_devices_lists_cpu_workers_as_given():
     assert parse_devices("cpu, cpu") == ["cpu", "cpu"]
+
+
+def _count_routed(monkeypatch) -> list[int]:
+    """The number of texts each call sends to the --devices pool (the workers run in their own processes)."""
+    from retrieval.dense.devices import DevicePool
+
+    sent: list[int] = []
+    encode = DevicePool.encode
+    monkeypatch.setattr(DevicePool, "encode",
+                        lambda self, texts, progress=True: sent.append(len(texts)) or encode(self, texts, progress))
+    return sent
+
+
+def test_bench_and_tune_on_two_cpu_processes_give_the_figures_of_a_plain_run(tmp_path, monkeypatch):
+    from test_bench import write_dataset
+
+    data = write_dataset(tmp_path / "tiny")
+    sent = _count_routed(monkeypatch)
+    for way, more in (("plain", []), ("two", ["--devices", "cpu,cpu"])):
+        assert main(["bench", "--dataset", str(data), "--out", str(tmp_path / f"bench-{way}"), *more]) == 0
+        assert main(["tune", "--dataset", str(data), "--out", str(tmp_path / f"tune-{way}"), "--folds", "3",
+                     "--no-chunking", *more]) == 0
+        assert (sum(sent) > 0) == bool(more)
+    plain, two = (json.loads((tmp_path / f"bench-{w}" / "report.json").read_text()) for w in ("plain", "two"))
+    assert plain["runs"].keys() == two["runs"].keys()
+    for run, scores in plain["runs"].items():
+        for metric, value in scores.items():
+            if isinstance(value, float) and metric != "seconds":
+                assert abs(two["runs"][run][metric] - value) <= 1e-6, (run, metric)
+    assert plain["runs"]["dense"]["ndcg_at_10"] > 0
+    plain, two = (json.loads((tmp_path / f"tune-{w}" / "tune.json").read_text()) for w in ("plain", "two"))
+    assert abs(plain["out_of_fold"]["ndcg_at_10"] - two["out_of_fold"]["ndcg_at_10"]) <= 1e-6
+    assert plain["chosen"]["label"] == two["chosen"]["label"]
+    assert (tmp_path / "tune-plain" / "fusion.json").read_text() == (tmp_path / "tune-two" / "fusion.json").read_text()
+
+
+def test_build_and_bench_with_cache_on_two_cpu_processes_fill_and_then_use_the_embedding_cache(tmp_path, monkeypatch,
+                                                                                               tiny_docs):
+    from test_bench import write_dataset
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}) + "\n" for d in tiny_docs))
+    data = write_dataset(tmp_path / "tiny")
+    sent = _count_routed(monkeypatch)
+    for command in (["build", str(corpus), "--legs", "dense"], ["bench", "--dataset", str(data)]):
+        args = [*command, "--cache", str(tmp_path / command[0]), "--devices", "cpu,cpu"]
+        assert main([*args, "--out", str(tmp_path / f"{command[0]}-1")]) == 0
+        assert sum(sent) > 0 and list((tmp_path / command[0]).glob("*.vectors.npy"))
+        sent.clear()
+        assert main([*args, "--out", str(tmp_path / f"{command[0]}-2")]) == 0
+        assert sum(sent) == 0  # every document vector came from the cache, none from the workers

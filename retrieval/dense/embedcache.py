@@ -95,17 +95,13 @@ def _read(path: Path) -> np.ndarray:
                          "delete it and its .keys/.vectors twin to start the cache afresh") from None
 
 
-def attach(encoder, folder: str | Path) -> EmbeddingCache:
-    """Route `encoder`'s document encoding through a cache kept in `folder` (read now, written after each call)."""
-    folder = Path(folder)
+def attach(encoder, folder: str | Path | None) -> EmbeddingCache:
+    """Route `encoder`'s document encoding through a cache kept in `folder` (read now, written after each call);
+    `folder` None: a cache in memory only."""
     cache = EmbeddingCache.for_model(encoder.info())
-    cache.load(folder)
-    try:  # before any encoding: a cache that cannot be written would stop the run after it
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"{folder}: cannot create the embedding cache folder ({e.strerror})") from None
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"{folder}: the embedding cache folder is not writable")
+    if folder is not None:
+        folder = Path(folder)
+        _open(cache, folder)
     plain = encoder.encode_documents
 
     class _Plain:  # the encoder's own encoding, for the cache's misses
@@ -116,9 +112,21 @@ def attach(encoder, folder: str | Path) -> EmbeddingCache:
             return plain(texts, progress=progress)
         before = cache.encoded
         vectors = cache.encode(lambda: _Plain, texts, progress)
-        if cache.encoded > before:
+        if cache.encoded > before and folder is not None:
             cache.save(folder)
         return vectors
 
     encoder.encode_documents = encode_documents
     return cache
+
+
+def _open(cache: EmbeddingCache, folder: Path) -> None:
+    """Read `cache`'s vectors from `folder`, which must be a folder this process can write (checked before any
+    encoding: a cache that cannot be written would stop the run after it)."""
+    cache.load(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{folder}: cannot create the embedding cache folder ({e.strerror})") from None
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{folder}: the embedding cache folder is not writable")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -421,16 +421,20 @@ class Encoder:
 
 
 def make_encoder(config: EncoderConfig | None = None, cache: str | Path | None = None,
-                 memo: bool = False) -> Encoder:
+                 memo: bool = False, route: Callable[[Encoder], None] | None = None) -> Encoder:
     """The one way an encoder is made for building (build, bench, tune, the dense leg): loaded from `config`, its
-    document vectors kept in the embedding cache folder `cache` (embedcache.attach) when given, and with `memo`
-    each (prompt, text) encoded once in memory (tune's variants re-encode the same texts)."""
+    document encoding routed to other processes by `route` (distributed_cli.Spread.route) when given, its document
+    vectors kept in the embedding cache folder `cache` (embedcache.attach, over the routing) when given, and with
+    `memo` each (prompt, text) encoded once in memory (tune's variants re-encode the same texts; routed: the
+    documents kept in an in-memory embedding cache)."""
     from .embedcache import attach
 
     encoder = Encoder(config or EncoderConfig())
     if memo:
         encoder.cache = {}
-    if cache is not None:
+    if route is not None:
+        route(encoder)
+    if cache is not None or (memo and route is not None):
         attach(encoder, cache)
     return encoder
 
