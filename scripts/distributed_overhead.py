@@ -1,7 +1,7 @@
 """What distributed encoding costs on one machine: N synthetic passages encoded by one process, by a process per
 device (--devices cpu,cpu) and by local Ray actors (--ray), with the bundled MiniLM on the CPU.
 
-    PYTHONPATH=. python scripts/distributed_overhead.py [-n 2000] [--workers 2]
+    PYTHONPATH=. python scripts/distributed_overhead.py [-n 2000] [--workers 2] [--words 32]
 
 Prints one JSON object: seconds per way (Ray's including its start and the actors' model loads, the pool's its
 processes' start and loads), texts per second, the largest difference from the one-process vectors, the machine.
@@ -27,10 +27,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-n", type=int, default=2000, help="synthetic passages (default 2000)")
     p.add_argument("--workers", type=int, default=2, help="CPU processes / Ray actors (default 2)")
+    p.add_argument("--words", type=int, help="each passage cut to its first N words (default: whole, 50-300 words)")
     args = p.parse_args()
-    texts = [d.text for d in documents(args.n)]
+    texts = [" ".join(d.text.split()[:args.words]) if args.words else d.text for d in documents(args.n)]
     encoder = Encoder(EncoderConfig(device="cpu"))
-    result = {"passages": args.n, "workers": args.workers, "model": encoder.describe(), "machine": machine()}
+    result = {"passages": args.n, "workers": args.workers, "words": args.words, "model": encoder.describe(),
+              "machine": machine()}
     t = time.perf_counter()
     one = encoder.encode_documents(texts, progress=False)
     result["one_process_s"] = time.perf_counter() - t
