@@ -136,7 +136,7 @@ def _bench_parser(sub) -> None:
                                "(AILAStatutes or a data-set folder)", """
 retrieval bench --aila-dir "$AILA2019_DIR" --out results/aila
 retrieval bench --dataset DIR --fusion-config results/tune/fusion.json --parity --out results/bench
-retrieval bench --aila-dir "$AILA2019_DIR" --model models/minilm-aila --out results/ft   # + base_dense, paired""")
+retrieval bench --aila-dir "$AILA2019_DIR" --model models/minilm-headings --out results/ft   # + base_dense, paired""")
     be.add_argument("--out", required=True, help="folder for report.json, report.md, ndcg10.png, MTEB JSONs")
     _data_args(be)
     _analysis_args(be)
