@@ -135,7 +135,8 @@ def _bench_parser(sub) -> None:
     be = command(sub, "bench", "dense vs BM25 vs hybrid (equal RRF) vs default (an untuned index's answers) through MTEB "
                                "(AILAStatutes or a data-set folder)", """
 retrieval bench --aila-dir "$AILA2019_DIR" --out results/aila
-retrieval bench --dataset DIR --fusion-config results/tune/fusion.json --parity --out results/bench""")
+retrieval bench --dataset DIR --fusion-config results/tune/fusion.json --parity --out results/bench
+retrieval bench --aila-dir "$AILA2019_DIR" --model models/minilm-headings --out results/ft   # + base_dense, paired""")
     be.add_argument("--out", required=True, help="folder for report.json, report.md, ndcg10.png, MTEB JSONs")
     _data_args(be)
     _analysis_args(be)
@@ -527,6 +528,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
     write_report(Path(args.out), report, results, mteb_json, trec_runs=args.trec_runs)
     print(f"{report['task']}: {report['queries']} queries, {report['documents']} documents, model {report['model']}")
+    if report.get("finetuned", {}).get("queries_trained_on_left_out"):
+        ft = report["finetuned"]
+        print(f"left out {ft['queries_trained_on_left_out']} queries the model trained on ({ft['finetune']})")
     width = max(8, *map(len, report["runs"]))
     print(f"{'run':<{width}} {'nDCG@10':>8} {'MAP@10':>8} {'R@10':>8} {'P@10':>8} {'MRR@10':>8} {'seconds':>8}")
     for run, s in report["runs"].items():
@@ -591,6 +595,7 @@ def _finetune_parser(sub) -> None:
     d = TrainConfig()
     f = command(sub, "finetune", "fine-tune the dense encoder on judged queries, scored out of fold", """
 retrieval finetune --aila-dir "$AILA2019_DIR" --folds 5 --out models/minilm-aila
+retrieval finetune --corpus "$AILA2019_DIR"/Object_statutes --out models/minilm-headings   # no labels
 retrieval build "$AILA2019_DIR"/Object_statutes --model models/minilm-aila --out index/aila-ft""")
     f.add_argument("--out", required=True, help="new folder for the fine-tuned sentence-transformers model")
     _data_args(f)
@@ -600,7 +605,10 @@ retrieval build "$AILA2019_DIR"/Object_statutes --model models/minilm-aila --out
     f.add_argument("--train-queries", metavar="FILE", help="training query ids, one a line, or a BEIR qrels split "
                                                            "(default: every judged query)")
     f.add_argument("--max-queries", type=int, help="only the first N training queries")
-    f.add_argument("--corpus-pairs", action="store_true", help="also train on label-free (title -> text) pairs")
+    f.add_argument("--corpus-pairs", action="store_true",
+                   help="also train on label-free pairs (title -> text, heading -> body)")
+    f.add_argument("--corpus", metavar="PATH", help="train on this corpus alone (any format build reads): label-free "
+                                                    "pairs only, no queries, no --folds")
     f.add_argument("--epochs", type=float, default=d.epochs, help="passes over the training pairs")
     f.add_argument("--learning-rate", type=float, default=d.learning_rate, help="AdamW's peak learning rate")
     f.add_argument("--train-batch-size", type=int, default=d.batch_size, help="pairs per training batch")
@@ -617,11 +625,13 @@ retrieval build "$AILA2019_DIR"/Object_statutes --model models/minilm-aila --out
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Cross-validated fine-tune of the dense leg, then the final model; writes --out with finetune.json."""
-    from .finetune import FinetuneConfig, TrainConfig, run_finetune
+    from .finetune import FinetuneConfig, run_finetune
     from .finetune.pairs import read_query_ids
 
     if args.folds == 1 or args.folds < 0:
         raise ValueError(f"--folds must be 0 or >= 2, got {args.folds}")
+    if args.corpus:
+        return _finetune_corpus_only(args)
     data = _bench_data(args)
     qids = read_query_ids(args.train_queries, data) if args.train_queries else [q for q in data.queries
                                                                                   if data.qrels.get(q)]
@@ -631,17 +641,40 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         qids = qids[:args.max_queries]
     if args.folds > len(qids):
         raise ValueError(f"--folds {args.folds} is more than the {len(qids)} training queries")
-    train = TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.train_batch_size,
-                        loss=args.loss, hard_negatives=args.hard_negatives, validation=args.validation,
-                        lora=args.lora, seed=args.seed)
-    cfg = FinetuneConfig(_tune_config(args, data), train, tuple(qids) if args.train_queries or args.max_queries
-                         else None, corpus_pairs=args.corpus_pairs, resume=args.resume)
+    cfg = FinetuneConfig(_tune_config(args, data), _train_config(args), tuple(qids) if args.train_queries
+                         or args.max_queries else None, corpus_pairs=args.corpus_pairs, resume=args.resume)
     report = run_finetune(cfg, args.out)
     oof = report.get("out_of_fold")
     if oof:
         print(f"{report['task']}: out-of-fold nDCG@10 ({args.folds} folds): " + ", ".join(
             f"{k} {v:.4f}" for k, v in oof.items() if isinstance(v, float)))
     print(f"model -> {args.out} ({report['seconds']['total']:.0f}s)")
+    return 0
+
+
+def _train_config(args: argparse.Namespace):
+    """The training run's hyperparameters from the command line."""
+    from .finetune import TrainConfig
+
+    return TrainConfig(epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.train_batch_size,
+                       loss=args.loss, hard_negatives=args.hard_negatives, validation=args.validation,
+                       lora=args.lora, seed=args.seed)
+
+
+def _finetune_corpus_only(args: argparse.Namespace) -> int:
+    """`finetune --corpus PATH`: label-free pairs of a corpus alone; no query is trained on, so `bench` may score
+    the model on every query."""
+    from .finetune import FinetuneConfig, run_finetune
+    from .finetune.pairs import corpus_only
+
+    if args.folds or args.train_queries or args.max_queries is not None or args.aila_dir or args.dataset:
+        raise ValueError("--corpus trains on the corpus alone: it takes no --folds, --train-queries, "
+                         "--max-queries, --aila-dir or --dataset")
+    data = corpus_only(args.corpus)
+    report = run_finetune(FinetuneConfig(_tune_config(args, data), _train_config(args), corpus_pairs=True,
+                                         resume=args.resume), args.out)
+    print(f"model -> {args.out}: {report['final']['pairs']} label-free pairs of {len(data.corpus)} documents, "
+          f"no queries ({report['seconds']['total']:.0f}s)")
     return 0
 
 # --- end finetune ---------------------------------------------------------------------------------------------

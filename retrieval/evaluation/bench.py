@@ -25,6 +25,7 @@ from ..retriever import LEGS
 from ..settings import Bm25Params, FusionConfig, Settings
 from ..spec import IndexSpec
 from .datasets import RetrievalData, mteb_task
+from .finetuned import Lineage, held_out, read_lineage
 from .mteb_reference import QWEN3_MTEB_NAME, mteb_qwen3_model, mteb_reference_models, mteb_reranker
 from .scoring import metric_scores, ndcg_at_10
 from .search_model import SERVER_FUSION, RetrieverSearch, SharedLegs
@@ -32,6 +33,7 @@ from .stats import paired_difference
 
 PARITY_TOLERANCE = 1e-4
 RERANKED_RUNS = ("dense", "hybrid", "tuned")  # the first stages a reranker runs over
+BASE_RUN = "base_dense"  # a fine-tuned model's base model, dense leg alone (finetune.json names it)
 
 
 @dataclass
@@ -56,6 +58,14 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
 
     phases: dict[str, float] = {}
     t0 = time.perf_counter()
+    lineage = read_lineage(cfg.spec.encoder.model) if cfg.spec.dense else None
+    dropped = 0
+    if lineage:  # a fine-tuned model: never scored on the queries it trained on
+        data, dropped = held_out(cfg.data, lineage)
+        cfg = replace(cfg, data=data)
+        if dropped:
+            _say(f"{dropped} queries left out: the model trained on them ({lineage.path}); scoring the other "
+                 f"{len(data.queries)}")
     spec, encoder = cfg.spec, None
     if spec.dense:
         _say(f"loading model {spec.encoder.model or 'all-MiniLM-L6-v2 (bundled)'}")
@@ -69,8 +79,9 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
     predictions = tempfile.TemporaryDirectory(prefix="bench-predictions-") if cfg.parity and reranker else None
     runs, results, names, mteb_json = {}, {}, {}, {}
 
-    def evaluate(run: str, mode: str, settings: Settings, rerank: tuple[Reranker, int] | None = None) -> dict:
-        model = RetrieverSearch(shared, mode, settings, label, rerank)
+    def evaluate(run: str, mode: str, settings: Settings, rerank: tuple[Reranker, int] | None = None,
+                 legs: SharedLegs = shared, name: str = label) -> dict:
+        model = RetrieverSearch(legs, mode, settings, name, rerank)
         _say(f"run {run}: {model.name}")
         folder = Path(predictions.name) / run if predictions and run in RERANKED_RUNS else None
         t = time.perf_counter()
@@ -79,6 +90,8 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
         results[run], names[run], mteb_json[run] = model.results, model.name, task_result.to_dict()
         return {**metric_scores(task_result.scores["test"][0]), "seconds": time.perf_counter() - t}
 
+    if lineage:
+        runs[BASE_RUN] = _base_run(cfg, lineage, evaluate, phases)
     specs = _run_specs(cfg)
     for run, mode, settings in specs:
         runs[run] = evaluate(run, mode, settings)
@@ -96,6 +109,11 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
     phases.update(shared.seconds)
     phases["runs_seconds"] = sum(r["seconds"] for r in runs.values())
     report = _report(cfg, encoder, shared, reranker, runs, results, names, ablation)
+    if lineage:
+        report["finetuned"] = {"finetune": str(lineage.path), "base_model": lineage.base_model,
+                               "base_weights_sha256": lineage.base_weights_sha256,
+                               "base_weights_match": runs[BASE_RUN]["weights_sha256"] == lineage.base_weights_sha256,
+                               "queries_trained_on_left_out": dropped, "queries_scored": len(cfg.data.queries)}
     if cfg.parity:
         t = time.perf_counter()
         report["parity"] = _all_parity(cfg, encoder, reranker, runs, predictions)
@@ -104,6 +122,20 @@ def run_bench(cfg: BenchConfig) -> tuple[dict[str, Any], dict, dict]:
     phases["total_seconds"] = time.perf_counter() - t0
     report["phases"] = phases
     return report, results, mteb_json
+
+
+def _base_run(cfg: BenchConfig, lineage: Lineage, evaluate, phases: dict[str, float]) -> dict:
+    """The fine-tuned model's base model, dense leg alone, on the same queries (its own legs, closed after)."""
+    t = time.perf_counter()
+    _say(f"loading the base model {lineage.base_model} (from {lineage.path})")
+    base_spec = cfg.spec.with_model(lineage.base_model)
+    encoder = base_spec.make_encoder()
+    legs = SharedLegs(encoder, base_spec, milvus=cfg.milvus)
+    run = {**evaluate(BASE_RUN, "dense", Settings(), legs=legs, name=encoder.model_name),
+           "model": lineage.base_model, "weights_sha256": encoder.info()["weights_sha256"]}
+    legs.close()
+    phases["base_model_seconds"] = time.perf_counter() - t
+    return run
 
 
 def _report(cfg: BenchConfig, encoder: Encoder | None, shared: SharedLegs, reranker: Reranker | None, runs: dict,
@@ -210,9 +242,13 @@ def _ablation_specs(cfg: BenchConfig) -> list[tuple[str, str, Settings]]:
 
 
 def _comparisons(per_query: dict[str, dict[str, float]]) -> dict[str, dict]:
-    """Paired differences of nDCG@10 against dense (and BM25) for the fused runs, and of each reranked run
-    against its first stage."""
+    """Paired differences of nDCG@10 against dense (and BM25) for the fused runs, against a fine-tuned model's
+    base dense leg, and of each reranked run against its first stage."""
     out = {}
+    if BASE_RUN in per_query:  # a fine-tuned model: its runs against its base model's dense leg
+        for run in ("dense", "hybrid", "tuned"):
+            if run in per_query:
+                out[f"{run}_minus_{BASE_RUN}"] = paired_difference(per_query[run], per_query[BASE_RUN])
     for run in ("hybrid", "tuned"):
         for base in ("dense", "bm25"):
             if run in per_query and base in per_query:

@@ -55,6 +55,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"- protocol: {report['protocol']}",
         f"- texts longer than the model reads (cut): {json.dumps(report.get('truncated', {}))}",
         *_rerank_lines(report.get("rerank")),
+        *_finetuned_lines(report.get("finetuned")),
         "",
         "## Scores (MTEB)",
         "",
@@ -126,6 +127,19 @@ def _rerank_lines(rerank: dict | None) -> list[str]:
     return [f"- reranker (runs `+rerank`): `{rerank['model']}` (weights sha256 `{weights}`), {rerank['kind']}"
             f", instruction `{json.dumps(rerank['instruction'])}`, top {rerank['depth']} reordered, "
             f"dtype {rerank['dtype']}, max length {rerank['max_length']} tokens, score {rerank['score']}"]
+
+
+def _finetuned_lines(finetuned: dict | None) -> list[str]:
+    """The setup lines of a fine-tuned model: its base model (run `base_dense`) and the queries left out."""
+    if not finetuned:
+        return []
+    match = "" if finetuned["base_weights_match"] else " (NOT the weights it was fine-tuned from)"
+    lines = [f"- fine-tuned from `{finetuned['base_model']}`{match} (`{finetuned['finetune']}`); run `base_dense`: "
+             "the base model's dense leg on the same queries"]
+    if finetuned["queries_trained_on_left_out"]:
+        lines.append(f"- {finetuned['queries_trained_on_left_out']} queries the model trained on are left out; "
+                     f"every figure is over the {finetuned['queries_scored']} it never saw")
+    return lines
 
 
 def plot_ndcg10(report: dict[str, Any], path: Path) -> Path:

@@ -4,7 +4,8 @@ A long query is cut into the windows the dense leg uses at query time (legs/dens
 is paired with every statute judged relevant to its query. Hard negatives come from
 sentence_transformers.util.mine_hard_negatives over the base model; a document judged relevant to the
 query is never a negative (mine_hard_negatives treats all of an anchor's rows as its positives, and the
-rows left are checked again here). Label-free pairs (a statute's title -> its text) use no query at all.
+rows left are checked again here). Label-free pairs (a statute's title -> its text, a heading -> the body under
+it) use no query at all; `corpus_only` makes training data of a corpus alone.
 """
 
 from __future__ import annotations
@@ -91,9 +92,30 @@ def query_pairs(encoder: Encoder, data: RetrievalData, qids: Sequence[str]) -> P
 
 
 def corpus_pairs(data: RetrievalData) -> Pairs:
-    """Label-free (title -> text) pairs of the statutes that have a title."""
-    docs = [d for d in documents(data).values() if d.title and d.title not in d.text]
-    return Pairs([d.title for d in docs], [d.text for d in docs], [[] for _ in docs], [None] * len(docs))
+    """Label-free pairs of the statutes that have a title: title -> text, or, where the text opens with its
+    heading (AILA's `Title: ...` line), heading -> the body after it."""
+    rows = [(d.title, body) for d in documents(data).values() if d.title and (body := _body(d))]
+    return Pairs([a for a, _ in rows], [b for _, b in rows], [[] for _ in rows], [None] * len(rows))
+
+
+def _body(doc: Document) -> str:
+    """The text without its title: the whole text when it does not hold the title, the lines after a heading
+    line that holds it (AILA's `Desc:` label cut), else '' (no clean split)."""
+    if doc.title not in doc.text:
+        return doc.text
+    first, _, rest = doc.text.partition("\n")
+    if doc.title not in first:
+        return ""
+    rest = rest.strip()
+    return rest[len("Desc:"):].strip() if rest.startswith("Desc:") else rest
+
+
+def corpus_only(path: str | Path) -> RetrievalData:
+    """A corpus alone (any format `build` reads) as training data without queries: label-free pairs only."""
+    from ..corpus import read_corpus
+
+    docs = read_corpus(path)
+    return RetrievalData(Path(path).name, "und", {d.id: {"title": d.title, "text": d.text} for d in docs}, {}, {})
 
 
 def merge(a: Pairs, b: Pairs) -> Pairs:
