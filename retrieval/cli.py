@@ -360,12 +360,13 @@ def _rerank_args(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _reranker(args: argparse.Namespace, index_settings: dict | None = None):
-    """(Reranker, depth) from --rerank, else from an index's named reranker; None for --rerank none or neither."""
-    from .rerank import Reranker, from_index
+    """The rerank stage (reranker, depth) of --rerank, else of an index's named reranker; None for --rerank none or
+    neither."""
+    from .rerank import Reranker, RerankStage, from_index
 
     config = _rerank_config(args)
     if config is not None:
-        return Reranker(config), args.rerank_depth
+        return RerankStage(Reranker(config), args.rerank_depth)
     if args.rerank is None and index_settings:
         return from_index(index_settings, args.device)
     return None
@@ -805,9 +806,9 @@ def _answer(retriever, text: str, args: argparse.Namespace) -> None:
     from .retriever import results_json
 
     t = time.perf_counter()
-    rerank, depth = args.reranker or (None, 0)
-    hits = retriever.search(text, k=args.k, mode=args.mode, rerank=rerank, rerank_depth=depth, allowed=args.allowed,
+    hits = retriever.search(text, k=args.k, mode=args.mode, rerank=args.reranker, allowed=args.allowed,
                             fuse_in=args.fusion)
+    rerank, depth = args.reranker or (None, 0)
     took = time.perf_counter() - t
     warnings = getattr(args.allowed, "warnings", ())
     if args.json:

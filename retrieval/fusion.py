@@ -1,9 +1,9 @@
 """Rank and score fusion as small pure functions (in the spirit of ranx).
 
-Each leg gives a Ranking: (doc_id, score) pairs, best first. Each function returns the
-fused Ranking sorted by fused score, ties broken by descending doc id, the order that
-trec_eval (and so MTEB's evaluator) uses for equal scores. A document missing from a
-leg's list gets nothing from that leg.
+Each leg gives a Ranking (ranking.py): (document row, score) pairs, best first. Each function
+returns the fused Ranking in the index's RowOrder: by fused score, ties by descending document
+id, the order that trec_eval (and so MTEB's evaluator) uses for equal scores. A document missing
+from a leg's list gets nothing from that leg. Ids are attached later, at the edge (Hits, MTEB).
 """
 
 from __future__ import annotations
@@ -12,49 +12,49 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-Ranking = Sequence[tuple[str, float]]
+from .ranking import Ranking, RowOrder
 
 
-def rrf(rankings: Sequence[Ranking], weights: Sequence[float] | None = None, k: int = 60) -> list[tuple[str, float]]:
+def rrf(rankings: Sequence[Ranking], order: RowOrder, weights: Sequence[float] | None = None, k: int = 60) -> Ranking:
     """Reciprocal rank fusion: score(d) = sum_i w_i / (k + rank_i(d)), ranks starting at 1."""
-    fused: dict[str, float] = {}
+    fused: dict[int, float] = {}
     for ranking, w in zip(rankings, _weights(weights, rankings), strict=True):
         for rank, (doc, _) in enumerate(ranking, start=1):
             fused[doc] = fused.get(doc, 0.0) + w / (k + rank)
-    return _sorted(fused)
+    return _sorted(fused, order)
 
 
-def rsf(rankings: Sequence[Ranking], weights: Sequence[float] | None = None) -> list[tuple[str, float]]:
+def rsf(rankings: Sequence[Ranking], order: RowOrder, weights: Sequence[float] | None = None) -> Ranking:
     """Relative score fusion: weighted sum of min-max normalised scores (0.5 when all equal)."""
-    return _score_fusion(rankings, weights, _minmax)
+    return _score_fusion(rankings, order, weights, _minmax)
 
 
-def dbsf(rankings: Sequence[Ranking], weights: Sequence[float] | None = None) -> list[tuple[str, float]]:
+def dbsf(rankings: Sequence[Ranking], order: RowOrder, weights: Sequence[float] | None = None) -> Ranking:
     """Distribution-based score fusion: scores scaled from [mean - 3 sd, mean + 3 sd] to [0, 1]."""
-    return _score_fusion(rankings, weights, _three_sigma)
+    return _score_fusion(rankings, order, weights, _three_sigma)
 
 
-def convex(rankings: Sequence[Ranking], weights: Sequence[float] | None = None) -> list[tuple[str, float]]:
+def convex(rankings: Sequence[Ranking], order: RowOrder, weights: Sequence[float] | None = None) -> Ranking:
     """Convex combination of max-normalised scores: weights rescaled to sum to 1, s / max(s)."""
     w = np.asarray(_weights(weights, rankings), dtype=float)
     if w.sum() <= 0:
         raise ValueError("convex fusion needs weights with a positive sum")
-    return _score_fusion(rankings, list(w / w.sum()), _by_max)
+    return _score_fusion(rankings, order, list(w / w.sum()), _by_max)
 
 
-METHODS: dict[str, Callable[..., list[tuple[str, float]]]] = {
+METHODS: dict[str, Callable[..., Ranking]] = {
     "rrf": rrf, "rsf": rsf, "dbsf": dbsf, "convex": convex,
 }
 
 
-def fuse(method: str, rankings: Sequence[Ranking], weights: Sequence[float] | None = None,
-         k: int = 60) -> list[tuple[str, float]]:
+def fuse(method: str, rankings: Sequence[Ranking], order: RowOrder, weights: Sequence[float] | None = None,
+         k: int = 60) -> Ranking:
     """Dispatch by method name; `k` only matters for RRF."""
     if method not in METHODS:
         raise ValueError(f"unknown fusion method {method!r} (choose from {', '.join(METHODS)})")
     if method == "rrf":
-        return rrf(rankings, weights, k)
-    return METHODS[method](rankings, weights)
+        return rrf(rankings, order, weights, k)
+    return METHODS[method](rankings, order, weights)
 
 
 def _weights(weights: Sequence[float] | None, rankings: Sequence[Ranking]) -> Sequence[float]:
@@ -65,9 +65,9 @@ def _weights(weights: Sequence[float] | None, rankings: Sequence[Ranking]) -> Se
     return weights
 
 
-def _score_fusion(rankings: Sequence[Ranking], weights: Sequence[float] | None,
-                  normalise: Callable[[np.ndarray], np.ndarray]) -> list[tuple[str, float]]:
-    fused: dict[str, float] = {}
+def _score_fusion(rankings: Sequence[Ranking], order: RowOrder, weights: Sequence[float] | None,
+                  normalise: Callable[[np.ndarray], np.ndarray]) -> Ranking:
+    fused: dict[int, float] = {}
     for ranking, w in zip(rankings, _weights(weights, rankings), strict=True):
         if not ranking:
             continue
@@ -75,7 +75,7 @@ def _score_fusion(rankings: Sequence[Ranking], weights: Sequence[float] | None,
         norm = normalise(np.array([s for _, s in ranking], dtype=float))
         for doc, s in zip(docs, norm, strict=True):
             fused[doc] = fused.get(doc, 0.0) + w * float(s)
-    return _sorted(fused)
+    return _sorted(fused, order)
 
 
 def _minmax(s: np.ndarray) -> np.ndarray:
@@ -95,5 +95,7 @@ def _by_max(s: np.ndarray) -> np.ndarray:
     return s / top if top > 0 else np.zeros_like(s)
 
 
-def _sorted(fused: dict[str, float]) -> list[tuple[str, float]]:
-    return sorted(fused.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+def _sorted(fused: dict[int, float], order: RowOrder) -> Ranking:
+    """The fused rows in `order`: by fused score, ties by descending document id."""
+    rows = np.fromiter(fused, dtype=np.int64, count=len(fused))
+    return order.order(rows, np.fromiter(fused.values(), dtype=float, count=len(fused)))

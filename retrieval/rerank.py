@@ -13,7 +13,8 @@ reference code and MTEB do the same); a sequence classifier cuts the longer of q
 time ('longest_first'). `max_length` defaults to the model's own limit, at most 8192 (Qwen's reference value).
 
 Reranking never drops a document: the first `depth` of the first-stage list are reordered by rerank score
-(ties by descending id, trec_eval's order); the rest keeps its order below them.
+(ties by descending id, trec_eval's order); the rest keeps its order below them. In a search it is a stage
+(HitStage: RerankStage), which the retriever gives the fused hits and takes them back reordered from.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 
@@ -212,21 +213,42 @@ def rerank_lists(reranker: Reranker, queries: Sequence[str], lists: Sequence[Seq
     return out
 
 
-def rerank_hits(queries: Sequence[str], hits: Sequence[Sequence[Hit]], reranker: Reranker, depth: int,
-                text_of: Callable[[str], str]) -> list[list[Hit]]:
-    """Each query's fused hits with the top `depth` reordered; a hit keeps its first-stage rank and score in
-    `first_stage`, gets `rerank_score` (None below the depth), and `rank`/`score` become the final ones."""
-    from .hits import LegHit
+class HitStage(Protocol):
+    """A stage after fusion (a reranker): given each query's top `depth` fused hits (at least k), their texts by id,
+    it returns each query's hits reordered; the retriever keeps the first k."""
 
-    orders = rerank_lists(reranker, queries, [[(h.id, h.score) for h in q_hits] for q_hits in hits], depth, text_of)
-    out = []
-    for q_hits, order in zip(hits, orders):
-        by_id = {h.id: h for h in q_hits}
-        out.append([replace(by_id[d.id], rank=rank, first_stage=LegHit(d.first_rank, d.first_score),
-                            rerank_score=d.rerank_score,
-                            score=d.first_score if d.rerank_score is None else d.rerank_score)
-                    for rank, d in enumerate(order, start=1)])
-    return out
+    @property
+    def depth(self) -> int:
+        """How many fused hits of each query the stage reads."""
+        ...
+
+    def apply(self, queries: Sequence[str], hits: Sequence[Sequence[Hit]],
+              text_of: Callable[[str], str]) -> list[list[Hit]]:
+        """Each query's hits, reordered."""
+        ...
+
+
+class RerankStage(NamedTuple):
+    """The rerank stage of a search: `reranker` reorders the top `depth` fused hits of each query."""
+
+    reranker: Reranker
+    depth: int = DEFAULT_DEPTH
+
+    def apply(self, queries: Sequence[str], hits: Sequence[Sequence[Hit]],
+              text_of: Callable[[str], str]) -> list[list[Hit]]:
+        """Each query's fused hits with the top `depth` reordered; a hit keeps its first-stage rank and score in
+        `first_stage`, gets `rerank_score` (None below the depth), and `rank`/`score` become the final ones."""
+        from .hits import LegHit
+
+        lists = [[(h.id, h.score) for h in q_hits] for q_hits in hits]
+        out = []
+        for q_hits, order in zip(hits, rerank_lists(self.reranker, queries, lists, self.depth, text_of)):
+            by_id = {h.id: h for h in q_hits}
+            out.append([replace(by_id[d.id], rank=rank, first_stage=LegHit(d.first_rank, d.first_score),
+                                rerank_score=d.rerank_score,
+                                score=d.first_score if d.rerank_score is None else d.rerank_score)
+                        for rank, d in enumerate(order, start=1)])
+        return out
 
 
 def ordered_scores(order: Sequence[Reranked]) -> dict[str, float]:
@@ -249,9 +271,9 @@ def index_settings(reranker: Reranker, depth: int = DEFAULT_DEPTH) -> dict:
     return {**reranker.info(), "depth": depth}
 
 
-def from_index(settings: dict, device: str | None = None) -> tuple[Reranker, int]:
-    """The reranker an index names (its manifest's `rerank` settings) and its depth; the weights must be the
-    ones the index recorded."""
+def from_index(settings: dict, device: str | None = None) -> RerankStage:
+    """The rerank stage an index names (its manifest's `rerank` settings: the reranker and its depth); the
+    weights must be the ones the index recorded."""
     config = RerankConfig(model=settings.get("model_path") or settings["model"], device=device,
                           dtype=settings.get("dtype", "auto"),
                           max_length=settings.get("max_length"), batch_size=settings.get("batch_size", 16),
@@ -261,4 +283,4 @@ def from_index(settings: dict, device: str | None = None) -> tuple[Reranker, int
     if recorded and now and recorded != now:
         raise ValueError(f"reranker mismatch: the index names {settings['model']} with weights sha256 "
                          f"{recorded[:12]}, but {reranker.model_path} has {now[:12]}; pass --rerank MODEL")
-    return reranker, int(settings.get("depth", DEFAULT_DEPTH))
+    return RerankStage(reranker, int(settings.get("depth", DEFAULT_DEPTH)))

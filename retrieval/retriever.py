@@ -1,9 +1,9 @@
 """HybridRetriever: composes legs and fusion into hits.
 
-Data flows one way: documents -> each leg (legs/: dense, BM25, or any registered leg) ->
-per-leg rankings -> fusion -> Hits. The retriever never looks inside a leg: it builds,
-saves, loads and ranks each through the Leg protocol, and each Hit carries each leg's rank
-and score and the query words that matched, so a user can see why a statute was found.
+Data flows one way: documents -> each leg (legs/: dense, BM25, or any registered leg) -> per-leg
+rankings -> fusion -> Hits -> stages (a reranker); a ranking is rows and scores in RowOrder throughout
+(ranking.py), the ids attached once, in the Hits. The retriever never looks inside a leg: it ranks each
+through the Leg protocol, and each Hit carries each leg's rank and score and the matched query words.
 """
 
 from __future__ import annotations
@@ -23,15 +23,14 @@ from .index import folder as index_folder
 from .index.backends import Backend, chosen
 from .index.folder import library_versions
 from .index.format import DocumentTable, rank_ids
-from .legs import BuildOptions, Leg, Ranking, RowOrder, default_legs, leg_type
+from .legs import BuildOptions, Leg, default_legs, leg_type
 from .lexical.analysis import shown_in
-from .rerank import DEFAULT_DEPTH as DEFAULT_RERANK_DEPTH
-from .rerank import rerank_hits
+from .ranking import Ranking, RowOrder
 from .settings import MAX_DEPTH, Bm25Params, FusionConfig, Settings, read_settings
 from .updates import Updatable
 
 if TYPE_CHECKING:
-    from .rerank import Reranker
+    from .rerank import HitStage
 
 LEGS = default_legs()  # the legs `build` makes unless told otherwise (registered as defaults)
 HYBRID = "hybrid"
@@ -53,6 +52,7 @@ class HybridRetriever(Updatable):
         self.fusion = fusion_config
         self.info = info or {}
         self._rows: dict[str, int] | None = None
+        self._order: tuple[list[str], RowOrder] | None = None  # the ids it was made for, and the order
         self._fields: filters.FieldTable | None = None  # each document's fields but its text, read once for filters
         self._where: dict[tuple, filters.Selection] = {}  # recent filters' allowed rows (where)
         self.backend = chosen(backend)  # where the legs' engines live (index/backends.py)
@@ -120,62 +120,67 @@ class HybridRetriever(Updatable):
         allowed = filters.selection(allowed)
         return {name: self.leg[name].rank(queries, depth, allowed, **(inputs or {}).get(name, {})) for name in names}
 
-    def fuse(self, rankings: Mapping[str, Ranking], mode: str = HYBRID,
-             config: FusionConfig | None = None) -> list[tuple[str, float]]:
-        """One query's fused (doc id, score) list for `mode`, from its per-leg rankings.
+    @property
+    def order(self) -> RowOrder:
+        """The order of every ranking over these documents (ties by descending id), made again when the ids change."""
+        if self._order is None or self._order[0] is not self.ids:
+            ranks = getattr(self._docs, "id_ranks", None)
+            self._order = (self.ids, RowOrder(rank_ids(self.ids) if ranks is None else ranks))
+        return self._order[1]
+
+    def fuse(self, rankings: Mapping[str, Ranking], mode: str = HYBRID, config: FusionConfig | None = None) -> Ranking:
+        """One query's fused ranking for `mode`, from its per-leg rankings.
 
         `config` (default: this retriever's) sets method, k, weights and each leg's depth.
         """
         config = config or self.fusion
         depth = config.depth or MAX_DEPTH
         if mode != HYBRID:
-            return [(self.ids[r], s) for r, s in rankings[mode][:depth]]
+            return rankings[mode][:depth]
         names = [name for name in self.legs if name in rankings]
         weights = [config.weights.get(name, 1.0) for name in names]
-        lists = [[(self.ids[r], s) for r, s in rankings[name][:depth]] for name in names]
-        return fusion.fuse(config.method, lists, weights, config.k)
+        return fusion.fuse(config.method, [rankings[name][:depth] for name in names], self.order, weights, config.k)
+
+    def with_ids(self, ranking: Ranking) -> list[tuple[str, float]]:
+        """A ranking's (doc id, score) pairs: the ids attached at the edge (MTEB's results, an evaluator)."""
+        return [(self.ids[row], score) for row, score in ranking]
 
     def search(self, query: str, k: int = 10, mode: str = HYBRID, query_vector: np.ndarray | None = None,
-               allowed: filters.Selection | np.ndarray | None = None, rerank: Reranker | None = None,
-               rerank_depth: int = DEFAULT_RERANK_DEPTH, fuse_in: str | None = None) -> list[Hit]:
+               allowed: filters.Selection | np.ndarray | None = None, rerank: HitStage | None = None,
+               fuse_in: str | None = None) -> list[Hit]:
         """Top-k Hits for one query; mode 'hybrid' fuses the legs, a leg's name uses that leg alone.
         `query_vector`: the dense leg's query vector, encoded elsewhere; `fuse_in` as in search_many."""
         inputs = None if query_vector is None else {"dense": {"vectors": np.asarray(query_vector).reshape(1, -1)}}
-        return self.search_many([query], k, mode, inputs=inputs, allowed=allowed, rerank=rerank,
-                                rerank_depth=rerank_depth, fuse_in=fuse_in)[0]
+        return self.search_many([query], k, mode, inputs=inputs, allowed=allowed, rerank=rerank, fuse_in=fuse_in)[0]
 
     def search_many(self, queries: Sequence[str], k: int = 10, mode: str = HYBRID,
                     inputs: Mapping[str, Mapping] | None = None, allowed: filters.Selection | np.ndarray | None = None,
-                    rerank: Reranker | None = None, rerank_depth: int = DEFAULT_RERANK_DEPTH,
-                    fuse_in: str | None = None) -> list[list[Hit]]:
-        """Top-k Hits for each query (each leg ranks the batch at once); with `rerank`, the top `rerank_depth`
-        fused hits reordered by the reranker (rerank.rerank_hits), the rest below them. `fuse_in` 'server': a
-        Milvus-backed index fused by Milvus, 'project' here (None: the retriever's `fuse_in`)."""
+                    rerank: HitStage | None = None, fuse_in: str | None = None) -> list[list[Hit]]:
+        """Top-k Hits for each query (each leg ranks the batch at once); `rerank`, a stage after fusion
+        (rerank.HitStage, e.g. a RerankStage), is given the top max(k, its depth) hits and returns them reordered.
+        `fuse_in` 'server': a Milvus-backed index fused by Milvus, 'project' here (None: the retriever's)."""
         check_k(k)
         for q in queries:
             check_query(q)
         if allowed is not None and not len(allowed):
             return [[] for _ in queries]  # the filter matches no document
-        k_asked = k
-        if rerank is not None:
-            k = max(k, rerank_depth)  # the reranker reads the top rerank_depth fused hits
+        shown = k if rerank is None else max(k, rerank.depth)  # a stage reads the top `depth` fused hits
         allowed = filters.selection(allowed)
         if mode == HYBRID and (fuse_in or self.fuse_in) == "server":  # the backend fuses; the legs' places are unknown
             fused_all, places_all = self.backend.fuse(self, queries, allowed, inputs), [{}] * len(queries)
         else:
-            fused_all, places_all = self._fused(queries, mode, allowed, inputs, k)
+            fused_all, places_all = self._fused(queries, mode, allowed, inputs, shown)
         for leg in self.leg.values():  # a leg may look up what the hits show in one batch (a remote engine)
-            leg.prefetch([self.row(doc_id) for fused in fused_all for doc_id, _ in fused[:k]])
-        results = [[self._hit(rank, doc_id, score, places, q) for rank, (doc_id, score) in enumerate(fused[:k], start=1)]
+            leg.prefetch([row for fused in fused_all for row, _ in fused[:shown]])
+        results = [[self._hit(rank, row, score, places, q) for rank, (row, score) in enumerate(fused[:shown], start=1)]
                    for q, fused, places in zip(queries, fused_all, places_all)]
         if rerank is not None:
-            text_of = lambda doc_id: Document(**self.document(doc_id)).indexed_text()  # noqa: E731
-            results = [hits[:k_asked] for hits in rerank_hits(queries, results, rerank, rerank_depth, text_of)]
+            results = [hits[:k] for hits in rerank.apply(queries, results, self.indexed_text)]
         return results
 
     def _fused(self, queries: Sequence[str], mode: str, allowed: filters.Selection | None,
                inputs: Mapping[str, Mapping] | None, k: int) -> tuple[list, list]:
-        """Per query: the fused (doc id, score) list and each leg's {doc id: (row, rank, score)} places. One leg
+        """Per query: the fused ranking and each leg's {row: (rank, score)} places. One leg
         alone ranks only the k shown (its top k do not depend on the depth); fusion reads each leg's depth."""
         names = self.legs_for(mode)
         depth = k if len(names) == 1 else None
@@ -184,7 +189,7 @@ class HybridRetriever(Updatable):
         for qi in range(len(queries)):
             rankings = {name: per_leg[name][qi] for name in names}
             fused_all.append(self.fuse(rankings, names[0] if len(names) == 1 else mode))
-            places_all.append({name: {self.ids[r]: (r, i + 1, s) for i, (r, s) in enumerate(ranking)}
+            places_all.append({name: {r: (i + 1, s) for i, (r, s) in enumerate(ranking)}
                                for name, ranking in rankings.items()})
         return fused_all, places_all
 
@@ -242,15 +247,17 @@ class HybridRetriever(Updatable):
             self._rows = {d: i for i, d in enumerate(self.ids)}
         return self._rows[doc_id]
 
-    def _hit(self, rank: int, doc_id: str, score: float, places: dict, query: str) -> Hit:
-        """A Hit from its query's per-leg {id: (row, rank, score)} places."""
-        found = {name: p[doc_id] for name, p in places.items() if doc_id in p}
-        row = next(iter(found.values()))[0] if found else self.row(doc_id)
-        legs = {name: LegHit(leg_rank, float(leg_score)) for name, (_, leg_rank, leg_score) in found.items()}
+    def indexed_text(self, doc_id: str) -> str:
+        """The text a document was indexed with (title and text), by id: what a rerank stage reads."""
+        return Document(**self.document(doc_id)).indexed_text()
+
+    def _hit(self, rank: int, row: int, score: float, places: dict, query: str) -> Hit:
+        """A Hit from its query's per-leg {row: (rank, score)} places: where the document id is attached."""
+        legs = {name: LegHit(p[row][0], float(p[row][1])) for name, p in places.items() if row in p}
         matched = list(dict.fromkeys(w for name in self.legs for w in self.leg[name].matched_terms(query, row)))
         record = self._doc(row)
         matched = shown_in(matched, f"{record['title']}\n{record['text']}")
-        return Hit(rank, doc_id, record["title"], float(score), legs, matched, statute=statute_fields(record))
+        return Hit(rank, self.ids[row], record["title"], float(score), legs, matched, statute=statute_fields(record))
 
     def _doc(self, row: int) -> dict:
         if isinstance(self._docs, DocumentTable):

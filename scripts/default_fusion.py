@@ -68,7 +68,7 @@ def grid_scores(sets: dict[str, RetrievalData], grid: list[FusionConfig], cache:
         ranks = retriever.leg_rankings([data.queries[q] for q in qids])
         out[name] = []
         for cfg in tqdm(grid, desc=f"presets on {name}", unit="preset"):
-            run = {q: dict(retriever.fuse({leg: ranks[leg][j] for leg in ranks}, "hybrid", cfg)[:1000])
+            run = {q: dict(retriever.with_ids(retriever.fuse({leg: ranks[leg][j] for leg in ranks}, "hybrid", cfg)[:1000]))
                    for j, q in enumerate(qids)}
             scores = ndcg_at_10(run, data.qrels)
             out[name].append([scores[q] for q in qids if q in scores])

@@ -24,7 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from retrieval.corpus import read_corpus  # noqa: E402
-from retrieval.rerank import RerankConfig, Reranker  # noqa: E402
+from retrieval.rerank import RerankConfig, Reranker, RerankStage  # noqa: E402
 from retrieval.retriever import HybridRetriever  # noqa: E402
 
 MODELS = ("qwen3-reranker", "cross-encoder", "minilm-cross-encoder")
@@ -51,7 +51,7 @@ def main() -> int:
            "first_stage": "BM25 (bm25s)", "models": {}}
     for name in (m for m in MODELS if (Path(args.models) / m).is_dir()):
         reranker = Reranker(RerankConfig(model=str(Path(args.models) / name), device=args.device))
-        retriever.search(queries[0], rerank=reranker, rerank_depth=min(depths))  # warm-up
+        retriever.search(queries[0], rerank=RerankStage(reranker, min(depths)))  # warm-up
         out["models"][name] = {"max_length": reranker.max_length, "dtype": reranker.dtype,
                                "added_ms_per_query": {d: _added_ms(retriever, reranker, queries, d) for d in depths}}
     out["load_average_1min_after"] = round(os.getloadavg()[0], 2)  # other jobs on the machine slow every figure
@@ -67,7 +67,7 @@ def _added_ms(retriever: HybridRetriever, reranker: Reranker, queries: list[str]
         retriever.search(q, k=10)
         plain = time.perf_counter() - t
         t = time.perf_counter()
-        retriever.search(q, k=10, rerank=reranker, rerank_depth=depth)
+        retriever.search(q, k=10, rerank=RerankStage(reranker, depth))
         added.append(time.perf_counter() - t - plain)
     return round(1000 * statistics.median(added), 1)
 

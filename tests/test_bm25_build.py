@@ -11,8 +11,9 @@ from retrieval.cli import main
 from retrieval.corpus import CorpusError, Document, fingerprint
 from retrieval.index.format import DocumentStream, DocumentTable, data_dir, rank_ids, read_manifest
 from retrieval.lexical.analysis import Analyzer, AnalyzerSettings
-from retrieval.lexical.engines import Bm25sIndex, build_bm25, load_lexical, top_positive
+from retrieval.lexical.engines import Bm25sIndex, build_bm25, load_lexical
 from retrieval.perf import synthetic
+from retrieval.ranking import RowOrder
 from retrieval.retriever import HybridRetriever
 
 ARRAYS = ("data", "indices", "indptr")
@@ -53,7 +54,8 @@ def test_english_index_equals_bm25s_and_queries_score_the_same(english):
         ours, ids = index.scores(tokens), model.get_tokens_ids(tokens)
         theirs = model.get_scores(ids) if ids else np.zeros(len(docs), np.float32)
         assert np.abs(ours - theirs).max() <= 1e-6
-        assert np.array_equal(top_positive(ours, 1000, ranks)[0], top_positive(theirs, 1000, ranks)[0])
+        order = RowOrder(ranks)
+        assert [r for r, _ in order.top(ours, 1000, positive=True)] == [r for r, _ in order.top(theirs, 1000, positive=True)]
 
 
 def test_workers_and_chunk_size_do_not_change_the_index(english):
@@ -134,20 +136,20 @@ def brute_force_top(scores: np.ndarray, depth: int, ranks: np.ndarray) -> list[i
     return order[:depth]
 
 
-def test_top_positive_lists_matches_only_best_first_ties_by_descending_id():
+def test_positive_top_lists_matches_only_best_first_ties_by_descending_id():
     rng = np.random.default_rng(0)
     scores = rng.choice([0.0, 0.0, 0.0, 1.5, 2.0, 2.0, 3.25], size=500).astype(np.float32)
     ranks = rng.permutation(500)
     for depth in (1, 7, 40, 200, 500, 1000):
-        rows, values = top_positive(scores, depth, ranks)
-        assert rows.tolist() == brute_force_top(scores, depth, ranks)
-        assert np.array_equal(values, scores[rows]) and (values > 0).all()
+        ranking = RowOrder(ranks).top(scores, depth, positive=True)
+        assert [r for r, _ in ranking] == brute_force_top(scores, depth, ranks)
+        assert all(s == scores[r] and s > 0 for r, s in ranking)
     big = rng.choice([0.0, 0.5, 1.0, 1.0, 2.0], size=10_003).astype(np.float32)  # many ties, a ragged tail
     big_ranks = rng.permutation(10_003)
     for depth in (1, 100, 2500):
-        assert top_positive(big, depth, big_ranks)[0].tolist() == brute_force_top(big, depth, big_ranks)
-    assert len(top_positive(np.zeros(10, np.float32), 5, np.arange(10))[0]) == 0
-    assert len(top_positive(scores, 0, ranks)[0]) == 0
+        assert [r for r, _ in RowOrder(big_ranks).top(big, depth, positive=True)] == brute_force_top(big, depth, big_ranks)
+    assert RowOrder(np.arange(10)).top(np.zeros(10, np.float32), 5, positive=True) == []
+    assert RowOrder(ranks).top(scores, 0, positive=True) == []
 
 
 def test_cli_build_workers(tmp_path, tiny_docs, capsys):

@@ -5,6 +5,7 @@ reranked runs with MTEB's own two-stage path."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from retrieval.rerank import (
     RerankConfig,
     Reranked,
     Reranker,
+    RerankStage,
     judge_text,
     ordered_scores,
     rerank_order,
@@ -128,7 +130,7 @@ class Reverse:
 def test_search_reranks_the_top_depth_and_keeps_the_rest(tiny_index):
     retriever = HybridRetriever.load(tiny_index)
     plain = retriever.search("dowry death of a woman", k=5)
-    hits = retriever.search("dowry death of a woman", k=5, rerank=Reverse(), rerank_depth=3)
+    hits = retriever.search("dowry death of a woman", k=5, rerank=RerankStage(Reverse(), 3))
     assert [h.id for h in hits] == [h.id for h in plain[:3]][::-1] + [h.id for h in plain[3:]]
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
     assert [h.first_stage.rank for h in hits] == [3, 2, 1, 4, 5]
@@ -137,7 +139,30 @@ def test_search_reranks_the_top_depth_and_keeps_the_rest(tiny_index):
     d = hits[0].to_dict()
     assert d["first_stage"]["rank"] == 3 and d["rerank_score"] == hits[0].score
     assert "first_stage" not in plain[0].to_dict()
-    assert len(retriever.search("dowry", k=2, rerank=Reverse(), rerank_depth=4)) == 2
+    assert len(retriever.search("dowry", k=2, rerank=RerankStage(Reverse(), 4))) == 2
+
+
+class Recorder:
+    """A custom stage after fusion (no reranker model): records what it is given and puts the last hit first."""
+
+    depth = 4
+
+    def __init__(self):
+        self.calls = []
+
+    def apply(self, queries, hits, text_of):
+        self.calls.append((list(queries), [[h.id for h in q_hits] for q_hits in hits], text_of(hits[0][0].id)))
+        return [[replace(h, rank=i) for i, h in enumerate([q_hits[-1], *q_hits[:-1]], start=1)] for q_hits in hits]
+
+
+def test_a_custom_stage_passed_to_the_retriever_is_called_on_the_fused_hits(tiny_index):
+    retriever = HybridRetriever.load(tiny_index)
+    plain = retriever.search("dowry death of a woman", k=4)
+    stage = Recorder()
+    hits = retriever.search("dowry death of a woman", k=2, rerank=stage)
+    assert stage.calls[0][:2] == (["dowry death of a woman"], [[h.id for h in plain]])  # its depth, not k
+    assert stage.calls[0][2] == retriever.indexed_text(plain[0].id)  # the text a reranker reads
+    assert [h.id for h in hits] == [plain[3].id, plain[0].id]  # its order, cut to k
 
 
 def test_cli_query_build_and_web_rerank(tiny_docs, tiny_index, cross_encoder_dir, tmp_path, capsys):

@@ -198,3 +198,33 @@ def test_a_per_query_prompt_or_window_is_an_argument_and_changes_nothing_shared(
     assert asked["dense"] != plain["dense"] and asked["bm25"] != plain["bm25"]  # the call's settings were used
     assert (dense.encoder.query_prompt, bm25.query_window) == (prompt, window)  # and nothing shared was edited
     assert r.leg_rankings([query]) == plain
+
+
+def test_one_ranking_type_from_leg_to_hit_rows_until_the_ids_are_attached(tiny_index):
+    r = HybridRetriever.load(tiny_index)
+    query = "dowry death of a woman"
+    per_leg = r.leg_rankings([query])
+    fused = r.fuse({name: rankings[0] for name, rankings in per_leg.items()})
+    for ranking in [fused, *(rankings[0] for rankings in per_leg.values())]:  # legs and fusion: the same type
+        assert all(type(row) is int and type(score) is float for row, score in ranking)
+    hits = r.search(query, k=len(fused))
+    assert [(h.id, h.score) for h in hits] == r.with_ids(fused)  # ids attached once, in the Hits
+    assert all(h.legs[name].rank == [row for row, _ in per_leg[name][0]].index(r.row(h.id)) + 1
+               for h in hits for name in h.legs)
+
+
+def test_the_package_has_one_top_k_and_it_keeps_the_highest_ids_of_the_ties_at_the_cut():
+    from pathlib import Path
+
+    from retrieval.index.format import rank_ids
+    from retrieval.ranking import RowOrder
+
+    package = Path(__file__).resolve().parent.parent / "retrieval"
+    sorting = {p.relative_to(package).as_posix() for p in package.rglob("*.py") if "argpartition" in p.read_text()}
+    assert sorting == {"ranking.py"}  # RowOrder.top; lexical's top_positive is gone
+    ids = ["S9", "S10", "S2", "S1", "S3"]  # row order is not id order
+    order = RowOrder(rank_ids(ids))
+    scores = np.array([1.0, 1.0, 2.0, 1.0, 0.0])
+    assert [ids[row] for row, _ in order.top(scores, 3)] == ["S2", "S9", "S10"]  # of the tied, the highest ids
+    assert [ids[row] for row, _ in order.top(scores, 5, positive=True)] == ["S2", "S9", "S10", "S1"]  # no 0s
+    assert order.top(scores, 2) == order.top(scores, 2, positive=True) == [(2, 2.0), (0, 1.0)]

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..ranking import Ranking
+
 BACKENDS = {"milvus": "retrieval.milvus.backend:MilvusBackend"}  # name in the manifest -> the class opening it
 Resources = set[tuple[str, str]]  # what an index points at outside its folder, e.g. (uri, collection)
 
@@ -49,8 +51,8 @@ class Backend:
         return None
 
     def fuse(self, retriever, queries: Sequence[str], allowed: Any = None,
-             inputs: Mapping[str, Mapping] | None = None) -> list[list[tuple[str, float]]]:
-        """Each query's fused (doc id, score) list, fused by the backend's engine (`--fusion server`)."""
+             inputs: Mapping[str, Mapping] | None = None) -> list[Ranking]:
+        """Each query's fused ranking (document rows and scores), fused by the backend's engine (`--fusion server`)."""
         raise ValueError("--fusion server needs a Milvus-backed index with a dense and a client BM25 leg")
 
     def held(self, legs: Mapping) -> Resources:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-Ranking = list[tuple[int, float]]  # (document row, score), best first
+from ..ranking import Ranking, RowOrder
 
 
 @runtime_checkable
@@ -125,34 +125,6 @@ class LoadOptions:
     chunking: Any = None  # query-side chunk settings overriding the index's (ChunkSettings)
     bm25: Any = None  # query-side BM25 settings overriding the index's (Bm25Params: query window)
     backend: Any = None  # the index.backends.Backend whose engines a saved leg's config may point at
-
-
-class RowOrder:
-    """Ranking order shared by every leg: descending score, ties by descending document id (trec_eval's)."""
-
-    def __init__(self, id_ranks: np.ndarray):
-        self.id_ranks = id_ranks  # each row's place in sorted id order
-
-    def order(self, rows: np.ndarray, scores: np.ndarray) -> Ranking:
-        """`rows` sorted by descending score, ties by descending id."""
-        order = np.lexsort((-self.id_ranks[rows], -scores))
-        return [(int(rows[i]), float(scores[i])) for i in order]
-
-    def top(self, scores: np.ndarray, depth: int, rows: np.ndarray | None = None) -> Ranking:
-        """Top-`depth` of `rows` (default: every row) by `scores` (aligned with rows); of the ties at the
-        cut, those with the highest ids."""
-        rows = np.arange(len(scores)) if rows is None else rows
-        if depth >= len(rows):
-            return self.order(rows, scores)
-        # the depth-th highest score; numpy partitions the negated scores at the front fast, but takes
-        # ~20x longer to partition at the back when most scores tie
-        kth = -np.partition(-scores, depth - 1)[depth - 1]
-        above, tied = np.flatnonzero(scores > kth), np.flatnonzero(scores == kth)
-        need = depth - len(above)
-        if len(tied) > need:
-            tied = tied[np.argpartition(-self.id_ranks[rows[tied]], need - 1)[:need]]
-        keep = np.concatenate([above, tied])
-        return self.order(rows[keep], scores[keep])
 
 
 LegType = Any  # a class with build(documents, options, order) and load(folder, config, options, order)

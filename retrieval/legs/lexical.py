@@ -21,7 +21,7 @@ from ..index.backends import chosen
 from ..languages import SAMPLE
 from ..lexical.analysis import Analyzer, AnalyzerSettings, resolve_settings
 from ..lexical.chinese import law_names
-from ..lexical.engines import LexicalIndex, build_bm25, load_lexical, top_positive
+from ..lexical.engines import LexicalIndex, build_bm25, load_lexical
 from ..settings import Bm25Params
 from .base import BuildOptions, LegBase, LoadOptions, Ranking, RowOrder, register_leg
 
@@ -93,8 +93,7 @@ class Bm25Leg(LegBase):
                 inside = np.zeros(len(scores), dtype=bool)
                 inside[allowed.rows] = True
                 scores = np.where(inside, scores, 0)
-            rows, kept = top_positive(scores, depth, self.order.id_ranks)
-            out.append([(int(r), float(s)) for r, s in zip(rows, kept)])
+            out.append(self.order.top(scores, depth, positive=True))
         return out
 
     def scores(self, query: str, query_window: int | None = None) -> np.ndarray:

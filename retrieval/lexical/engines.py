@@ -102,43 +102,6 @@ def build_bm25(documents: Iterable[Document], analyzer: Analyzer, engine: str = 
     return text if titles is None else TitleFieldIndex(text, index(titles, "BM25 titles"), weight)
 
 
-def top_positive(scores: np.ndarray, depth: int, id_ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the `depth` best scores above zero, best first, ties by descending id rank; and their scores.
-
-    A document with score 0 shares no term with the query and is not listed. Only the candidates
-    (`_candidates`, about `depth` rows) are partitioned and sorted, not the whole corpus.
-    """
-    rows = _candidates(scores, depth) if depth > 0 else np.zeros(0, dtype=np.int64)
-    if len(rows) > depth:
-        kept = scores[rows]
-        kth = -np.partition(-kept, depth - 1)[depth - 1]  # the depth-th highest score
-        above, tied = rows[kept > kth], rows[kept == kth]
-        need = depth - len(above)
-        if len(tied) > need:  # of the ties at the cut, those with the highest ids
-            tied = tied[np.argpartition(-id_ranks[tied], need - 1)[:need]]
-        rows = np.concatenate([above, tied])
-    rows = rows[np.lexsort((-id_ranks[rows], -scores[rows]))]
-    return rows, scores[rows]
-
-
-_GROUPS = 8  # slabs of the score vector whose element-wise maximum bounds the depth-th best score
-
-
-def _candidates(scores: np.ndarray, depth: int) -> np.ndarray:
-    """Positive-score rows that can be among the `depth` best: those at or above a bound on the depth-th score.
-
-    The bound is the depth-th highest of the element-wise maxima of 8 slabs of the scores: `depth`
-    maxima reach it, each a different row, so at least `depth` scores do, and the depth-th best score
-    is at least the bound. Cheap (a few vectorised passes), and it leaves about `depth` rows.
-    """
-    full = len(scores) - len(scores) % _GROUPS
-    maxima = scores[:full].reshape(_GROUPS, -1).max(axis=0)
-    if full < len(scores):
-        maxima = np.append(maxima, scores[full:].max())
-    bound = -np.partition(-maxima, depth - 1)[depth - 1] if len(maxima) > depth else 0
-    return np.flatnonzero(scores >= bound) if bound > 0 else np.flatnonzero(scores > 0)
-
-
 def load_lexical(folder: Path, engine: str, params: dict, *, mmap: bool = False,
                  title_weight: float | None = None) -> LexicalIndex:
     """Load an index written by `save` (with its title field when `title_weight` is given); `mmap` maps bm25s's arrays."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..index.backends import Backend, Resources
+from ..ranking import Ranking
 from . import MilvusSetupError, MilvusTarget
 from .bm25 import load_engine
 from .fusion import server_fuse
@@ -59,7 +60,7 @@ class MilvusBackend(Backend):
         return None
 
     def fuse(self, retriever, queries: Sequence[str], allowed: Any = None,
-             inputs: Mapping[str, Mapping] | None = None) -> list[list[tuple[str, float]]]:
+             inputs: Mapping[str, Mapping] | None = None) -> list[Ranking]:
         return server_fuse(retriever, queries, allowed, inputs)
 
     def held(self, legs: Mapping) -> Resources:

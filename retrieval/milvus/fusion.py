@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ..ranking import Ranking
 from . import MilvusSetupError
 from .bm25 import MilvusBm25
 from .collection import BM25, MAX_LIMIT, VECTOR, milvus_errors
@@ -19,8 +20,8 @@ from .store import MilvusStore
 
 
 def server_fuse(retriever, queries: Sequence[str], allowed: np.ndarray | None = None,
-                inputs: Mapping[str, Mapping] | None = None) -> list[list[tuple[str, float]]]:
-    """Each query's fused (doc id, score) list, best first, fused by Milvus."""
+                inputs: Mapping[str, Mapping] | None = None) -> list[Ranking]:
+    """Each query's fused ranking (document rows and scores), best first, fused by Milvus."""
     from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
 
     dense, bm25 = _legs(retriever)
@@ -39,7 +40,7 @@ def server_fuse(retriever, queries: Sequence[str], allowed: np.ndarray | None = 
         with milvus_errors(f"hybrid search of {collection.name}"):
             hits = collection.client.hybrid_search(collection.name, requests, ranker, limit=depth,
                                                    output_fields=["doc"])[0]
-        out.append([(retriever.ids[h["entity"]["doc"]], float(h["distance"])) for h in hits])
+        out.append([(int(h["entity"]["doc"]), float(h["distance"])) for h in hits])
     return out
 
 

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..index.format import prefers_mmap, rank_ids
-from ..lexical.engines import top_positive
+from ..index.format import prefers_mmap
 from ..retriever import HybridRetriever
 from . import synthetic
 from .measure import MB, latency
@@ -133,13 +132,13 @@ def _queries(ours: Path, raw: Path, queries: list[str]) -> dict:
     retriever = HybridRetriever.load(ours, verify=False)
     model = bm25s.BM25.load(str(raw), mmap=prefers_mmap(retriever.info), show_progress=False)  # as ours loads
     stemmer = Stemmer.Stemmer("english")
-    depth, ranks = retriever.depth(), rank_ids(retriever.ids)
+    depth = retriever.depth()
 
     def raw_tokens(q: str):
         return bm25s.tokenize([q], stopwords="en", stemmer=stemmer, show_progress=False, return_ids=False)[0]
 
     def ours_top(q: str):
-        return top_positive(retriever.leg["bm25"].scores(q), depth, ranks)
+        return retriever.order.top(retriever.leg["bm25"].scores(q), depth, positive=True)
 
     diff = max(float(np.abs(retriever.leg["bm25"].scores(q) - _raw_scores(model, raw_tokens(q))).max()) for q in queries)
     return {"depth": depth, "max_score_diff": diff, "query": {

@@ -178,7 +178,7 @@ def _bm25_build(r: dict) -> str:
             "both polled every 50 ms. The best of up to "
             f"{r['config']['repeats']} runs each (one where a run takes over "
             f"{r['config']['build_budget_s']:.0f} s). Query p50 on the saved indexes, depth min(1000, n): the "
-            "project's `leg_rankings` / analysis + scores + `lexical.top_positive` (positive scores only, "
+            "project's `leg_rankings` / analysis + scores + `RowOrder.top(positive=True)` (positive scores only, "
             "partial sort) / bm25s `retrieve`. Score difference: the largest |difference| between the two "
             f"indexes' scores over the {r['config']['queries']} queries. Measured {b['started']}, load average "
             f"{_load(b['load_average'])} at the start{shared}.\n\n"

@@ -15,6 +15,7 @@ from .. import fusion
 from ..corpus import Document, read_corpus
 from ..dense.stores.faiss import INDEX_FILE, KINDS, FaissStore, StoreParams, default_kind, ivf_nlist
 from ..index.format import index_bytes, read_manifest, verify_checksums
+from ..ranking import RowOrder
 from ..retriever import HYBRID, HybridRetriever
 from .measure import MB, latency, repeated_runs, summarise_runs, timed_run
 
@@ -81,12 +82,11 @@ def dense(vectors: np.ndarray, query_vectors: np.ndarray, repeats: int, build_bu
 
 
 def fusion_cost(repeats: int, calls: int = 1000) -> dict:
-    """RRF over two lists of 1000 documents that share half their ids, per call."""
-    ids = [f"P{i:07d}" for i in range(1500)]
-    lists = [[(d, 1.0 / (r + 1)) for r, d in enumerate(ids[:1000])],
-             [(d, 1.0 / (r + 1)) for r, d in enumerate(ids[500:])]]
+    """RRF over two lists of 1000 documents that share half their rows, per call."""
+    order = RowOrder(np.arange(1500))
+    lists = [[(r, 1.0 / (r + 1)) for r in range(1000)], [(d, 1.0 / (r + 1)) for r, d in enumerate(range(500, 1500))]]
     return {"lists": 2, "length": 1000, "overlap": 500,
-            **latency(lambda _: fusion.rrf(lists), [None] * calls, repeats)}
+            **latency(lambda _: fusion.rrf(lists, order), [None] * calls, repeats)}
 
 
 def index_folder(retriever: HybridRetriever, queries: list[str], query_vectors: np.ndarray, repeats: int,

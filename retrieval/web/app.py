@@ -198,10 +198,10 @@ def _filtered_search(target: ServedIndex, body: SearchBody, deadline: float) -> 
                                   deadline=deadline)
     except ValueError as e:
         raise HTTPException(400, f"index {target.name!r}: {e}") from None
-    reranker, depth = target.rerank if body.rerank and target.rerank else (None, 0)
+    stage = target.rerank if body.rerank else None
     t = time.perf_counter()
-    hits = retriever.search(body.q, k=body.k, mode=body.mode, rerank=reranker, rerank_depth=depth or 1,
-                            allowed=allowed)
+    hits = retriever.search(body.q, k=body.k, mode=body.mode, rerank=stage, allowed=allowed)
+    reranker, depth = stage or (None, 0)
     out = results_json(body.q, body.mode, retriever.legs, hits, time.perf_counter() - t, as_of=body.as_of,
                        warnings=allowed.warnings)
     if reranker is not None:

@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from ..hits import Hit
-from ..rerank import Reranker
+from ..rerank import RerankStage
 from ..retriever import HybridRetriever
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class _Job:
     query: str
     k: int
     mode: str
-    rerank: tuple[Reranker, int] | None
+    rerank: RerankStage | None
     future: Future
 
     def group(self) -> tuple:
@@ -78,7 +78,7 @@ class Batcher:
         """Searches admitted and not yet answered (waiting or running)."""
         return self._held
 
-    def submit(self, query: str, k: int, mode: str, rerank: tuple[Reranker, int] | None = None) -> Future:
+    def submit(self, query: str, k: int, mode: str, rerank: RerankStage | None = None) -> Future:
         """Queue one search; its Future gives an Answer. Raises QueueFull at once when the index is full."""
         future: Future = Future()
         with self._cond:
@@ -121,11 +121,9 @@ class Batcher:
         """One search_many call for jobs sharing mode, k and reranker; if it fails, each job alone."""
         retriever = self._retriever()
         first = jobs[0]
-        reranker, depth = first.rerank or (None, 1)
         t = time.perf_counter()
         try:
-            results = retriever.search_many([j.query for j in jobs], first.k, first.mode, rerank=reranker,
-                                            rerank_depth=depth)
+            results = retriever.search_many([j.query for j in jobs], first.k, first.mode, rerank=first.rerank)
         except Exception as e:  # noqa: BLE001 - handed to the request(s)
             if len(jobs) == 1:
                 first.future.set_exception(e)

@@ -41,8 +41,7 @@ class Reloader:
             return out | {"status": "unchanged"}
         try:
             new = self._load(target.folder)
-            reranker, depth = target.rerank or (None, 1)
-            new.search("warm up", k=1, rerank=reranker, rerank_depth=depth)  # verifies it answers, loads kernels
+            new.search("warm up", k=1, rerank=target.rerank)  # verifies it answers, loads kernels
         except Exception as e:  # noqa: BLE001 - any failure refuses the new generation
             self.refused += 1
             log.error("index %s: new generation %s refused, still serving %s: %s: %s", target.name, generation,

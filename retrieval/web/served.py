@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..index.format import current_generation
 from ..languages import default_mode
-from ..rerank import Reranker
+from ..rerank import RerankStage
 from ..retriever import HybridRetriever
 from .batching import BatchConfig, Batcher, needs_encoder
 
@@ -24,7 +24,7 @@ class ServedIndex:
 
     name: str
     retriever: HybridRetriever
-    rerank: tuple[Reranker, int] | None = None  # (reranker, depth) applied unless a request says rerank=false
+    rerank: RerankStage | None = None  # (reranker, depth) applied unless a request says rerank=false
     folder: Path | None = None
     batch: BatchConfig = field(default_factory=BatchConfig)
     on_batch: Callable[[str, int, float], None] | None = None  # metrics hook: worker name, batch size, seconds
@@ -32,6 +32,8 @@ class ServedIndex:
     _facets: tuple[HybridRetriever, dict] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if self.rerank is not None:
+            self.rerank = RerankStage(*self.rerank)  # a plain (reranker, depth) pair becomes the stage
         self.encoder_worker = Batcher(f"{self.name}/encoder", lambda: self.retriever, self.batch, self.on_batch)
         self.plain_worker = Batcher(f"{self.name}/plain", lambda: self.retriever, self.batch, self.on_batch)
         if self.generation is None and self.folder is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from ..rerank import Reranker
+from ..rerank import Reranker, RerankStage
 from ..retriever import HybridRetriever
 from .app import DEFAULT_TIMEOUT_S, create_app, is_loopback
 from .batching import BatchConfig
@@ -47,8 +47,7 @@ def serve(paths: Sequence[str | Path], host: str = "127.0.0.1", port: int = 8000
     retrievers = load_indexes(paths, device, dense_backend)
     rerankers = {} if rerank_off else index_rerankers(retrievers, rerank, device)
     for name, retriever in retrievers.items():
-        reranker, depth = rerankers.get(name, (None, 1))
-        retriever.search("warm up", k=1, rerank=reranker, rerank_depth=depth)  # the first call loads kernels
+        retriever.search("warm up", k=1, rerank=rerankers.get(name))  # the first call loads kernels
     if not is_loopback(host):
         print(f"warning: listening on {host}: anyone who can reach it can query (there is no login)", file=sys.stderr)
     folders = {name: Path(path) for name, path in zip(retrievers, paths)}
@@ -80,12 +79,12 @@ def _log_to_stderr() -> None:
 
 
 def index_rerankers(retrievers: Mapping[str, HybridRetriever], rerank: tuple[Reranker, int] | None,
-                    device: str | None = None) -> dict[str, tuple[Reranker, int]]:
+                    device: str | None = None) -> dict[str, RerankStage]:
     """Per index: the given (reranker, depth), else the reranker the index names; indexes with neither are left out."""
     from ..rerank import from_index
 
     if rerank is not None:
-        return {name: rerank for name in retrievers}
+        return {name: RerankStage(*rerank) for name in retrievers}
     return {name: from_index(r.info["rerank"], device) for name, r in retrievers.items() if r.info.get("rerank")}
 
 
