@@ -68,6 +68,7 @@ def test_each_fold_model_trains_only_on_queries_outside_its_fold(qwen3_dir, tmp_
         assert seen and not seen & set(f["test_queries"])
         assert seen | set(f["test_queries"]) == set(QUERIES)
     assert sorted(q for f in folds for q in f["test_queries"]) == sorted(QUERIES)
+    assert all(f["selection"]["rule"] and f["base_selection"]["rule"] for f in folds)  # why each nested choice
     oof = report["out_of_fold"]
     assert {"base_dense", "finetuned_dense", "hybrid_nested", "base_hybrid_nested", "bm25"} <= set(oof)
     assert set(oof["per_query"]) == set(QUERIES)

@@ -9,7 +9,7 @@ import pytest
 from test_bench import write_dataset
 
 from retrieval.cli import main
-from retrieval.evaluation.tune import cross_validate
+from retrieval.evaluation.tune import choose_row, cross_validate
 
 QIDS = [f"q{i}" for i in range(10)]
 
@@ -34,6 +34,43 @@ def test_held_out_scores_do_not_change_the_choice():
     again = cross_validate(changed, QIDS, folds=5, seed=3)
     assert again["folds"][2]["chosen"] == base["folds"][2]["chosen"]
     assert len(again["folds"]) == 5 and set(again["per_query"]) == set(QIDS)
+
+
+def selection_grid(steady_gain: float | None = None) -> np.ndarray:
+    """Rows: BM25 alone, dense alone, then fused settings that each gain 0.2 on one query and lose 0.01 on the
+    others (the best of them leads on any training set by luck), and optionally one that gains everywhere."""
+    bm25 = np.linspace(0.3, 0.7, 10)
+    lucky = bm25 + 0.2 * np.eye(10) - 0.01
+    rows = [bm25, bm25 - 0.2, *lucky] + ([bm25 + steady_gain] if steady_gain is not None else [])
+    return np.vstack(rows)
+
+
+def test_a_fused_setting_that_leads_the_training_queries_by_luck_loses_to_the_best_single_leg():
+    matrix = selection_grid()
+    row, why = choose_row(matrix, matrix, list(range(10)), single=[0, 1])
+    assert row == 0 and why["best_fused"] == 2 and why["best_single_leg"] == 0
+    assert why["train_margin"] == pytest.approx(0.01) and why["train_margin"] < why["train_margin_se"]
+    assert why["inner_gain"] == pytest.approx(-0.01) and why["rule"].startswith("single leg")
+    assert choose_row(matrix, matrix, list(range(10)))[0] == 2  # plain argmax takes the lucky fused row
+    res = cross_validate(matrix, QIDS, folds=5, seed=0, single=[0, 1])
+    assert all(f["chosen"] == 0 and f["selection"]["rule"].startswith("single leg") for f in res["folds"])
+
+
+def test_a_fused_setting_clearly_above_the_best_single_leg_is_chosen():
+    matrix = selection_grid(steady_gain=0.05)
+    row, why = choose_row(matrix, matrix, list(range(10)), single=[0, 1])
+    assert row == 12 and why["rule"].startswith("fused") and why["inner_gain"] == pytest.approx(0.05)
+    res = cross_validate(matrix, QIDS, folds=5, seed=0, single=[0, 1])
+    assert all(f["chosen"] == 12 for f in res["folds"])
+
+
+def test_the_selection_rule_sees_training_queries_only():
+    matrix = selection_grid()
+    test = np.array_split(np.random.default_rng(0).permutation(10), 5)[1]
+    changed = matrix.copy()
+    changed[2:, test] += 0.5  # every fused row far better on fold 1's held-out queries only
+    assert cross_validate(changed, QIDS, 5, 0, single=[0, 1])["folds"][1]["selection"] == \
+        cross_validate(matrix, QIDS, 5, 0, single=[0, 1])["folds"][1]["selection"]
 
 
 def test_tune_command_writes_report_and_settings_used_by_bench_and_build(tmp_path):

@@ -5,8 +5,10 @@ the grid is then scored per query with MTEB's nDCG@10 (pytrec_eval, through eval
 bench's per-query scores are). For each fold the
 setting with the best mean over the *training* queries is chosen and scored on the held-out
 queries only, so no query's labels choose the setting that scores it. The out-of-fold mean
-over all queries is the number to quote. Single legs are in the grid, so fusion is chosen
-only where it helps on training queries.
+over all queries is the number to quote. Single legs are in the grid, and a fused setting is
+chosen over the best of them only when an inner cross-validation on the training queries alone
+says choosing fused beats choosing a single leg (choose_row), so fusion is chosen only where it
+helps on queries that did not choose it, within the training queries.
 """
 
 from __future__ import annotations
@@ -111,10 +113,66 @@ class Grid:
     texts: list[str]
     documents: int
 
-    def choose(self, train: Sequence[str]) -> int:
-        """The setting with the best (smoothed) mean over the `train` queries only; first in grid order on ties."""
+    def choose(self, train: Sequence[str], folds: int = 5, seed: int = 0) -> tuple[int, dict[str, Any]]:
+        """The setting chosen on the `train` queries only (choose_row's rule), with why it was chosen."""
         cols = [self.qids.index(q) for q in train]
-        return int(np.argmax(self.smoothed[:, cols].mean(axis=1)))
+        return choose_row(self.matrix, self.smoothed, cols, single_leg_rows(self.candidates), folds, seed)
+
+
+def single_leg_rows(candidates: Sequence[Candidate]) -> list[int]:
+    """The grid rows of one leg alone (dense only or BM25 only)."""
+    return [i for i, c in enumerate(candidates) if 0 in c.fusion.weights.values()]
+
+
+def choose_row(matrix: np.ndarray, select: np.ndarray, train: Sequence[int], single: Sequence[int] | None = None,
+               folds: int = 5, seed: int = 0) -> tuple[int, dict[str, Any]]:
+    """The row with the best mean of `select` over the `train` columns (first in grid order on ties).
+
+    With `single` (the single-leg rows) and a fused best row, an inner cross-validation on the `train`
+    columns alone decides between it and the best single leg: both choices (best of every row, best of
+    the single-leg rows) are made on each inner fold's other columns and scored by `matrix` on that
+    fold; the fused row is taken only when its inner out-of-fold mean is higher. A fused cell that leads
+    only by luck of the max over thousands of settings loses there. Returns (row, the rule and margins).
+    """
+    train = np.asarray(train, dtype=int)
+    best = _best_row(select, train)
+    if single is None or best in single:
+        return best, {"rule": "best training mean"}
+    single = np.asarray(single, dtype=int)
+    leg = int(single[_best_row(select[single], train)])
+    diff = select[best, train] - select[leg, train]
+    why: dict[str, Any] = {"best_fused": best, "best_single_leg": leg, "train_margin": float(diff.mean()),
+                           "train_margin_se": _se(diff)}
+    if len(train) < 2:
+        return best, {"rule": "best training mean (too few queries for an inner check)", **why}
+    inner = fold_split(len(train), min(folds, len(train)), seed)
+    gain = _inner_oof(matrix, select, train, inner, None) - _inner_oof(matrix, select, train, inner, single)
+    fused = bool(gain.mean() > 0)
+    why = {"rule": "fused: higher inner cross-validated mean than the best single leg" if fused else
+           "single leg: the fused choice does not beat it in inner cross-validation",
+           **why, "inner_gain": float(gain.mean()), "inner_gain_se": _se(gain)}
+    return (best if fused else leg), why
+
+
+def _best_row(select: np.ndarray, cols: np.ndarray) -> int:
+    return int(np.argmax(select[:, cols].mean(axis=1)))  # first best in grid order on ties
+
+
+def _inner_oof(matrix: np.ndarray, select: np.ndarray, train: np.ndarray, inner: list[np.ndarray],
+               rows: np.ndarray | None) -> np.ndarray:
+    """Per train column: `matrix` at the row chosen (among `rows`, default all) on the other inner folds."""
+    out = np.zeros(len(train))
+    rows = np.arange(len(matrix)) if rows is None else rows
+    for test in inner:
+        if len(test):
+            row = rows[_best_row(select[rows], np.delete(train, test))]
+            out[test] = matrix[row, train[test]]
+    return out
+
+
+def _se(diff: np.ndarray) -> float:
+    """Standard error of a mean of paired differences."""
+    return float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("inf")
 
 
 def score_grid(cfg: TuneConfig) -> Grid:
@@ -145,9 +203,10 @@ def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     grid = score_grid(cfg)
     qids, candidates, matrix, smoothed = grid.qids, grid.candidates, grid.matrix, grid.smoothed
     encoder, base, analysis, texts = grid.encoder, grid.base, grid.analysis, grid.texts
-    oof = cross_validate(matrix, qids, cfg.folds, cfg.seed, select=smoothed)
-    plain = cross_validate(matrix, qids, cfg.folds, cfg.seed) if cfg.selection == "smooth" else oof
-    best_all = int(np.argmax(smoothed.mean(axis=1)))
+    single = single_leg_rows(candidates)
+    oof = cross_validate(matrix, qids, cfg.folds, cfg.seed, select=smoothed, single=single)
+    plain = cross_validate(matrix, qids, cfg.folds, cfg.seed, single=single) if cfg.selection == "smooth" else oof
+    best_all, why = choose_row(matrix, smoothed, range(len(qids)), single, cfg.folds, cfg.seed)
     report: dict[str, Any] = {
         "task": data.name,
         "model": encoder.model_name if encoder else None,
@@ -160,7 +219,8 @@ def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         "out_of_fold": _out_of_fold(oof, plain, qids, candidates),
         "baselines_all_queries": _baselines(candidates, matrix),
         "chosen": {"id": best_all, "label": candidates[best_all].label(), **candidates[best_all].to_dict(),
-                   "ndcg_at_10_all_queries_in_sample": float(matrix[best_all].mean())},
+                   "ndcg_at_10_all_queries_in_sample": float(matrix[best_all].mean()),
+                   "selection": selection_labels(why, candidates)},
         "grid_note": "ndcg_at_10 of a fixed setting is its mean over all queries; no choice is involved, so it is "
                      "the same held-out or not. Only the chosen setting's score needs cross-validation.",
         "grid": [{"id": i, "label": c.label(), **c.to_dict(), "ndcg_at_10": float(matrix[i].mean())}
@@ -170,7 +230,7 @@ def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     best_leg = max(report["single_legs_out_of_fold"].values(), default=None)
     if best_leg is not None:
         report["out_of_fold"]["minus_best_single_leg"] = report["out_of_fold"]["ndcg_at_10"] - best_leg
-    track = _track_split(matrix, qids, candidates)
+    track = _track_split(matrix, qids, candidates, single)
     if track:
         report["track_split"] = track
     if cfg.prompts:
@@ -187,7 +247,8 @@ def _out_of_fold(oof: dict, plain: dict, qids: list[str], candidates: list[Candi
     return {
         "ndcg_at_10": float(np.mean([oof["per_query"][q] for q in qids])),
         "ndcg_at_10_plain_argmax": float(np.mean([plain["per_query"][q] for q in qids])),
-        "folds": [{**f, "chosen": candidates[f["chosen"]].label(), "chosen_id": f["chosen"]} for f in oof["folds"]],
+        "folds": [{**f, "chosen": candidates[f["chosen"]].label(), "chosen_id": f["chosen"],
+                   "selection": selection_labels(f["selection"], candidates)} for f in oof["folds"]],
         "per_query": oof["per_query"],
     }
 
@@ -197,23 +258,25 @@ def _protocol(cfg: TuneConfig) -> str:
     smoothing = (" after averaging each setting with its neighbours in dense weight (±0.1, same method and legs)"
                  if cfg.selection == "smooth" else "")
     return (f"{cfg.folds}-fold cross-validation over queries (seed {cfg.seed}): each fold's setting is the best mean "
-            f"nDCG@10 on the other folds' queries{smoothing}, scored on the fold's queries only; "
+            f"nDCG@10 on the other folds' queries{smoothing}, a fused one only when an inner cross-validation on "
+            "those queries alone scores choosing it above choosing the best single leg (else that leg), scored on the fold's queries only; "
             "out_of_fold.ndcg_at_10 is the mean over all queries of those held-out scores")
 
 
 def cross_validate(matrix: np.ndarray, qids: Sequence[str], folds: int, seed: int,
-                   select: np.ndarray | None = None) -> dict[str, Any]:
-    """Per fold: the row with the best mean of `select` (default `matrix`) over training columns,
-    scored by `matrix` on the held-out columns."""
+                   select: np.ndarray | None = None, single: Sequence[int] | None = None) -> dict[str, Any]:
+    """Per fold: the row choose_row takes on `select` (default `matrix`) over training columns (with its inner
+    check when `single` names the single-leg rows), scored by `matrix` on the held-out columns."""
     select = matrix if select is None else select
     per_query: dict[str, float] = {}
     out = []
     for f, test in enumerate(fold_split(len(qids), folds, seed)):
         train = np.setdiff1d(np.arange(len(qids)), test)
-        chosen = int(np.argmax(select[:, train].mean(axis=1)))  # first best in grid order on ties
+        chosen, why = choose_row(matrix, select, train, single, folds, seed)
         per_query.update({qids[j]: float(matrix[chosen, j]) for j in test})
         out.append({"fold": f, "chosen": chosen, "train_ndcg_at_10": float(matrix[chosen, train].mean()),
-                    "test_ndcg_at_10": float(matrix[chosen, test].mean()), "test_queries": len(test)})
+                    "test_ndcg_at_10": float(matrix[chosen, test].mean()), "test_queries": len(test),
+                    "selection": why})
     return {"per_query": per_query, "folds": out}
 
 
@@ -337,6 +400,11 @@ def _score_grid(cfg: TuneConfig, base: HybridRetriever, qids: list[str], bm25: d
     return candidates, scores
 
 
+def selection_labels(why: dict[str, Any], candidates: Sequence[Candidate]) -> dict[str, Any]:
+    """choose_row's account with the settings it compared named by label."""
+    return {k: candidates[v].label() if k in ("best_fused", "best_single_leg") else v for k, v in why.items()}
+
+
 def _baselines(candidates: list[Candidate], matrix: np.ndarray) -> dict[str, float]:
     """Mean nDCG@10 over all queries of the untuned settings, for reference."""
     out = {}
@@ -363,14 +431,16 @@ def _single_legs(candidates: list[Candidate], matrix: np.ndarray, select: np.nda
     return out
 
 
-def _track_split(matrix: np.ndarray, qids: list[str], candidates: list[Candidate]) -> dict | None:
-    """AILA 2019's own protocol: tune on AILA_Q1-Q10, test on AILA_Q11-Q50."""
+def _track_split(matrix: np.ndarray, qids: list[str], candidates: list[Candidate],
+                 single: Sequence[int]) -> dict | None:
+    """AILA 2019's own protocol: tune on AILA_Q1-Q10 (choose_row's rule), test on AILA_Q11-Q50."""
     train = [j for j, q in enumerate(qids) if q in AILA_TRACK_TRAIN]
     test = [j for j, q in enumerate(qids) if q not in AILA_TRACK_TRAIN]
     if len(train) != len(AILA_TRACK_TRAIN) or not test:
         return None
-    chosen = int(np.argmax(matrix[:, train].mean(axis=1)))
+    chosen, why = choose_row(matrix, matrix, train, single)
     return {"train": "AILA_Q1-Q10", "test": "AILA_Q11-Q50", "chosen_id": chosen, "chosen": candidates[chosen].label(),
+            "selection": selection_labels(why, candidates),
             "train_ndcg_at_10": float(matrix[chosen, train].mean()), "ndcg_at_10": float(matrix[chosen, test].mean())}
 
 

@@ -2,7 +2,7 @@
 
 Fold k's model trains on the other folds' queries only (less a validation share, for early stopping), and
 fold k's queries are scored with it by the tune grid (retrieval/evaluation/tune.py: nDCG@10 by
-evaluation/scoring.py, bench's scorer, which gives mteb.evaluate's figures; tests/test_finetune.py checks them). The nested hybrid takes, per fold, the grid setting with the best mean on
+evaluation/scoring.py, bench's scorer, which gives mteb.evaluate's figures; tests/test_finetune.py checks them). The nested hybrid takes, per fold, the grid setting tune's rule (choose_row) picks on
 that fold's training queries, so neither the weights nor the fusion ever saw the scored fold. The folds are
 tune's (fold_split, same seed), so the base model's nested hybrid is `tune`'s out-of-fold figure.
 
@@ -28,7 +28,7 @@ from ..corpus import CorpusError
 from ..dense.chunking import ChunkSettings
 from ..dense.encoders import DEFAULT_MODEL, Encoder, EncoderConfig, make_encoder, weights_sha256
 from ..evaluation.datasets import data_fingerprint, subset
-from ..evaluation.tune import Grid, TuneConfig, fold_split, score_grid
+from ..evaluation.tune import Grid, TuneConfig, fold_split, score_grid, selection_labels
 from .options import TrainConfig
 from .pairs import Pairs, check_queries, corpus_pairs, merge, query_pairs, with_hard_negatives
 from .train import train_fitting
@@ -108,7 +108,7 @@ def _cross_validate(cfg: FinetuneConfig, data, qids: list[str], base: Encoder, w
             grid = score_grid(replace(tune, spec=tune.spec.with_model(str(work / f"fold-{k}" / "model"))))
             result["scoring_seconds"] = time.perf_counter() - t
             result["test_queries"] = test
-            result["scores"] = _fold_scores(base_grid, grid, train_q, test)
+            result["scores"] = _fold_scores(base_grid, grid, train_q, test, cfg.tune.folds, cfg.tune.seed)
             result_file.write_text(json.dumps(result, indent=2), encoding="utf-8")
             shutil.rmtree(work / f"fold-{k}" / "model", ignore_errors=True)
         for name, scores in result["scores"]["per_query"].items():
@@ -124,18 +124,22 @@ def _cross_validate(cfg: FinetuneConfig, data, qids: list[str], base: Encoder, w
             "base_scoring_seconds": base_seconds}
 
 
-def _fold_scores(base: Grid, grid: Grid, train_q: list[str], test: list[str]) -> dict[str, Any]:
+def _fold_scores(base: Grid, grid: Grid, train_q: list[str], test: list[str], folds: int, seed: int
+                 ) -> dict[str, Any]:
     """The held-out queries' nDCG@10: fixed dense and BM25 settings, and each model's nested hybrid."""
+    (base_row, base_why), (row, why) = base.choose(train_q, folds, seed), grid.choose(train_q, folds, seed)
     rows = {"base_dense": (base, _dense_row(base, ChunkSettings(queries=True))),
             "finetuned_dense": (grid, _dense_row(grid, ChunkSettings(queries=True))),
             "base_dense_no_chunking": (base, _dense_row(base, ChunkSettings())),
             "finetuned_dense_no_chunking": (grid, _dense_row(grid, ChunkSettings())),
             "bm25": (base, _bm25_row(base)),
-            "base_hybrid_nested": (base, base.choose(train_q)),
-            "hybrid_nested": (grid, grid.choose(train_q))}
-    per_query = {name: {q: float(g.matrix[row, g.qids.index(q)]) for q in test} for name, (g, row) in rows.items()}
-    return {"per_query": per_query, "chosen": grid.candidates[rows["hybrid_nested"][1]].label(),
-            "base_chosen": base.candidates[rows["base_hybrid_nested"][1]].label()}
+            "base_hybrid_nested": (base, base_row),
+            "hybrid_nested": (grid, row)}
+    per_query = {name: {q: float(g.matrix[r, g.qids.index(q)]) for q in test} for name, (g, r) in rows.items()}
+    return {"per_query": per_query, "chosen": grid.candidates[row].label(),
+            "selection": selection_labels(why, grid.candidates),
+            "base_chosen": base.candidates[base_row].label(),
+            "base_selection": selection_labels(base_why, base.candidates)}
 
 
 def _dense_row(grid: Grid, chunking: ChunkSettings) -> int:
@@ -218,7 +222,8 @@ def _protocol(cfg: FinetuneConfig) -> str:
     return (f"{cfg.tune.folds}-fold cross-validation over the training queries (tune's folds, seed {cfg.tune.seed}): "
             "fold k's model is fine-tuned on the other folds' queries only (a validation share of them held out "
             "for early stopping) and scores fold k's queries; the nested hybrid is the tune-grid setting with the "
-            "best mean nDCG@10 on the other folds' queries, built on fold k's model; base_* and bm25 are the "
+            "best mean nDCG@10 on the other folds' queries (a fused one only when an inner cross-validation on those "
+            "queries alone scores choosing it above choosing the best single leg), built on fold k's model; base_* and bm25 are the "
             "untrained model and BM25 on the same folds. out_of_fold: mean over all queries of held-out nDCG@10 "
             "(pytrec_eval, as mteb.evaluate)")
 
