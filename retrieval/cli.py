@@ -509,6 +509,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     """Cross-validated choice of fusion and chunking settings; writes tune.json, tune.md, fusion.json."""
     from .evaluation.report import tune_markdown
     from .evaluation.tune import prompt_presets, run_tune
+    from .settings import Settings, write_settings
 
     if args.folds < 2:
         raise ValueError(f"--folds must be >= 2, got {args.folds}")
@@ -522,7 +523,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "tune.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    (out / "fusion.json").write_text(json.dumps(settings, indent=2, ensure_ascii=False), encoding="utf-8")
+    chosen = Settings.from_dict(settings)  # the settings file has one writer; the rest is provenance
+    write_settings(out / "fusion.json", chosen, **{k: v for k, v in settings.items() if k not in chosen.to_dict()})
     (out / "tune.md").write_text(tune_markdown(report), encoding="utf-8")
     oof = report["out_of_fold"]["ndcg_at_10"]
     print(f"{report['task']}: out-of-fold nDCG@10 {oof:.4f} ({args.folds}-fold CV over {report['queries']} queries)")
