@@ -26,6 +26,7 @@ from .index.format import IndexFileError, NotFoundError
 from .lexical.engines import ENGINES
 from .milvus import BM25_MODES, TOKEN_ENV, MilvusTarget, collection_base, connect
 from .milvus.backend import MilvusBackend
+from .perf.cli import perf_parser
 from .terminal import printable, shorten
 
 HISTORY_LINES = 1000  # queries the interactive prompt's history file keeps
@@ -67,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     _tune_parser(sub)
     _finetune_parser(sub)
     _serve_parser(sub)
-    _perf_parser(sub)
+    perf_parser(sub)
     live_cli.update_parsers(sub)
     return p
 
@@ -193,40 +194,6 @@ retrieval serve index/aila index/amend --port 8080 --watch""")
     s.add_argument("--watch", type=float, metavar="SECONDS", nargs="?", const=2.0,
                    help="poll each index folder for a new generation every SECONDS (default 2) and reload it")
     s.set_defaults(func=cmd_serve)
-
-
-PERF_OUT = "results/perf"  # perf's default folder: a newcomer's run leaves docs/ (the published figures) alone
-
-
-def _perf_parser(sub) -> None:
-    """Options of the `perf` command."""
-    f = command(sub, "perf", "measure build, query, load and memory costs against corpus size", """
-retrieval perf --quick                           # a smoke test, into results/perf
-retrieval perf --sizes 1000,10000,100000,1000000 --repeats 3 --out-dir docs   # the published figures""")
-    f.add_argument("--sizes", help="comma-separated corpus sizes (default 1000,10000,100000,1000000)")
-    f.add_argument("--repeats", type=int, help="runs per figure, the median reported (default 3)")
-    f.add_argument("--queries", type=int, help="queries per latency run (default 200)")
-    f.add_argument("--out-dir", default=PERF_OUT, help=f"folder for performance.md, performance.json and plots "
-                   f"(default: {PERF_OUT}, outside the tracked files; --out-dir docs rewrites the published figures)")
-    f.add_argument("--aila-dir", default=os.environ.get("AILA2019_DIR"),
-                   help="AILA 2019 release folder for the end-to-end MiniLM figures (default: $AILA2019_DIR)")
-    f.add_argument("--quick", action="store_true", help="tiny sizes and one repeat (a smoke test)")
-    f.add_argument("--milvus", metavar="SIZES", help="instead: embedded vs Milvus Lite build seconds and hybrid "
-                                                     "query latency at these corpus sizes (milvus-scale.json/.md)")
-    f.add_argument("--passages", type=int, metavar="N",
-                   help="instead: chunked statutes (windows + titles) as N passages in an HNSW store, statute "
-                        "ranking latency and recall vs exact (performance-passages.json/.md)")
-    f.add_argument("--updates", type=int, metavar="N",
-                   help="instead: build an N-passage index (MiniLM + BM25), update 1%% of it, rebuild it; wall-time "
-                        "ratio update / rebuild (performance-updates.json, a block in performance.md)")
-    f.add_argument("--filtered", type=int, metavar="N",
-                   help="instead: filtered search latency at 1%%, 10%%, 50%% selectivity over N synthetic statutes, exact "
-                        "and HNSW (performance-filtered.json, a block in performance.md)")
-    f.add_argument("--bm25-build-sizes", help="sizes of the whole-process BM25 builds beside raw bm25s "
-                                              "(default 100000,300000,1000000)")
-    f.add_argument("--bm25-builds-only", action="store_true",
-                   help="measure only those builds and add them to the performance.json already in --out-dir")
-    f.set_defaults(func=cmd_perf)
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -551,6 +518,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     """Cross-validated choice of fusion and chunking settings; writes tune.json, tune.md, fusion.json."""
     from .evaluation.report import tune_markdown
     from .evaluation.tune import prompt_presets, run_tune
+    from .settings import Settings, write_settings
 
     if args.folds < 2:
         raise ValueError(f"--folds must be >= 2, got {args.folds}")
@@ -566,7 +534,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "tune.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    (out / "fusion.json").write_text(json.dumps(settings, indent=2, ensure_ascii=False), encoding="utf-8")
+    chosen = Settings.from_dict(settings)  # the settings file has one writer; the rest is provenance
+    write_settings(out / "fusion.json", chosen, **{k: v for k, v in settings.items() if k not in chosen.to_dict()})
     (out / "tune.md").write_text(tune_markdown(report), encoding="utf-8")
     oof = report["out_of_fold"]["ndcg_at_10"]
     print(f"{report['task']}: out-of-fold nDCG@10 {oof:.4f} ({args.folds}-fold CV over {report['queries']} queries)")
@@ -717,87 +686,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     serve(args.index, host=args.host, port=args.port, device=args.device, dense_backend=args.dense_backend,
           rerank=_reranker(args), rerank_off=args.rerank == "none", batch=batch, timeout_s=args.timeout_s,
           watch_s=args.watch)
-    return 0
-
-
-def cmd_perf(args: argparse.Namespace) -> int:
-    """Run the speed and scale benchmark; write performance.md, performance.json and plots."""
-    from .perf import PerfConfig, run_bm25_builds, run_perf
-
-    if args.passages:
-        return _perf_passages(args)
-    if args.milvus:
-        return _perf_milvus(args)
-    if args.updates or args.filtered:
-        return _perf_live(args)
-    base = PerfConfig.quick_config() if args.quick else PerfConfig()
-    sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else base.sizes
-    builds = (tuple(int(s) for s in args.bm25_build_sizes.split(",")) if args.bm25_build_sizes
-              else base.bm25_build_sizes)
-    config = PerfConfig(sizes=sizes, repeats=args.repeats or base.repeats, queries=args.queries or base.queries,
-                        aila_dir=Path(args.aila_dir) if args.aila_dir else None, quick=args.quick,
-                        bm25_build_sizes=builds)
-    written = (run_bm25_builds if args.bm25_builds_only else run_perf)(config, Path(args.out_dir))
-    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
-    return 0
-
-
-def _perf_milvus(args: argparse.Namespace) -> int:
-    """`perf --milvus SIZES`: embedded vs Milvus Lite build and hybrid query latency; milvus-scale.json / .md."""
-    from .perf import milvus
-
-    sizes = [int(x) for x in args.milvus.split(",")]
-    result = milvus.measure(sizes, n_queries=args.queries or 100, repeats=args.repeats or 1)
-    result["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "milvus-scale.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    table = milvus.report(result)
-    (out / "milvus-scale.md").write_text(table, encoding="utf-8")
-    print(table)
-    return 0
-
-
-def _perf_passages(args: argparse.Namespace) -> int:
-    """`perf --passages N`: the chunked dense leg at scale; writes performance-passages.json and .md."""
-    from .perf import passages
-
-    if args.passages < 10:
-        raise ValueError(f"--passages must be at least 10, got {args.passages}")
-    result = passages.measure(args.passages, n_queries=args.queries or 200, repeats=args.repeats or 3)
-    result["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "performance-passages.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    (out / "performance-passages.md").write_text(passages.report(result), encoding="utf-8")
-    passages.embed(out / "performance.md", result)
-    print(passages.markdown(result))
-    return 0
-
-
-def _perf_live(args: argparse.Namespace) -> int:
-    """`perf --updates N` (update 1% of an N-passage index vs rebuild) or `perf --filtered N` (filtered search
-    latency by selectivity): writes performance-updates.json or performance-filtered.json and a block in
-    performance.md."""
-    import tempfile
-
-    from .perf import blocks, filtered, updates
-
-    n, module, name = ((args.updates, updates, "updates") if args.updates else (args.filtered, filtered, "filtered"))
-    if n < 100:
-        raise ValueError(f"--{name} must be at least 100, got {n}")
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if args.updates:
-        with tempfile.TemporaryDirectory(prefix="retrieval-perf-updates-") as work:
-            result = updates.measure(n, Path(work))
-    else:
-        result = filtered.measure(n, n_queries=args.queries or 200, repeats=args.repeats or 3)
-    result["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
-    (out / f"performance-{name}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    text = module.markdown(result)
-    blocks.embed_block(out / "performance.md", module.BEGIN, module.END, text)
-    print(text)
     return 0
 
 

@@ -60,7 +60,7 @@ def test_tune_with_cache_encodes_nothing_the_second_time(tmp_path, monkeypatch):
 
 def test_build_with_cache_encodes_only_new_texts_and_seeds_from_an_index(tmp_path, monkeypatch, tiny_docs):
     """`build --cache DIR` twice encodes nothing the second time; a cache seeded from an index's stored vectors
-    (DenseLeg.stored_cache, as `perf --updates` seeds one) spares a build every text that index holds."""
+    (DenseLeg.stored_cache, as `perf updates` seeds one) spares a build every text that index holds."""
     import json
 
     from retrieval.cli import main

@@ -87,13 +87,17 @@ def _commands() -> dict:
 
     from retrieval.cli import _parser
 
-    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(sub.choices)
+    def subcommands(parser, prefix: str) -> dict:
+        sub = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        found = {f"{prefix}{name}": p for a in sub for name, p in a.choices.items()}
+        return {**found, **{k: v for name, p in found.items() for k, v in subcommands(p, name + " ").items()}}
+
+    return subcommands(_parser(), "")
 
 
 def test_every_command_has_examples_and_every_option_has_help_that_states_its_default():
     commands = _commands()
-    assert {"build", "query", "update", "delete", "bench", "tune", "serve", "perf"} <= set(commands)
+    assert {"build", "query", "update", "delete", "bench", "tune", "serve", "perf", "perf passages"} <= set(commands)
     for name, parser in commands.items():
         text = parser.format_help()
         assert f"examples:\n  retrieval {name} " in text, name

@@ -220,3 +220,16 @@ def test_rest_api_serves_a_milvus_index_as_the_embedded_one(encoder, tmp_path):
         assert [h["id"] for h in got[0]] == [h["id"] for h in got[1]] and got[0], params
         assert [h["matched_terms"] for h in got[0]] == [h["matched_terms"] for h in got[1]], params
     assert client.get("/api/facets", params={"index": "m"}).json()["act"] == ["EA", "IPC"]
+
+
+def test_the_milvus_backend_names_its_legs_as_the_leg_registry_does():
+    """No leg name is spelled out in milvus/legs.py: the legs a collection holds are the registered dense and
+    BM25 leg types."""
+    import inspect
+
+    from retrieval.legs import leg_type
+    from retrieval.milvus import legs
+
+    assert legs.LEGS == (leg_type("dense").name, leg_type("bm25").name)
+    source = inspect.getsource(legs)
+    assert '"dense"' not in source and '"bm25"' not in source

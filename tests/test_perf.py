@@ -87,7 +87,7 @@ def test_perf_passages_small_run_and_report_block(tmp_path):
     from retrieval.perf import passages
 
     (tmp_path / "performance.md").write_text("# Performance\n\nearlier figures\n")
-    assert main(["perf", "--passages", "3000", "--queries", "10", "--repeats", "1", "--out-dir", str(tmp_path)]) == 0
+    assert main(["perf", "passages", "3000", "--queries", "10", "--repeats", "1", "--out-dir", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "performance-passages.json").read_text())
     assert result["passages"] > 2900 and result["statutes"] == 600 and 0.5 <= result["recall_at_depth"] <= 1
     md = (tmp_path / "performance.md").read_text()
@@ -132,7 +132,7 @@ def test_perf_updates_small_run_times_three_commands(tmp_path):
     from retrieval.perf import updates
 
     (tmp_path / "performance.md").write_text("# Performance\n\nearlier figures\n")
-    assert main(["perf", "--updates", "200", "--out-dir", str(tmp_path)]) == 0
+    assert main(["perf", "updates", "200", "--out-dir", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "performance-updates.json").read_text())
     plan = result["plan"]
     assert (len(plan["changed"]), len(plan["added"]), len(plan["removed"]), plan["unchanged"]) == (2, 1, 1, 197)
@@ -148,7 +148,7 @@ def test_perf_updates_small_run_times_three_commands(tmp_path):
 def test_perf_filtered_small_run_k_hits_inside_the_filter(tmp_path):
     from retrieval.perf import filtered
 
-    assert main(["perf", "--filtered", "2000", "--queries", "5", "--repeats", "1", "--out-dir", str(tmp_path)]) == 0
+    assert main(["perf", "filtered", "2000", "--queries", "5", "--repeats", "1", "--out-dir", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "performance-filtered.json").read_text())
     runs = result["runs"]
     assert {(r["store"], r["mode"]) for r in runs} == {("flat", "dense"), ("flat", "bm25"), ("flat", "hybrid"),
@@ -178,3 +178,26 @@ def test_filtered_benchmark_counts_starved_queries():
 
     run = filtered._run(Starving(), "dense", 0.5, [("q", None)] * 3, repeats=1)
     assert (run["starved"], run["min_hits"], run["hits_outside_filter"]) == (3, 5, 0)
+
+
+def test_an_old_perf_mode_flag_says_in_one_line_which_subcommand_replaced_it(capsys):
+    import pytest
+
+    for old, new in [(["--passages", "3000"], "retrieval perf passages N"), (["--bm25-builds-only"], "perf bm25-builds"),
+                     (["--updates", "200"], "perf updates N"), (["--milvus", "1000"], "perf milvus SIZES")]:
+        with pytest.raises(SystemExit) as e:
+            main(["perf", *old, "--out-dir", "x"])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and len(err.splitlines()) == 1 and new in err and old[0] in err, err
+
+
+def test_perf_subcommands_take_their_options_before_or_after_the_benchmark_name(tmp_path, monkeypatch):
+    """`perf --out-dir D filtered N` and `perf filtered N --out-dir D` both write into D."""
+    from retrieval.perf import cli
+
+    seen = []
+    monkeypatch.setattr(cli, "cmd_live", lambda args: seen.append((args.out_dir, args.queries, args.n)) or 0)
+    monkeypatch.setattr(cli, "cmd_passages", lambda args: seen.append((args.out_dir, args.queries, args.n)) or 0)
+    assert main(["perf", "--out-dir", "A", "--queries", "7", "filtered", "300"]) == 0
+    assert main(["perf", "passages", "400", "--out-dir", "B"]) == 0
+    assert seen == [("A", 7, 300), ("B", None, 400)]

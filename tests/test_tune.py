@@ -73,10 +73,15 @@ def test_the_selection_rule_sees_training_queries_only():
         cross_validate(matrix, QIDS, 5, 0, single=[0, 1])["folds"][1]["selection"]
 
 
-def test_tune_command_writes_report_and_settings_used_by_bench_and_build(tmp_path):
+def test_tune_command_writes_report_and_settings_used_by_bench_and_build(tmp_path, monkeypatch):
+    from retrieval import settings as settings_module
+
+    written, write = [], settings_module.write_settings
+    monkeypatch.setattr(settings_module, "write_settings", lambda path, *a, **kw: written.append(path) or write(path, *a, **kw))
     data = write_dataset(tmp_path / "tiny")
     out = tmp_path / "t"
     assert main(["tune", "--dataset", str(data), "--out", str(out), "--folds", "3"]) == 0
+    assert written == [out / "fusion.json"]  # the settings file's one writer, settings.write_settings
     report = json.loads((out / "tune.json").read_text())
     assert 0.0 <= report["out_of_fold"]["ndcg_at_10"] <= 1.0
     assert len(report["out_of_fold"]["folds"]) == 3 and len(report["grid"]) > 100
@@ -84,7 +89,7 @@ def test_tune_command_writes_report_and_settings_used_by_bench_and_build(tmp_pat
     assert all({"id", "label", "fusion", "chunking", "bm25", "ndcg_at_10"} <= set(g) for g in report["grid"])
     assert (out / "tune.md").read_text().startswith("# Tuning on tiny")
     settings = json.loads((out / "fusion.json").read_text())
-    assert {"fusion", "chunking", "bm25"} <= set(settings)
+    assert {"fusion", "chunking", "bm25", "tuned_on", "out_of_fold_ndcg_at_10", "model"} <= set(settings)
     b = tmp_path / "b"
     assert main(["bench", "--dataset", str(data), "--out", str(b), "--fusion-config", str(out / "fusion.json")]) == 0
     bench = json.loads((b / "report.json").read_text())

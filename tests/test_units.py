@@ -155,7 +155,7 @@ def test_build_takes_the_query_prompt_of_a_settings_file(tmp_path, tiny_docs):
 
 # ---- stores/faiss.py ------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
-def test_store_add_remove_allowed_and_get(kind):
+def test_store_add_allowed_and_get(kind):
     rng = np.random.default_rng(0)
     v = rng.standard_normal((400, 16)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
@@ -166,10 +166,33 @@ def test_store_add_remove_allowed_and_get(kind):
         store.set_search_params(nprobe=store.index.nlist)  # every list: exact
     _, ids = store.search(v[[305]], 1)
     assert ids[0, 0] == 2005
-    store.remove(np.array([2005]))
-    assert 2005 not in store.search(v[[305]], 5)[1] and len(store) == 399
     allowed = np.array([1003, 1007, 2050])
     _, ids = store.search(v[:2], 3, allowed=allowed)
     assert all(set(row) == set(allowed) for row in ids)  # k of them when k are allowed
     with pytest.raises(ValueError, match="one new, distinct id"):
         store.add(np.array([1000]), v[:1])
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_a_store_saved_with_removal_marks_loads_without_the_marked_vectors(tmp_path, kind):
+    """Stores no longer mark removals (updates rebuild from kept vectors); a folder that has deleted.npy still loads."""
+    from retrieval.dense.stores.faiss import DELETED_FILE
+
+    v = np.random.default_rng(1).standard_normal((50, 8)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    config = FaissStore.build(v, kind, ids=np.arange(100, 150)).save(tmp_path)
+    marks = np.zeros(50, dtype=bool)
+    marks[[3, 7]] = True
+    np.save(tmp_path / DELETED_FILE, marks)  # as a store with `remove`d ids saved it
+    store = FaissStore.load(tmp_path, config)
+    assert len(store) == 48 and store.kind == kind and 103 not in store.search(v[[3]], 5)[1]
+    assert store.search(v[[4]], 1)[1][0, 0] == 104
+
+
+def test_a_vector_store_needs_no_remove_updates_rebuild_from_kept_vectors():
+    from retrieval.dense.stores.base import VectorStore
+
+    assert not hasattr(FaissStore, "remove")
+    methods = {"dim", "__len__", "exact", "add", "search", "rebuilt", "get", "save"}
+    store = type("Minimal", (), {**{m: lambda self, *a: None for m in methods}, "kind": "flat"})()
+    assert isinstance(store, VectorStore)

@@ -10,13 +10,16 @@ import numpy as np
 
 from ..corpus import Document
 from ..dense.stores.faiss import default_kind
+from ..legs.dense import DenseLeg
+from ..legs.lexical import Bm25Leg
 from ..lexical.analysis import bm25_fields
 from . import MilvusSetupError, MilvusTarget, is_lite
 from .bm25 import MilvusBm25, MilvusEngine, MilvusTextBm25, analyzer_params
 from .collection import Columns, MilvusCollection, fit_varchar, publish
 from .store import MilvusStore
 
-LEGS = ("dense", "bm25")  # the legs a Milvus collection holds
+DENSE, BM25 = DenseLeg.name, Bm25Leg.name  # the legs a Milvus collection holds, by their registered names
+LEGS = (DENSE, BM25)
 
 
 def publish_legs(target: MilvusTarget, documents: Sequence[Document], legs: Mapping, *, dense_kind: str = "auto",
@@ -27,8 +30,8 @@ def publish_legs(target: MilvusTarget, documents: Sequence[Document], legs: Mapp
 
     unknown = [name for name in legs if name not in LEGS]
     if unknown:
-        raise MilvusSetupError(f"the Milvus backend holds the dense and bm25 legs, not {', '.join(unknown)}")
-    dense, bm25 = legs.get("dense"), legs.get("bm25")
+        raise MilvusSetupError(f"the Milvus backend holds the {DENSE} and {BM25} legs, not {', '.join(unknown)}")
+    dense, bm25 = legs.get(DENSE), legs.get(BM25)
     columns, vocab, figures = Columns(docs=np.arange(len(documents))), None, {}
     if dense is not None:
         columns.docs = dense.row_docs()
@@ -52,11 +55,11 @@ def publish_legs(target: MilvusTarget, documents: Sequence[Document], legs: Mapp
     collection = publish(target, target.new_name(), columns, records, progress)
     out = dict(legs)
     if dense is not None:
-        out["dense"] = dense.with_engine(MilvusStore(collection, columns.kind, int(columns.vectors.shape[1]),
+        out[DENSE] = dense.with_engine(MilvusStore(collection, columns.kind, int(columns.vectors.shape[1]),
                                                      len(columns.docs)))
     if bm25 is not None:
         params = dict(bm25.engine.params)
-        out["bm25"] = bm25.with_engine(MilvusBm25(collection, vocab, params, len(documents)) if target.bm25 == "client"
+        out[BM25] = bm25.with_engine(MilvusBm25(collection, vocab, params, len(documents)) if target.bm25 == "client"
                                        else MilvusTextBm25(collection, params, len(documents)))
     figures["milvus_seconds"] = time.perf_counter() - t
     return out, figures
@@ -72,7 +75,7 @@ def target_of(legs: Mapping) -> MilvusTarget | None:
     for leg in legs.values():
         collection = _collection(leg)
         if collection is not None:
-            bm25 = legs.get("bm25")
+            bm25 = legs.get(BM25)
             mode = "server" if bm25 is not None and isinstance(bm25.engine, MilvusTextBm25) else "client"
             return MilvusTarget(collection.uri, base_name(collection.name), mode)
     return None
@@ -80,7 +83,7 @@ def target_of(legs: Mapping) -> MilvusTarget | None:
 
 def dense_kind_of(legs: Mapping) -> str:
     """The dense index kind a Milvus-backed index was published with (its next generation keeps it)."""
-    dense = legs.get("dense")
+    dense = legs.get(DENSE)
     return dense.engine.kind if dense is not None else "auto"
 
 

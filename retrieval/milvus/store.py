@@ -3,7 +3,7 @@
 Rows are the dense leg's passage rows, as in the FAISS store. A filter reaches Milvus as a boolean
 expression in the search request (filters.Selection carries one); plain allowed rows become a
 compact `row` expression. Updates write a new collection (retrieval/milvus/publish), so this store
-is read-only: add and remove refuse.
+is read-only: add refuses.
 """
 
 from __future__ import annotations
@@ -56,10 +56,6 @@ class MilvusStore:
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Refused: a Milvus-backed index changes by writing its next collection (retriever update/delete)."""
-        raise NotImplementedError(READ_ONLY)
-
-    def remove(self, ids: np.ndarray) -> None:
-        """Refused, as `add`."""
         raise NotImplementedError(READ_ONLY)
 
     def search(self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None

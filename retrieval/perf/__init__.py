@@ -92,8 +92,8 @@ def run_bm25_builds(config: PerfConfig, out_dir: Path) -> list[Path]:
     of an earlier full run in `out_dir`; performance.md and the plots are written again from it."""
     json_path = out_dir / "performance.json"
     if not json_path.is_file():
-        raise ValueError(f"{json_path}: no earlier perf run to add the BM25 builds to (run perf without "
-                         "--bm25-builds-only first)")
+        raise ValueError(f"{json_path}: no earlier perf run to add the BM25 builds to (run `retrieval perf` "
+                         "first)")
     result = json.loads(json_path.read_text(encoding="utf-8"))
     return_freed_memory()
     with tempfile.TemporaryDirectory(prefix="retrieval-perf-") as tmp:

@@ -109,6 +109,6 @@ def markdown(result: dict) -> str:
         f"Builds: exact {result['flat_build_seconds']:.1f} s, HNSW {result['hnsw_build_seconds']:.1f} s. Evaluating "
         f"a filter over {result['n']:,} statutes (`where`, once per filter, not in the latencies above; the first call "
         f"also reads every statute's fields): median {where[len(where) // 2]:.0f} ms, at most {where[-1]:.0f} ms. "
-        f"{shared_cpu_note(result)} Command: `{result.get('command', 'python -m retrieval perf --filtered N')}`; "
+        f"{shared_cpu_note(result)} Command: `{result.get('command', 'python -m retrieval perf filtered N')}`; "
         "figures in performance-filtered.json.",
     ])

@@ -1,7 +1,7 @@
 """The embedded backend against Milvus Lite at scale, measured in one run: build seconds and hybrid query
 p50 / p95 on the same synthetic corpus (perf/synthetic.py texts and vectors: nothing is encoded).
 
-`python -m retrieval perf --milvus 10000,100000 --out-dir DIR` writes milvus-scale.json and .md.
+`python -m retrieval perf milvus 10000,100000 --out-dir DIR` writes milvus-scale.json and .md.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ def report(result: dict) -> str:
     c, q = result["chunking"], result["query"]
     return "\n".join([
         "# Chunked statutes at scale: passage-level dense search", "",
-        f"Command: `{result.get('command', 'python -m retrieval perf --passages N')}` (machine: see "
+        f"Command: `{result.get('command', 'python -m retrieval perf passages N')}` (machine: see "
         "performance.md; this figure's run is described below).", "",
         "| corpus and store | query latency (one query, 3 windows) | quality | build |", "| --- | --- | --- | --- |",
         markdown(result), "",
@@ -139,4 +139,4 @@ def embed(performance_md: Path, result: dict) -> None:
         f"## Chunked statutes at scale: {asked:,}-passage synthetic corpus (passage-level dense search)", "",
         "| corpus and store | query latency | quality | build |", "| --- | --- | --- | --- |", markdown(result), "",
         f"Details and method: [performance-passages.md](performance-passages.md); command: "
-        f"`{result.get('command', 'python -m retrieval perf --passages N')}`."]))
+        f"`{result.get('command', 'python -m retrieval perf passages N')}`."]))

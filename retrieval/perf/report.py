@@ -30,7 +30,7 @@ def write(result: dict, out_dir: Path) -> list[Path]:
     md = out_dir / "performance.md"
     md.write_text(markdown(result), encoding="utf-8")
     chunked = out_dir / "performance-passages.json"
-    if chunked.is_file():  # the chunked passage benchmark's figures (perf --passages) stay in the report
+    if chunked.is_file():  # the chunked passage benchmark's figures (perf passages) stay in the report
         passages.embed(md, json.loads(chunked.read_text(encoding="utf-8")))
     return [md, *pngs]
 

@@ -107,6 +107,6 @@ def markdown(result: dict) -> str:
         f"**Update / rebuild wall-time ratio: {result['ratio']:.3f}** (update: {len(plan['added']):,} "
         f"added, {len(plan['changed']):,} changed, {len(plan['removed']):,} removed, {plan['unchanged']:,} unchanged; "
         f"{plan['encoded']:,} texts encoded).", "",
-        f"{shared_cpu_note(result)} Command: `{result.get('command', 'python -m retrieval perf --updates N')}`; "
+        f"{shared_cpu_note(result)} Command: `{result.get('command', 'python -m retrieval perf updates N')}`; "
         "figures in performance-updates.json.",
     ])

@@ -27,7 +27,7 @@ class VectorStore(Protocol):
         ...
 
     def __len__(self) -> int:
-        """Number of stored (not removed) vectors."""
+        """Number of stored vectors."""
         ...
 
     @property
@@ -37,10 +37,6 @@ class VectorStore(Protocol):
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Store `vectors` (n x dim) under `ids` (n distinct ids not yet stored)."""
-        ...
-
-    def remove(self, ids: np.ndarray) -> None:
-        """Forget the vectors of `ids` (unknown ids are ignored)."""
         ...
 
     def search(self, vectors: np.ndarray, k: int, allowed: Selection | None = None

@@ -93,16 +93,15 @@ KINDS: dict[str, Kind] = {
 
 
 class FaissStore:
-    """A FAISS index over float32 unit vectors, with int64 ids and removal marks, searched on the chosen backend."""
+    """A FAISS index over float32 unit vectors, with int64 ids, searched on the chosen backend."""
 
-    def __init__(self, index, kind: str, ids: np.ndarray, deleted: np.ndarray | None = None,
-                 backend: str = "auto", params: StoreParams = StoreParams(), device: str | None = None):
+    def __init__(self, index, kind: str, ids: np.ndarray, backend: str = "auto", params: StoreParams = StoreParams(),
+                 device: str | None = None):
         self.index, self.kind, self.params = index, kind, params
         self.device = device  # 'cpu', 'cuda', 'cuda:1'; None: CUDA when there is one
         if backend != "auto":  # an explicit backend is checked now; 'auto' at the first search (it imports torch)
             backend = resolve_backend(backend, kind, device)
         self._ids = np.asarray(ids, dtype=np.int64)
-        self._deleted = deleted if deleted is not None else np.zeros(len(self._ids), dtype=bool)
         self._order = None  # argsort of ids, for id -> position look-ups
         self._backend, self._searcher = backend, None  # made at the first search: loading touches no GPU
         self._gpu_index = None  # the GPU copy that faiss-gpu searches
@@ -124,24 +123,27 @@ class FaissStore:
     @classmethod
     def load(cls, folder: Path, config: dict, *, mmap: bool = False, backend: str = "auto",
              device: str | None = None) -> FaissStore:
-        """Read the store's files; `mmap` maps the vectors (read-only) instead of reading them."""
+        """Read the store's files; `mmap` maps the vectors (read-only) instead of reading them. A store saved with
+        removal marks (deleted.npy, written before updates rebuilt stores) comes back as the unmarked vectors."""
         import faiss
 
         flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0
         index = faiss.read_index(str(folder / INDEX_FILE), flags)
         ids = np.load(folder / IDS_FILE, allow_pickle=False)
-        deleted = np.load(folder / DELETED_FILE, allow_pickle=False) if (folder / DELETED_FILE).is_file() else None
         params = StoreParams(**config.get("params", {}))
-        return cls(index, config["kind"], ids, deleted, backend=backend, params=params, device=device)
+        store = cls(index, config["kind"], ids, backend=backend, params=params, device=device)
+        marks = np.load(folder / DELETED_FILE, allow_pickle=False) if (folder / DELETED_FILE).is_file() else None
+        if marks is None or not marks.any():
+            return store
+        kept = ids[~marks]
+        return cls.build(store.get(kept), store.kind, ids=kept, backend=backend, params=params, device=device)
 
     def save(self, folder: Path) -> dict:
-        """FAISS's own file format (no pickle), the ids and removal marks as .npy; returns kind and params."""
+        """FAISS's own file format (no pickle), the ids as .npy; returns kind and params."""
         import faiss
 
         faiss.write_index(self.index, str(folder / INDEX_FILE))
         np.save(folder / IDS_FILE, self._ids, allow_pickle=False)
-        if self._deleted.any():
-            np.save(folder / DELETED_FILE, self._deleted, allow_pickle=False)
         return {"store": "faiss", "kind": self.kind, "params": asdict(self.params)}
 
     def rebuilt(self, vectors: np.ndarray) -> FaissStore:
@@ -159,7 +161,7 @@ class FaissStore:
         return KINDS[self.kind].exact
 
     def __len__(self) -> int:
-        return int(len(self._ids) - self._deleted.sum())
+        return len(self._ids)
 
     @property
     def backend(self) -> str:
@@ -175,13 +177,7 @@ class FaissStore:
             raise ValueError("add needs one new, distinct id per vector")
         self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         self._ids = np.concatenate([self._ids, ids])
-        self._deleted = np.concatenate([self._deleted, np.zeros(len(ids), dtype=bool)])
         self._order, self._searcher, self._gpu_index = None, None, None
-
-    def remove(self, ids: np.ndarray) -> None:
-        """Mark the vectors of `ids` removed: searches skip them, `save` keeps the marks."""
-        pos = self._positions(np.asarray(ids, dtype=np.int64))
-        self._deleted[pos[pos >= 0]] = True
 
     def set_search_params(self, *, ef_search: int | None = None, nprobe: int | None = None) -> None:
         """Query-time breadth: efSearch of an HNSW index, nprobe of an IVF index (on whatever backend searches)."""
@@ -202,13 +198,10 @@ class FaissStore:
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query, best first, -1 ids padding; only `allowed` ids when given."""
         mask = None
-        if allowed is not None or self._deleted.any():
-            mask = ~self._deleted
-            if allowed is not None:
-                keep = np.zeros(len(self._ids), dtype=bool)
-                pos = self._positions(np.asarray(allowed, dtype=np.int64))
-                keep[pos[pos >= 0]] = True
-                mask &= keep
+        if allowed is not None:
+            mask = np.zeros(len(self._ids), dtype=bool)
+            pos = self._positions(np.asarray(allowed, dtype=np.int64))
+            mask[pos[pos >= 0]] = True
         k = max(1, min(k, int(mask.sum()) if mask is not None else len(self._ids)))
         if self._searcher is None:
             self._searcher = BACKENDS[self.backend](self)
