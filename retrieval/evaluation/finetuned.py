@@ -16,7 +16,7 @@ from ..corpus import CorpusError
 from ..dense.encoders import model_folder
 from .datasets import RetrievalData, subset
 
-RESULT = "finetune.json"
+RESULT = "finetune.json"  # the report `finetune` writes into the model folder (finetune/protocol.py)
 
 
 @dataclass(frozen=True)

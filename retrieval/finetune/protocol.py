@@ -28,12 +28,11 @@ from ..corpus import CorpusError
 from ..dense.chunking import ChunkSettings
 from ..dense.encoders import DEFAULT_MODEL, Encoder, EncoderConfig, make_encoder, weights_sha256
 from ..evaluation.datasets import data_fingerprint, subset
+from ..evaluation.finetuned import RESULT
 from ..evaluation.tune import Grid, TuneConfig, fold_split, score_grid, selection_labels
 from .options import TrainConfig
 from .pairs import Pairs, check_queries, corpus_pairs, merge, query_pairs, with_hard_negatives
 from .train import train_fitting
-
-RESULT = "finetune.json"
 
 
 @dataclass(frozen=True)
