@@ -128,18 +128,18 @@ class HybridRetriever(Updatable):
             self._order = (self.ids, RowOrder(rank_ids(self.ids) if ranks is None else ranks))
         return self._order[1]
 
-    def fuse(self, rankings: Mapping[str, Ranking], mode: str = HYBRID, config: FusionConfig | None = None) -> Ranking:
-        """One query's fused ranking for `mode`, from its per-leg rankings.
-
-        `config` (default: this retriever's) sets method, k, weights and each leg's depth.
-        """
+    def fuse(self, rankings: Mapping[str, Ranking], mode: str = HYBRID, config: FusionConfig | None = None,
+             top: int | None = None) -> Ranking:
+        """One query's fused ranking for `mode` from its per-leg rankings (its first `top` when given); `config`
+        (default: this retriever's) sets method, k, weights and each leg's depth."""
         config = config or self.fusion
         depth = config.depth or MAX_DEPTH
         if mode != HYBRID:
-            return rankings[mode][:depth]
+            return rankings[mode][:depth][:top]
         names = [name for name in self.legs if name in rankings]
         weights = [config.weights.get(name, 1.0) for name in names]
-        return fusion.fuse(config.method, [rankings[name][:depth] for name in names], self.order, weights, config.k)
+        return fusion.fuse(config.method, [rankings[name][:depth] for name in names], self.order, weights, config.k,
+                           top)
 
     def with_ids(self, ranking: Ranking) -> list[tuple[str, float]]:
         """A ranking's (doc id, score) pairs: the ids attached at the edge (MTEB's results, an evaluator)."""

@@ -80,3 +80,17 @@ def test_fusing_rows_with_the_shared_order_equals_the_old_fusion_on_ids_ties_inc
         assert [(ids[r], s) for r, s in rows] == by_id, method  # same scores, bit for bit, in the same order
     rows = fusion.rrf([dense, bm25], order)
     assert rows[1:3] == [(0, 1 / 61), (4, 1 / 61)]  # the tie: "S9" above "S10", though row 4 > row 0
+
+
+def test_the_fused_top_is_the_head_of_the_whole_fused_ranking_with_the_highest_ids_of_the_ties_at_the_cut():
+    rng = np.random.default_rng(0)
+    ids = [f"S{i}" for i in rng.permutation(200)]  # row order is not id order
+    order = RowOrder(rank_ids(ids))
+    lists = [[(int(r), float(s)) for r, s in zip(rng.permutation(200)[:80], np.sort(rng.integers(0, 5, 80))[::-1])]
+             for _ in range(2)]  # few distinct scores: many ties
+    for method in fusion.METHODS:
+        whole = fusion.fuse(method, lists, order, [1.0, 0.5])
+        for top in (1, 10, 37, 500):
+            assert fusion.fuse(method, lists, order, [1.0, 0.5], top=top) == whole[:top], (method, top)
+    tied = fusion.rrf([[(0, 1.0)], [(1, 1.0)]], order, top=1)  # rows 0 and 1 tie: the higher id stays
+    assert ids[tied[0][0]] == max(ids[0], ids[1])

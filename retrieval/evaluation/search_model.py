@@ -121,7 +121,7 @@ class RetrieverSearch:
             fused = [self._retriever.with_ids(f[:top_k]) for f in self._retriever.backend.fuse(self._retriever, texts)]
         else:
             rankings = self.shared.rankings(self._retriever, texts)
-            fused = [self._retriever.with_ids(self._retriever.fuse(r, self.mode, self.settings.fusion)[:top_k])
+            fused = [self._retriever.with_ids(self._retriever.fuse(r, self.mode, self.settings.fusion, top_k))
                      for r in rankings]
         if self.rerank is None:
             self.results = {qid: dict(ranked) for qid, ranked in zip(ids, fused)}

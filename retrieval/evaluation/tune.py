@@ -377,7 +377,7 @@ def _score_grid(cfg: TuneConfig, base: HybridRetriever, qids: list[str], bm25: d
     scorer = ndcg_at_10_scorer({q: cfg.data.qrels.get(q, {}) for q in qids})  # bench's scorer (MTEB's measure)
 
     def score(rankings_per_query: list[dict], fusion: FusionConfig) -> list[float]:
-        res = scorer({q: dict(base.with_ids(base.fuse(r, "hybrid", fusion)[:10])) for q, r in zip(qids, rankings_per_query)})
+        res = scorer({q: dict(base.with_ids(base.fuse(r, "hybrid", fusion, top=10))) for q, r in zip(qids, rankings_per_query)})
         return [res.get(q, 0.0) for q in qids]
 
     candidates: list[Candidate] = []
