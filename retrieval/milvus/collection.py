@@ -156,23 +156,23 @@ def schema(columns: Columns):
     """The collection's schema for `columns` (the bulk writer writes its files to it too)."""
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("row", DataType.INT64, is_primary=True)
-    schema.add_field("doc", DataType.INT64)
+    out = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    out.add_field("row", DataType.INT64, is_primary=True)
+    out.add_field("doc", DataType.INT64)
     for name in META_FIELDS:
-        schema.add_field(name, DataType.VARCHAR, max_length=SCALAR_BYTES)
-    schema.add_field("meta", DataType.JSON)
+        out.add_field(name, DataType.VARCHAR, max_length=SCALAR_BYTES)
+    out.add_field("meta", DataType.JSON)
     if columns.vectors is not None:
-        schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=columns.vectors.dim)
+        out.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=columns.vectors.dim)
     if columns.sparse is not None:
-        schema.add_field(BM25, DataType.SPARSE_FLOAT_VECTOR)
+        out.add_field(BM25, DataType.SPARSE_FLOAT_VECTOR)
     if columns.texts is not None:
-        schema.add_field(TEXT, DataType.VARCHAR, max_length=VARCHAR_BYTES, enable_analyzer=True,
+        out.add_field(TEXT, DataType.VARCHAR, max_length=VARCHAR_BYTES, enable_analyzer=True,
                          analyzer_params=columns.analyzer)
-        schema.add_field(TEXT_BM25, DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=[TEXT],
+        out.add_field(TEXT_BM25, DataType.SPARSE_FLOAT_VECTOR)
+        out.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=[TEXT],
                                      output_field_names=[TEXT_BM25]))
-    return schema
+    return out
 
 
 def index_params(values: dict, uri: str) -> dict:
