@@ -236,6 +236,8 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--bm25", choices=BM25_MODES, default="client",
                    help="milvus: client (default: this project's BM25 weights as sparse vectors, rankings equal the "
                         "embedded ones) or server (Milvus's BM25 function and analyzer)")
+    g.add_argument("--bulk-insert", metavar="URL", help="milvus server: bulk-import the rows from its object store "
+                   "http(s)://HOST:PORT/BUCKET[/PREFIX] (keys: $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY)")
 
 
 def _fusion_in_arg(p: argparse.ArgumentParser, server: str = "server: Milvus fuses in one hybrid_search") -> None:
@@ -246,12 +248,12 @@ def _fusion_in_arg(p: argparse.ArgumentParser, server: str = "server: Milvus fus
 def _milvus_target(args: argparse.Namespace, name: str):
     """The Milvus backend of --backend milvus (None: embedded); the Milvus flags alone are an error."""
     if args.backend != "milvus":
-        if args.uri or args.collection or args.token or args.bm25 != "client":
-            raise ValueError("--uri, --token, --collection and --bm25 go with --backend milvus")
+        if args.uri or args.collection or args.token or args.bm25 != "client" or args.bulk_insert:
+            raise ValueError("--uri, --token, --collection, --bm25 and --bulk-insert go with --backend milvus")
         return None
     if not args.uri:
         raise ValueError("--backend milvus needs --uri (a .db path for Milvus Lite, or http://host:19530)")
-    target = MilvusTarget(args.uri, args.collection or collection_base(name), args.bm25, args.token)
+    target = MilvusTarget(args.uri, args.collection or collection_base(name), args.bm25, args.token, args.bulk_insert)
     connect(target.uri, target.token)  # an unreachable server or a missing extra stops before any encoding
     return MilvusBackend(target)
 

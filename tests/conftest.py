@@ -33,6 +33,23 @@ def tiny_docs() -> list[Document]:
     return list(TINY)
 
 
+@pytest.fixture(scope="module")
+def small_batches():
+    """The bundled model with 4 texts a batch: several blocks (distributed encoding) even for a small corpus."""
+    from retrieval.dense.encoders import Encoder, EncoderConfig
+
+    return Encoder(EncoderConfig(device="cpu", batch_size=4))
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray session of 2 CPU workers for the module (Ray's start costs seconds)."""
+    ray = pytest.importorskip("ray", reason="Ray is the optional extra .[ray]")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def encoder():
     from retrieval.dense.encoders import Encoder, EncoderConfig

@@ -25,21 +25,6 @@ def texts(tiny_docs) -> list[str]:
     return [" ".join(words[i:i + 3 + 7 * (i % 9)]) for i in range(30)] + [tiny_docs[0].text]
 
 
-@pytest.fixture(scope="module")
-def small_batches() -> Encoder:
-    """The bundled model with 4 texts a batch: several blocks even for a small corpus."""
-    return Encoder(EncoderConfig(device="cpu", batch_size=4))
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray session of 2 CPU workers for the module (Ray's start costs seconds)."""
-    ray = pytest.importorskip("ray", reason="Ray is the optional extra .[ray]")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def _fresh(encoder: Encoder) -> Encoder:
     """The same loaded model with its own (unrouted) document encoding, so each test routes it anew."""
     encoder.__dict__.pop("encode_documents", None)

@@ -122,7 +122,8 @@ class RayEncoder:
 
 
 def attach(encoder, address: str | None, folder: str | Path) -> RayEncoder:
-    """Route `encoder`'s document encoding through Ray, with shards kept in `folder` (queries stay here)."""
+    """Route `encoder`'s document encoding through Ray, with shards kept in `folder` (queries stay here); the
+    encoder's `shards` are where a Milvus publish reads the vectors back from, block by block (milvus/rows.py)."""
     ray_encoder = RayEncoder(encoder, address, folder)
-    encoder.encode_documents = ray_encoder.encode
+    encoder.encode_documents, encoder.shards = ray_encoder.encode, ray_encoder.shards
     return ray_encoder

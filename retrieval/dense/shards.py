@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,16 +52,23 @@ class Shards:
     def _files(self) -> list[Path]:
         return sorted(self.folder.glob(f"{self.cache.file_stem()}.*.npz")) if self.folder.is_dir() else []
 
-    def load(self) -> dict[str, np.ndarray]:
-        """Every vector the shards here hold, by cache key (a damaged shard is named, to be deleted)."""
-        vectors: dict[str, np.ndarray] = {}
+    def blocks(self) -> Iterator[tuple[list[str], np.ndarray]]:
+        """Each shard's (cache keys, vectors), one file read at a time (a Milvus publish streams them, milvus/rows.py);
+        a damaged shard is named, to be deleted."""
         for path in self._files():
             try:
                 with np.load(path, allow_pickle=False) as f:
-                    vectors.update(zip(f["keys"].tolist(), f["vectors"]))
+                    keys, vectors = f["keys"].tolist(), f["vectors"]
             except (OSError, ValueError, KeyError) as e:
                 raise ValueError(f"{path}: not a readable shard ({str(e).splitlines()[0][:120]}); delete it and "
                                  "its texts are encoded again") from None
+            yield keys, vectors
+
+    def load(self) -> dict[str, np.ndarray]:
+        """Every vector the shards here hold, by cache key."""
+        vectors: dict[str, np.ndarray] = {}
+        for keys, block in self.blocks():
+            vectors.update(zip(keys, block))
         return vectors
 
     def write(self, keys: Sequence[str], vectors: np.ndarray) -> None:

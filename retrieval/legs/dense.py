@@ -147,7 +147,8 @@ class DenseLeg(LegBase):
             vectors = np.concatenate([vectors, titles])
         plan.encoded += cache.encoded
         return DenseLeg(self.store.rebuilt(vectors), order, n_docs=len(after), chunking=self.chunking,
-                        passage_docs=passage_docs, title_docs=title_docs, load_encoder=lambda: self.encoder,
+                        passage_docs=passage_docs, title_docs=title_docs, encoder=self.loaded_encoder,
+                        load_encoder=lambda: self.encoder,
                         model_info=self.model_info, title_vectors=title_vectors)
 
     def to_encode(self, before: Sequence[Document], after: Sequence[Document]) -> int:
@@ -173,13 +174,16 @@ class DenseLeg(LegBase):
         """An embedding cache holding the vectors the leg stores, each under the key of the text (passage or
         title) it was encoded from; `documents` are the leg's documents in row order."""
         cache = EmbeddingCache.for_model(self.model_info)
-        texts = [d.indexed_text() for d in documents]
-        if self.chunking.documents:  # cut as the build cut (the model's tokenizer)
-            texts = split_for(self.encoder, texts, self.chunking, self.encoder.document_prompt)[0]
-        stored = self.store.get(np.arange(len(self.store)))
-        cache.put(texts, stored[:len(texts)])
-        cache.put([documents[i].title for i in self.title_docs], stored[len(texts):])
+        cache.put(self.row_texts(documents), self.store.get(np.arange(len(self.store))))
         return cache
+
+    def row_texts(self, documents: Sequence[Document]) -> list[str]:
+        """The text each store row was encoded from (passages cut as the build cut, then titles); `documents` are
+        the leg's documents in row order."""
+        texts = [d.indexed_text() for d in documents]
+        if self.chunking.documents:  # the model's tokenizer
+            texts = split_for(self.encoder, texts, self.chunking, self.encoder.document_prompt)[0]
+        return texts + [documents[i].title for i in self.title_docs]
 
     @property
     def engine(self) -> VectorStore:
@@ -206,6 +210,11 @@ class DenseLeg(LegBase):
         """The query encoder, loaded (and checked against the index's model) on first use."""
         if self._encoder is None and self._load_encoder is not None:
             self._encoder, self._load_encoder = self._load_encoder(), None
+        return self._encoder
+
+    @property
+    def loaded_encoder(self) -> Encoder | None:
+        """The encoder when it is loaded already (None: not loaded, or none), without loading it."""
         return self._encoder
 
     # ---- ranking ------------------------------------------------------------------------

@@ -7,7 +7,9 @@ vector (`bm25="client"`, rankings equal the embedded leg's) or its text under Mi
 function (`bm25="server"`). The legs then search through the collection (stores/milvus.py,
 milvus/bm25.py); the index folder keeps the manifest, the document table and a pointer to the
 collection, never a password. A URI that is a local path ending in `.db` is Milvus Lite (embedded);
-`http(s)://host:port` is a server or cluster, with a token from `--token` or $MILVUS_TOKEN.
+`http(s)://host:port` is a server or cluster, with a token from `--token` or $MILVUS_TOKEN. The rows are
+inserted in blocks (rows.py: the dense vectors streamed from --ray's shards when there are), or, on a server with
+`--bulk-insert`, written as bulk-writer files into its object store and imported (bulk.py).
 """
 
 from __future__ import annotations
@@ -38,8 +40,17 @@ class MilvusTarget:
     collection: str | None = None  # base name; each build/update writes `<base>_<stamp>`
     bm25: str = "client"
     token: str | None = field(default=None, repr=False)
+    bulk: str | None = None  # a server's object store to bulk-import from (bulk.py), instead of inserts
 
     def __post_init__(self):
+        if self.bulk is not None:
+            from .bulk import ObjectStore, bulk_writer
+
+            if is_lite(self.uri):
+                raise MilvusSetupError(f"--bulk-insert: {self.uri} is Milvus Lite, which has no bulk import; "
+                                       "leave it out")
+            ObjectStore.parse(self.bulk)  # a malformed URL, or the writer missing, stops before any encoding
+            bulk_writer()
         if self.bm25 not in BM25_MODES:
             raise MilvusSetupError(f"--bm25 must be one of {', '.join(BM25_MODES)}, got {self.bm25!r}")
         if self.collection is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", self.collection):

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from ..corpus import META_FIELDS
 from ..dense.stores.faiss import StoreParams
 from ..index.format import IndexFileError
 from . import MilvusSetupError, MilvusTarget, connect, is_lite
+
+if TYPE_CHECKING:
+    from .rows import VectorBlocks
 
 PLACEHOLDER = {4_294_967_294: 1e-30}  # the sparse vector of rows without BM25 weights: no query has term 2^32 - 2
 VARCHAR_BYTES = 65_535  # a VARCHAR's limit on a Milvus server
@@ -33,7 +37,7 @@ class Columns:
     """What the legs give a collection: per row its statute, and the optional vector and BM25 columns."""
 
     docs: np.ndarray  # statute row of each row
-    vectors: np.ndarray | None = None  # (rows x dim) float32 unit vectors (dense leg)
+    vectors: VectorBlocks | None = None  # the dense leg's float32 unit vectors, block by block (rows.py)
     kind: str = "flat"  # dense index kind: flat (exact) or hnsw
     hnsw: tuple[int, int] = (StoreParams.hnsw_m, StoreParams.ef_construction)  # as the FAISS store's
     sparse: list[dict[int, float]] | None = None  # per statute: the project's BM25 weights (bm25 client)
@@ -115,15 +119,21 @@ def milvus_errors(doing: str) -> Iterator[None]:
 
 def publish(target: MilvusTarget, name: str, columns: Columns, records: Sequence[dict],
             progress: bool = False) -> MilvusCollection:
-    """Create collection `name` for `columns` (statute fields from `records`), write every row, index and load."""
+    """Create collection `name` for `columns` (statute fields from `records`), write every row (inserts, or the
+    server's bulk import with `target.bulk`: bulk.py), index and load."""
     client = connect(target.uri, target.token)
     if client.has_collection(name):
         raise MilvusSetupError(f"Milvus collection {name!r} already exists at {target.uri}")
     # Strong consistency: a search right after this build sees every row (a server's default, Bounded, may not)
-    client.create_collection(name, schema=_schema(client, columns), index_params=_indexes(client, columns, target.uri),
+    client.create_collection(name, schema=schema(columns), index_params=_indexes(client, columns, target.uri),
                              consistency_level="Strong")
     try:
-        _insert(client, name, columns, records, progress)
+        if target.bulk:
+            from .bulk import bulk_publish
+
+            bulk_publish(target, name, schema(columns), entities(columns, records))
+        else:
+            _insert(client, name, entities(columns, records), len(columns.docs), progress)
         client.flush(name)  # data reaches a segment (and BM25 statistics) only on flush
         client.load_collection(name)
         _check_index_params(client, name, columns)
@@ -142,26 +152,27 @@ def lead_rows(docs: np.ndarray, n_docs: int) -> np.ndarray:
     return first
 
 
-def _schema(client, columns: Columns):
-    from pymilvus import DataType, Function, FunctionType
+def schema(columns: Columns):
+    """The collection's schema for `columns` (the bulk writer writes its files to it too)."""
+    from pymilvus import DataType, Function, FunctionType, MilvusClient
 
-    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("row", DataType.INT64, is_primary=True)
-    schema.add_field("doc", DataType.INT64)
+    out = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    out.add_field("row", DataType.INT64, is_primary=True)
+    out.add_field("doc", DataType.INT64)
     for name in META_FIELDS:
-        schema.add_field(name, DataType.VARCHAR, max_length=SCALAR_BYTES)
-    schema.add_field("meta", DataType.JSON)
+        out.add_field(name, DataType.VARCHAR, max_length=SCALAR_BYTES)
+    out.add_field("meta", DataType.JSON)
     if columns.vectors is not None:
-        schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=int(columns.vectors.shape[1]))
+        out.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=columns.vectors.dim)
     if columns.sparse is not None:
-        schema.add_field(BM25, DataType.SPARSE_FLOAT_VECTOR)
+        out.add_field(BM25, DataType.SPARSE_FLOAT_VECTOR)
     if columns.texts is not None:
-        schema.add_field(TEXT, DataType.VARCHAR, max_length=VARCHAR_BYTES, enable_analyzer=True,
+        out.add_field(TEXT, DataType.VARCHAR, max_length=VARCHAR_BYTES, enable_analyzer=True,
                          analyzer_params=columns.analyzer)
-        schema.add_field(TEXT_BM25, DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=[TEXT],
+        out.add_field(TEXT_BM25, DataType.SPARSE_FLOAT_VECTOR)
+        out.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=[TEXT],
                                      output_field_names=[TEXT_BM25]))
-    return schema
+    return out
 
 
 def index_params(values: dict, uri: str) -> dict:
@@ -200,28 +211,39 @@ def _check_index_params(client, name: str, columns: Columns) -> None:
                                "its index-parameter form differs from this client's")
 
 
-def _insert(client, name: str, columns: Columns, records: Sequence[dict], progress: bool) -> None:
+def entities(columns: Columns, records: Sequence[dict]) -> Iterator[list[dict]]:
+    """The collection's rows as Milvus entities, at most INSERT_BATCH a list, one vector block in memory at a time
+    (rows.py); the BM25 fields on each statute's lead row."""
     docs = np.asarray(columns.docs, dtype=np.int64)
     lead = np.zeros(len(docs), dtype=bool)
     lead[lead_rows(docs, len(records))] = True
+    scalars = [_scalars(r) for r in records]
+    blocks = columns.vectors if columns.vectors is not None else (
+        (np.arange(start, min(start + INSERT_BATCH, len(docs))), None) for start in range(0, len(docs), INSERT_BATCH))
+    for rows, vectors in blocks:
+        for start in range(0, len(rows), INSERT_BATCH):
+            batch = []
+            for j in range(start, min(start + INSERT_BATCH, len(rows))):
+                row = int(rows[j])
+                d = int(docs[row])
+                item = {"row": row, "doc": d, **scalars[d]}
+                if vectors is not None:
+                    item[VECTOR] = vectors[j]
+                if columns.sparse is not None:
+                    item[BM25] = columns.sparse[d] if lead[row] and columns.sparse[d] else PLACEHOLDER
+                if columns.texts is not None:
+                    item[TEXT] = columns.texts[d] if lead[row] else ""
+                batch.append(item)
+            yield batch
+
+
+def _insert(client, name: str, batches: Iterator[list[dict]], total: int, progress: bool) -> None:
     bar = None
-    if progress and len(docs) >= 2 * INSERT_BATCH:
+    if progress and total >= 2 * INSERT_BATCH:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(docs), desc="Milvus rows", unit="row")
-    scalars = [_scalars(r) for r in records]
-    for start in range(0, len(docs), INSERT_BATCH):
-        batch = []
-        for row in range(start, min(start + INSERT_BATCH, len(docs))):
-            d = int(docs[row])
-            item = {"row": row, "doc": d, **scalars[d]}
-            if columns.vectors is not None:
-                item[VECTOR] = columns.vectors[row]
-            if columns.sparse is not None:
-                item[BM25] = columns.sparse[d] if lead[row] and columns.sparse[d] else PLACEHOLDER
-            if columns.texts is not None:
-                item[TEXT] = columns.texts[d] if lead[row] else ""
-            batch.append(item)
+        bar = tqdm(total=total, desc="Milvus rows", unit="row")
+    for batch in batches:
         client.insert(name, batch)
         if bar:
             bar.update(len(batch))

@@ -16,6 +16,7 @@ from ..lexical.analysis import bm25_fields
 from . import MilvusSetupError, MilvusTarget, is_lite
 from .bm25 import MilvusBm25, MilvusEngine, MilvusTextBm25, analyzer_params
 from .collection import Columns, MilvusCollection, fit_varchar, publish
+from .rows import VectorBlocks
 from .store import MilvusStore
 
 DENSE, BM25 = DenseLeg.name, Bm25Leg.name  # the legs a Milvus collection holds, by their registered names
@@ -35,8 +36,8 @@ def publish_legs(target: MilvusTarget, documents: Sequence[Document], legs: Mapp
     columns, vocab, figures = Columns(docs=np.arange(len(documents))), None, {}
     if dense is not None:
         columns.docs = dense.row_docs()
-        columns.vectors = dense.engine.get(np.arange(len(dense.engine)))
-        n, dim = columns.vectors.shape
+        columns.vectors = VectorBlocks.of(dense, documents)  # streamed: from --ray's shards when there are
+        n, dim = columns.vectors.rows, columns.vectors.dim
         columns.kind = _kind(default_kind(n, dim) if dense_kind == "auto" else dense_kind)
     if bm25 is not None:
         settings = bm25.analyzer.settings
@@ -55,8 +56,9 @@ def publish_legs(target: MilvusTarget, documents: Sequence[Document], legs: Mapp
     collection = publish(target, target.new_name(), columns, records, progress)
     out = dict(legs)
     if dense is not None:
-        out[DENSE] = dense.with_engine(MilvusStore(collection, columns.kind, int(columns.vectors.shape[1]),
-                                                     len(columns.docs)))
+        out[DENSE] = dense.with_engine(MilvusStore(collection, columns.kind, columns.vectors.dim, len(columns.docs)))
+        if columns.vectors.shards is not None:
+            figures["milvus_rows_from_shards"] = columns.vectors.from_shards
     if bm25 is not None:
         params = dict(bm25.engine.params)
         out[BM25] = bm25.with_engine(MilvusBm25(collection, vocab, params, len(documents)) if target.bm25 == "client"
