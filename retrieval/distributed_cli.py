@@ -70,17 +70,10 @@ class Spread:
         return make_encoder(config, cache, route=self.route)
 
     def spec(self, spec):
-        """An IndexSpec whose encoder (bench, tune: spec.make_encoder) is routed as asked."""
+        """An IndexSpec whose encoder (update, bench, tune: spec.make_encoder) is routed as asked."""
         from dataclasses import replace
 
         return replace(spec, route=self.route) if self.devices or self.ray else spec
-
-    def retriever(self, retriever):
-        """A loaded index's dense encoder routed as asked (for `update`); returns the retriever."""
-        leg = retriever.leg.get("dense")
-        if leg is not None and leg.encoder is not None:
-            self.route(leg.encoder)
-        return retriever
 
     def finish(self) -> None:
         """After the index is saved: the device processes stopped, the shards no longer needed removed."""
