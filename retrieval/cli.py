@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__, distributed_cli, live_cli
 from .cli_help import command
@@ -28,6 +29,9 @@ from .milvus import BM25_MODES, TOKEN_ENV, MilvusTarget, collection_base, connec
 from .milvus.backend import MilvusBackend
 from .perf.cli import perf_parser
 from .terminal import printable, shorten
+
+if TYPE_CHECKING:
+    from .spec import IndexSpec
 
 HISTORY_LINES = 1000  # queries the interactive prompt's history file keeps
 
@@ -385,8 +389,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         rerank = index_settings(*rerank)
     if "dense" in legs or options["backend"] is not None:  # Milvus publishes from the documents in memory
         fused = prior is not None and len(legs) > 1
-        manifest = _build_in_memory(args, options, {"rerank": rerank, "languages": languages,
-                                                    "default_fusion": prior.to_dict() if fused else None})
+        manifest = _build_in_memory(args, spec, options, {"rerank": rerank, "languages": languages,
+                                                          "default_fusion": prior.to_dict() if fused else None})
     else:
         print(f"reading {args.corpus} as the BM25 leg indexes it", file=sys.stderr)
         manifest = HybridRetriever.build_into(args.out, iter_corpus(args.corpus), rerank=rerank, languages=languages,
@@ -404,18 +408,22 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_in_memory(args: argparse.Namespace, options: dict, info: dict) -> dict:
-    """The corpus read whole, the legs built from it, the index saved with the manifest entries in `info` (rerank,
-    languages, default_fusion; None ones left out); returns its manifest."""
+def _build_in_memory(args: argparse.Namespace, spec: IndexSpec, options: dict, info: dict) -> dict:
+    """The corpus read whole, the legs built from it (`options`: spec.build_kwargs; the encoder made by
+    spec.make_encoder, routed as --devices / --ray ask), the index saved with the manifest entries in `info`
+    (rerank, languages, default_fusion; None ones left out); returns its manifest."""
     from .corpus import read_corpus
     from .retriever import HybridRetriever
 
     spread = distributed_cli.Spread(args, args.out)  # a device that cannot be honoured stops the build first
-    if "dense" in options["legs"]:
-        options = {**options, "encoder": spread.encoder(options["encoder"], options["cache"])}
     docs = read_corpus(args.corpus)
     print(f"read {len(docs)} documents from {args.corpus}", file=sys.stderr)
-    retriever = HybridRetriever.build(docs, **options)
+    t = time.perf_counter()
+    encoder = spread.spec(spec).make_encoder()  # the one door, as update, bench and tune (None: no dense leg)
+    loaded = time.perf_counter() - t
+    retriever = HybridRetriever.build(docs, **{**options, "encoder": encoder})
+    if encoder is not None:
+        retriever.info["build"]["model_load_seconds"] = loaded  # the leg was given the encoder loaded
     retriever.info.update({k: v for k, v in info.items() if v})
     manifest = retriever.save(args.out)
     spread.finish()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 
+import pytest
+
 from retrieval.cli import main
 from retrieval.corpus import Document
 from retrieval.dense.chunking import ChunkSettings
@@ -43,23 +45,43 @@ def test_the_spec_of_a_bm25_only_index_names_its_one_leg_and_no_model(tiny_docs,
     assert spec.bm25 == Bm25Params(k1=0.9, b=0.4) and spec.language == "en"
 
 
-def test_update_with_two_devices_makes_its_encoder_through_the_routed_spec(tiny_docs, tmp_path, monkeypatch, capsys):
-    corpus = tmp_path / "c.jsonl"
-    write = lambda docs: corpus.write_text(  # noqa: E731
-        "".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}) + "\n" for d in docs), encoding="utf-8")
-    write(tiny_docs[:4])
-    assert main(["build", str(corpus), "--out", str(tmp_path / "ix"), "--legs", "dense", "--device", "cpu"]) == 0
-    write([*tiny_docs[:4], Document("S9", "", "Whoever voluntarily causes hurt shall be punished.")])
-    made, routed = [], []
+@pytest.fixture
+def made(monkeypatch) -> tuple[list, list]:
+    """Each spec.make_encoder call's (routed?, model, encoder), and the encoders routed (no device processes)."""
+    calls, routed = [], []
     make = IndexSpec.make_encoder
 
     def recorded(spec, memo=False):
-        made.append((spec.route is not None, spec.encoder.model, make(spec, memo)))
-        return made[-1][2]
+        calls.append((spec.route is not None, spec.encoder.model, make(spec, memo)))
+        return calls[-1][2]
 
     monkeypatch.setattr(IndexSpec, "make_encoder", recorded)
-    monkeypatch.setattr(Spread, "route", lambda self, encoder: routed.append(encoder))  # no device processes
+    monkeypatch.setattr(Spread, "route", lambda self, encoder: routed.append(encoder))
+    return calls, routed
+
+
+def _write(corpus, docs) -> None:
+    corpus.write_text("".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}) + "\n" for d in docs),
+                      encoding="utf-8")
+
+
+def test_build_with_two_devices_makes_its_encoder_through_the_routed_spec(tiny_docs, tmp_path, made):
+    _write(tmp_path / "c.jsonl", tiny_docs)
+    assert main(["build", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "ix"), "--devices", "cpu,cpu"]) == 0
+    calls, routed = made
+    assert [(r, model) for r, model, _ in calls] == [(True, None)] and routed == [calls[0][2]]
+    manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["build"]["model_load_seconds"] > 0.01  # the model's load, though the leg was given it loaded
+
+
+def test_update_with_two_devices_makes_its_encoder_through_the_routed_spec(tiny_docs, tmp_path, made, capsys):
+    corpus = tmp_path / "c.jsonl"
+    _write(corpus, tiny_docs[:4])
+    assert main(["build", str(corpus), "--out", str(tmp_path / "ix"), "--legs", "dense", "--device", "cpu"]) == 0
+    _write(corpus, [*tiny_docs[:4], Document("S9", "", "Whoever voluntarily causes hurt shall be punished.")])
+    calls, routed = made
+    calls.clear()
     capsys.readouterr()
     assert main(["update", str(tmp_path / "ix"), str(corpus), "--devices", "cpu,cpu"]) == 0
     assert "encoded 1 texts" in capsys.readouterr().err
-    assert [(r, model) for r, model, _ in made] == [(True, DEFAULT_MODEL)] and routed == [made[0][2]]
+    assert [(r, model) for r, model, _ in calls] == [(True, DEFAULT_MODEL)] and routed == [calls[0][2]]
