@@ -526,7 +526,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     """Cross-validated choice of fusion and chunking settings; writes tune.json, tune.md, fusion.json."""
     from .evaluation.report import tune_markdown
     from .evaluation.tune import prompt_presets, run_tune
-    from .settings import Settings, write_settings
+    from .settings import write_settings
 
     if args.folds < 2:
         raise ValueError(f"--folds must be >= 2, got {args.folds}")
@@ -536,14 +536,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise ValueError(f"--folds {args.folds} is more than the {len(data.queries)} queries")
     cfg = _tune_config(args, data, chunking=not args.no_chunking, depth=args.depth,
                        prompts=prompt_presets(args.prompts.split(",")) if args.prompts else None)
-    report, settings = run_tune(dataclasses.replace(cfg, spec=spread.spec(cfg.spec)))
+    report, chosen, provenance = run_tune(dataclasses.replace(cfg, spec=spread.spec(cfg.spec)))
     spread.finish()
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "tune.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    chosen = Settings.from_dict(settings)  # the settings file has one writer; the rest is provenance
-    write_settings(out / "fusion.json", chosen, **{k: v for k, v in settings.items() if k not in chosen.to_dict()})
+    write_settings(out / "fusion.json", chosen, **provenance)
     (out / "tune.md").write_text(tune_markdown(report), encoding="utf-8")
     oof = report["out_of_fold"]["ndcg_at_10"]
     print(f"{report['task']}: out-of-fold nDCG@10 {oof:.4f} ({args.folds}-fold CV over {report['queries']} queries)")
