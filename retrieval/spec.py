@@ -1,12 +1,13 @@
-"""IndexSpec: the one description of how an index is built, shared by build, bench, tune, the MTEB adapter and finetune.
+"""IndexSpec: how an index is built, one description shared by build, update, bench, tune, the MTEB adapter, finetune.
 
 A spec names the model (EncoderConfig), the legs and their options, the fusion, the dense leg's chunking, the BM25
 analysis and parameters, the backend and the embedding cache. It is read from the command line (`from_args`), from
 a settings file as `tune` writes it (`with_settings(read_settings(path))`), from an index's manifest (`of_index`:
-what `update` re-encodes with) or made in Python, and it gives the
-retriever its build arguments (`build_kwargs`: the legs' BuildOptions fields) and the encoder (`make_encoder`), so
-every command builds the same index from the same spec. To add a build option: a field here, its flag in
-`from_args` (and the parser in cli.py), and where it goes in `build_kwargs`.
+what `update` encodes with) or made in Python, and it gives the retriever its build arguments (`build_kwargs`: the
+legs' BuildOptions fields) and the encoder (`make_encoder`, routed by distributed_cli.Spread.spec), so every command
+builds the same index from the same spec. To add a build option: a field here, its flag in `from_args` (and the
+parser in cli.py), where it goes in `build_kwargs` (a BuildOptions field in legs/base.py, read by the leg that uses
+it) and, when the leg records it in the manifest, where `of_index` reads it back.
 """
 
 from __future__ import annotations

@@ -85,3 +85,11 @@ def test_update_with_two_devices_makes_its_encoder_through_the_routed_spec(tiny_
     assert main(["update", str(tmp_path / "ix"), str(corpus), "--devices", "cpu,cpu"]) == 0
     assert "encoded 1 texts" in capsys.readouterr().err
     assert [(r, model) for r, model, _ in calls] == [(True, DEFAULT_MODEL)] and routed == [calls[0][2]]
+
+
+def test_an_encoder_handed_to_a_loaded_index_is_checked_against_the_build(tiny_index, qwen3_encoder):
+    from retrieval.index.format import IndexFileError
+
+    leg = HybridRetriever.load(tiny_index, encoder=lambda: qwen3_encoder).leg["dense"]
+    with pytest.raises(IndexFileError, match="model mismatch"):
+        leg.encoder  # noqa: B018 - made (and checked) on first use
