@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__, distributed_cli, live_cli
 from .cli_help import command
@@ -28,6 +29,9 @@ from .milvus import BM25_MODES, TOKEN_ENV, MilvusTarget, collection_base, connec
 from .milvus.backend import MilvusBackend
 from .perf.cli import perf_parser
 from .terminal import printable, shorten
+
+if TYPE_CHECKING:
+    from .spec import IndexSpec
 
 HISTORY_LINES = 1000  # queries the interactive prompt's history file keeps
 
@@ -387,8 +391,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         rerank = index_settings(*rerank)
     if "dense" in legs or options["backend"] is not None:  # Milvus publishes from the documents in memory
         fused = prior is not None and len(legs) > 1
-        manifest = _build_in_memory(args, options, {"rerank": rerank, "languages": languages,
-                                                    "default_fusion": prior.to_dict() if fused else None})
+        manifest = _build_in_memory(args, spec, options, {"rerank": rerank, "languages": languages,
+                                                          "default_fusion": prior.to_dict() if fused else None})
     else:
         print(f"reading {args.corpus} as the BM25 leg indexes it", file=sys.stderr)
         manifest = HybridRetriever.build_into(args.out, iter_corpus(args.corpus), rerank=rerank, languages=languages,
@@ -406,18 +410,22 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_in_memory(args: argparse.Namespace, options: dict, info: dict) -> dict:
-    """The corpus read whole, the legs built from it, the index saved with the manifest entries in `info` (rerank,
-    languages, default_fusion; None ones left out); returns its manifest."""
+def _build_in_memory(args: argparse.Namespace, spec: IndexSpec, options: dict, info: dict) -> dict:
+    """The corpus read whole, the legs built from it (`options`: spec.build_kwargs; the encoder made by
+    spec.make_encoder, routed as --devices / --ray ask), the index saved with the manifest entries in `info`
+    (rerank, languages, default_fusion; None ones left out); returns its manifest."""
     from .corpus import read_corpus
     from .retriever import HybridRetriever
 
     spread = distributed_cli.Spread(args, args.out)  # a device that cannot be honoured stops the build first
-    if "dense" in options["legs"]:
-        options = {**options, "encoder": spread.encoder(options["encoder"], options["cache"])}
     docs = read_corpus(args.corpus)
     print(f"read {len(docs)} documents from {args.corpus}", file=sys.stderr)
-    retriever = HybridRetriever.build(docs, **options)
+    t = time.perf_counter()
+    encoder = spread.spec(spec).make_encoder()  # the one door, as update, bench and tune (None: no dense leg)
+    loaded = time.perf_counter() - t
+    retriever = HybridRetriever.build(docs, **{**options, "encoder": encoder})
+    if encoder is not None:
+        retriever.info["build"]["model_load_seconds"] = loaded  # the leg was given the encoder loaded
     retriever.info.update({k: v for k, v in info.items() if v})
     manifest = retriever.save(args.out)
     spread.finish()
@@ -520,7 +528,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     """Cross-validated choice of fusion and chunking settings; writes tune.json, tune.md, fusion.json."""
     from .evaluation.report import tune_markdown
     from .evaluation.tune import prompt_presets, run_tune
-    from .settings import Settings, write_settings
+    from .settings import write_settings
 
     if args.folds < 2:
         raise ValueError(f"--folds must be >= 2, got {args.folds}")
@@ -530,14 +538,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise ValueError(f"--folds {args.folds} is more than the {len(data.queries)} queries")
     cfg = _tune_config(args, data, chunking=not args.no_chunking, depth=args.depth,
                        prompts=prompt_presets(args.prompts.split(",")) if args.prompts else None)
-    report, settings = run_tune(dataclasses.replace(cfg, spec=spread.spec(cfg.spec)))
+    report, chosen, provenance = run_tune(dataclasses.replace(cfg, spec=spread.spec(cfg.spec)))
     spread.finish()
     report["command"] = " ".join(["python -m retrieval", *sys.argv[1:]])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "tune.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    chosen = Settings.from_dict(settings)  # the settings file has one writer; the rest is provenance
-    write_settings(out / "fusion.json", chosen, **{k: v for k, v in settings.items() if k not in chosen.to_dict()})
+    write_settings(out / "fusion.json", chosen, **provenance)
     (out / "tune.md").write_text(tune_markdown(report), encoding="utf-8")
     oof = report["out_of_fold"]["ndcg_at_10"]
     print(f"{report['task']}: out-of-fold nDCG@10 {oof:.4f} ({args.folds}-fold CV over {report['queries']} queries)")

@@ -60,27 +60,12 @@ class Spread:
 
             self.routed = attach(encoder, None if self.ray == LOCAL else self.ray, shard_folder(self.index))
 
-    def encoder(self, config, cache: str | None = None):
-        """`config` (an EncoderConfig; None: no dense leg) as a loaded Encoder routed as asked, the embedding cache
-        `cache` over the routing (only the texts it lacks reach the workers); as given when not routed."""
-        if config is None or not (self.devices or self.ray):
-            return config
-        from .dense.encoders import make_encoder
-
-        return make_encoder(config, cache, route=self.route)
-
     def spec(self, spec):
-        """An IndexSpec whose encoder (bench, tune: spec.make_encoder) is routed as asked."""
+        """An IndexSpec whose encoder (build, update, bench, tune: spec.make_encoder) is routed as asked; its
+        embedding cache over the routing, so only the texts it lacks reach the workers."""
         from dataclasses import replace
 
         return replace(spec, route=self.route) if self.devices or self.ray else spec
-
-    def retriever(self, retriever):
-        """A loaded index's dense encoder routed as asked (for `update`); returns the retriever."""
-        leg = retriever.leg.get("dense")
-        if leg is not None and leg.encoder is not None:
-            self.route(leg.encoder)
-        return retriever
 
     def finish(self) -> None:
         """After the index is saved: the device processes stopped, the shards no longer needed removed."""

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -55,13 +56,15 @@ retrieval delete index/amend IPC-124A""")
 def cmd_update(args: argparse.Namespace) -> int:
     """Read the corpus, plan against the index, and (unless --dry-run) write the updated index's next generation."""
     from .corpus import read_corpus
+    from .spec import IndexSpec
 
     spread = distributed_cli.Spread(args, args.index)  # devices or Ray that cannot be used stop it first
     docs = read_corpus(args.corpus)
+    spec = IndexSpec.of_index(args.index)  # the model the index was built with, as this machine loads it
     if args.dry_run:
         from .terminal import printable
 
-        plan = _dry_run(_load(args.index), docs, args.keep_missing)
+        plan = _dry_run(_load(args.index, spec.make_encoder), docs, args.keep_missing)
         for doc_id in plan.added:
             print(f"+ {printable(doc_id)}")
         for doc_id, fields in plan.changes.items():  # the text or title (encoded again), or metadata only
@@ -70,7 +73,8 @@ def cmd_update(args: argparse.Namespace) -> int:
             print(f"- {printable(doc_id)}")
         _report(plan, args, "plan (dry run, nothing written): ")
         return 0
-    code = _locked(args, lambda r: spread.retriever(r).update_to(docs, keep_missing=args.keep_missing, progress=True))
+    code = _locked(args, lambda r: r.update_to(docs, keep_missing=args.keep_missing, progress=True),
+                   spread.spec(spec).make_encoder)
     spread.finish()
     return code
 
@@ -92,13 +96,14 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return _locked(args, lambda r: r.delete(args.ids))
 
 
-def _locked(args: argparse.Namespace, change) -> int:
-    """Load, change and save the index under its build lock (a second update waits for the first)."""
+def _locked(args: argparse.Namespace, change, encoder: Callable[[], object] | None = None) -> int:
+    """Load (the dense leg's encoder made by `encoder` when given), change and save the index under its build lock
+    (a second update waits for the first)."""
     from .index.format import index_lock
 
     t = time.perf_counter()
     with index_lock(args.index):
-        retriever = _load(args.index)
+        retriever = _load(args.index, encoder)
         plan = change(retriever)
         if plan.added or plan.changed or plan.removed:
             retriever.save(args.index)
@@ -107,10 +112,10 @@ def _locked(args: argparse.Namespace, change) -> int:
     return 0
 
 
-def _load(index: str):
+def _load(index: str, encoder: Callable[[], object] | None = None):
     from .retriever import HybridRetriever
 
-    return HybridRetriever.load(index)
+    return HybridRetriever.load(index, encoder=encoder)
 
 
 def _report(plan, args: argparse.Namespace, prefix: str) -> None:

@@ -101,7 +101,7 @@ class HybridRetriever(Updatable):
     def load(cls, path: str | Path, *, mmap: bool | None = None, verify: bool | None = None,
              fusion_config: FusionConfig | None = None, **options: Any) -> HybridRetriever:
         """Open an index folder after checking its files; `options` are LoadOptions fields (model, device,
-        dense_backend, chunking, bm25, load_encoder). `mmap` None: map a large index's arrays, read a small
+        dense_backend, chunking, bm25, load_encoder, encoder). `mmap` None: map a large index's arrays, read a small
         one's; `verify` None: sha256 of every file when the index is read, sizes only when mapped."""
         return index_folder.load(cls, path, mmap, verify, fusion_config, options)
 

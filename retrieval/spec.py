@@ -1,22 +1,27 @@
-"""IndexSpec: the one description of how an index is built, shared by build, bench, tune, the MTEB adapter and finetune.
+"""IndexSpec: how an index is built, one description shared by build, update, bench, tune, the MTEB adapter, finetune.
 
 A spec names the model (EncoderConfig), the legs and their options, the fusion, the dense leg's chunking, the BM25
 analysis and parameters, the backend and the embedding cache. It is read from the command line (`from_args`), from
-a settings file as `tune` writes it (`with_settings(read_settings(path))`) or made in Python, and it gives the
-retriever its build arguments (`build_kwargs`: the legs' BuildOptions fields) and the encoder (`make_encoder`), so
-every command builds the same index from the same spec. To add a build option: a field here, its flag in
-`from_args` (and the parser in cli.py), and where it goes in `build_kwargs`.
+a settings file as `tune` writes it (`with_settings(read_settings(path))`), from an index's manifest (`of_index`:
+what `update` encodes with) or made in Python, and it gives the retriever its build arguments (`build_kwargs`: the
+legs' BuildOptions fields) and the encoder (`make_encoder`, routed by distributed_cli.Spread.spec), so every command
+builds the same index from the same spec. To add a build option: a field here, its flag in `from_args` (and the
+parser in cli.py), where it goes in `build_kwargs` (a BuildOptions field in legs/base.py, read by the leg that uses
+it) and, when the leg records it in the manifest, where `of_index` reads it back.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 
 from .dense.chunking import ChunkSettings
 from .dense.encoders import Encoder, EncoderConfig, make_encoder
+from .index.format import read_manifest
 from .legs import BuildOptions
+from .legs import dense as dense_leg
 from .lexical.analysis import AnalyzerSettings, resolve_settings
 from .retriever import LEGS
 from .settings import Bm25Params, FusionConfig, Settings
@@ -55,6 +60,29 @@ class IndexSpec:
                    bm25_workers=getattr(args, "workers", None), dense_kind=getattr(args, "dense_index", "auto"),
                    dense_backend=args.dense_backend, backend=getattr(args, "backend", "embedded"), cache=args.cache)
         return spec if settings is None else spec.with_settings(settings)
+
+    @classmethod
+    def of_index(cls, index: str | Path | Mapping) -> IndexSpec:
+        """The spec an index (its folder or manifest) was built with, as the manifest records it: the model as this
+        machine loads it to encode (legs.dense.encoder_config: device, attention and token batching are the
+        machine's own), the legs, fusion, chunking, BM25 analysis (resolved), k1/b and engine, store kind, backend.
+        Not recorded: the embedding cache and the BM25 user words (kept in the index's BM25 folder)."""
+        manifest = index if isinstance(index, Mapping) else read_manifest(index, verify=False)
+        spec = cls(legs=tuple(manifest["legs"]), fusion=FusionConfig.from_dict(manifest.get("fusion", {})),
+                   backend="milvus" if manifest.get("backend") else "embedded")
+        if dense := manifest.get("dense"):
+            chunking = ChunkSettings.from_dict(dense.get("chunking"))
+            titles = dense.get("title_vectors", chunking.title_weight > 0)
+            spec = replace(spec, encoder=dense_leg.encoder_config(dense, None, None), chunking=chunking,
+                           dense_kind=dense["store"]["kind"],
+                           encode_titles=None if titles == (chunking.title_weight > 0) else titles)
+        if bm25 := manifest.get("bm25"):
+            analysis = AnalyzerSettings.from_dict(bm25["analysis"]).to_dict()
+            del analysis["user_dict"]  # the index's own file, not a setting
+            spec = replace(spec, language=analysis.pop("language"), analysis=analysis, bm25_backend=bm25["engine"],
+                           bm25=Bm25Params(k1=bm25["params"].get("k1"), b=bm25["params"].get("b"),
+                                           query_window=bm25.get("query_window", 0)))
+        return spec
 
     def with_settings(self, settings: Settings) -> IndexSpec:
         """This spec with a settings file's fusion, chunking and BM25 parameters, and its query prompt (from

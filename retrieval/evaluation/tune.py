@@ -196,8 +196,9 @@ def score_grid(cfg: TuneConfig) -> Grid:
     return Grid(qids, candidates, matrix, smoothed, encoder, base, analysis, texts, len(docs))
 
 
-def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Score the grid per query, cross-validate, and return (report, settings chosen on all queries)."""
+def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], Settings, dict[str, Any]]:
+    """Score the grid per query, cross-validate, and return (report, the settings chosen on all queries, their
+    provenance: what they were tuned on, their out-of-fold nDCG@10 and the model), as write_settings takes them."""
     t0 = time.perf_counter()
     data = cfg.data
     grid = score_grid(cfg)
@@ -237,9 +238,9 @@ def run_tune(cfg: TuneConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         report["prompts"] = _prompt_summary(candidates, matrix, oof)
     report["truncated"] = _truncation(encoder, base, texts)
     report["seconds"] = time.perf_counter() - t0
-    settings = {**candidates[best_all].to_dict(), "tuned_on": f"{data.name}, all {len(qids)} queries",
-                "out_of_fold_ndcg_at_10": report["out_of_fold"]["ndcg_at_10"], "model": report["model"]}
-    return report, settings
+    provenance = {"tuned_on": f"{data.name}, all {len(qids)} queries",
+                  "out_of_fold_ndcg_at_10": report["out_of_fold"]["ndcg_at_10"], "model": report["model"]}
+    return report, candidates[best_all].settings(), provenance
 
 
 def _out_of_fold(oof: dict, plain: dict, qids: list[str], candidates: list[Candidate]) -> dict[str, Any]:

@@ -122,6 +122,7 @@ class LoadOptions:
     device: str | None = None
     dense_backend: str = "auto"
     load_encoder: bool = True
+    encoder: Callable[[], Any] | None = None  # makes the dense leg's encoder (update: its IndexSpec's make_encoder)
     chunking: Any = None  # query-side chunk settings overriding the index's (ChunkSettings)
     bm25: Any = None  # query-side BM25 settings overriding the index's (Bm25Params: query window)
     backend: Any = None  # the index.backends.Backend whose engines a saved leg's config may point at

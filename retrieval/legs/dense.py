@@ -117,7 +117,8 @@ class DenseLeg(LegBase):
                              f"with {doc_side(built)}; rebuild with these settings")
         make = None
         if options.load_encoder and (options.model or config.get("model")):  # no model: built from given vectors
-            make = partial(_load_encoder, config, options.model, options.device)  # nothing imported before use
+            made = options.encoder or partial(_load_encoder, config, options.model, options.device)
+            make = partial(checked_encoder, made, config, options.model)  # nothing imported before use
         # an index saved without the key encoded titles when it has title rows or was built with a title weight
         title_vectors = config.get("title_vectors", titles is not None or built.title_weight > 0)
         return cls(store, order, n_docs=int(config["documents"]), chunking=chunking, passage_docs=passages,
@@ -379,19 +380,20 @@ def encoder_config(meta: dict, model: str | None, device: str | None) -> Encoder
 
 
 def _load_encoder(meta: dict, model: str | None, device: str | None) -> Encoder:
-    """The index's encoder for this machine (see encoder_config), checked against the build's (checked_encoder)."""
-    return checked_encoder(encoder_config(meta, model, device), meta)
+    """The index's encoder for this machine (see encoder_config)."""
+    return Encoder(encoder_config(meta, model, device))
 
 
-def checked_encoder(config: EncoderConfig, meta: dict) -> Encoder:
-    """The index's encoder, loaded; refused when its weights or vector settings differ from the build's."""
+def checked_encoder(make: Callable[[], Encoder], meta: dict, model: str | None = None) -> Encoder:
+    """The index's encoder, made by `make` (`model`: a query-time --model); refused when its weights or vector
+    settings differ from the build's."""
     try:
-        enc = Encoder(config)
+        enc = make()
     except (OSError, ValueError) as e:
-        if isinstance(e, ValueError) and config.model != meta.get("model"):  # a --model of the user's: bad input
+        if isinstance(e, ValueError) and model not in (None, meta.get("model")):  # a --model of the user's: bad input
             raise
-        raise IndexFileError(f"cannot load the index's model {config.model} ({type(e).__name__}: {str(e)[:200]}); "
-                             "pass --model with a local folder of that model") from None
+        raise IndexFileError(f"cannot load the index's model {model or meta.get('model')} ({type(e).__name__}: "
+                             f"{str(e)[:200]}); pass --model with a local folder of that model") from None
     built = meta.get("weights_sha256")
     now = weights_sha256(resolve_model(enc.model_path))
     if built and now and built != now:
