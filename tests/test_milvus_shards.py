@@ -41,7 +41,7 @@ def _docs(n: int = 30) -> list[Document]:
 def _unrouted(encoder: Encoder) -> Encoder:
     """The same loaded model without a routing left by an earlier test."""
     encoder.__dict__.pop("encode_documents", None)
-    encoder.__dict__.pop("shards", None)
+    encoder.shards = None
     return encoder
 
 

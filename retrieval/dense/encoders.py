@@ -19,12 +19,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..index.cache import read_json, write_json
 from . import gpu
 from .tokens import Tokens, batch_tokens, pad, plan_batches, special_tail, tokenize
+
+if TYPE_CHECKING:
+    from .shards import Shards
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +243,7 @@ class Encoder:
                                                  model_prompt=self.model.prompts.get("query", "") or "")
         self.document_prompt = self.model.prompts.get("document", "") or ""
         self.cache: dict[tuple[str, str], np.ndarray] | None = None  # set to {} to encode each text once
+        self.shards: Shards | None = None  # where --ray kept the document vectors (ray_encode.attach; milvus/rows.py)
         self._tail = special_tail(self.model.tokenizer)
         self._last_tokens: tuple[tuple, Tokens] | None = None  # the last tokenization, reused by count_truncated
         self._own_inputs: bool | None = None  # our padded ids equal ST's own (checked on the first batch)

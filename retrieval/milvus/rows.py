@@ -33,7 +33,8 @@ class VectorBlocks:
     @classmethod
     def of(cls, dense, documents: Sequence) -> VectorBlocks:
         """The blocks of a built dense leg: from the shards its encoder wrote under --ray (dense/ray_encode.py)."""
-        shards = getattr(dense.loaded_encoder, "shards", None)
+        encoder = dense.loaded_encoder
+        shards = None if encoder is None else encoder.shards
         if shards is None:
             return cls(dense.engine)
         return cls(dense.engine, shards, [shards.cache.key(t) for t in dense.row_texts(documents)])
